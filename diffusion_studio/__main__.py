@@ -1,0 +1,3 @@
+from diffusion_studio.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,343 @@
+"""`diffusion-studio`: the window with no command; headless jobs as subcommands.
+
+    diffusion-studio                      open the studio
+    diffusion-studio sample  [options]    generate images
+    diffusion-studio inpaint [options]    regenerate the masked part of an image (RePaint)
+    diffusion-studio info    [--model]    describe a model
+
+Bad input gives one line on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, NoReturn
+
+import numpy as np
+
+from diffusion_studio import __version__
+from diffusion_studio.core.errors import InputError, OutputExistsError
+
+if TYPE_CHECKING:
+    from torch import Tensor
+
+    from diffusion_studio.core.generate import SampleRequest
+    from diffusion_studio.core.model import DiffusionModel
+
+PROG = "diffusion-studio"
+EXIT_BAD_INPUT = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:  # one line, not usage + message
+        self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog=PROG, description="A studio for pixel-space diffusion models.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command", parser_class=_Parser, metavar="COMMAND")
+    commands.add_parser("gui", help="open the studio window (the default)")
+    sample = commands.add_parser("sample", help="generate images")
+    inpaint = commands.add_parser(
+        "inpaint", help="regenerate the masked part of an image (RePaint)"
+    )
+    info = commands.add_parser("info", help="describe a model")
+    for sub in (sample, inpaint, info):
+        sub.add_argument(
+            "--model",
+            metavar="FOLDER",
+            help="a diffusers UNet2DModel folder (default: the embedded model)",
+        )
+        sub.add_argument("--device", default="auto", help="auto (CUDA, MPS, CPU), cpu, cuda, mps")
+    for sub in (sample, inpaint):
+        _add_sampler_options(sub)
+    inpaint.add_argument("--image", required=True, metavar="PATH", help="the source image")
+    masks = inpaint.add_mutually_exclusive_group(required=True)
+    masks.add_argument("--mask", metavar="PATH", help="a mask image: white = generate")
+    masks.add_argument(
+        "--mask-preset",
+        metavar="NAME",
+        help="wide, thin, outer, half[-left|-right|-top|-bottom], "
+        "every-second-pixel, alternating-lines",
+    )
+    inpaint.add_argument(
+        "--invert-mask",
+        action="store_true",
+        help="the mask is white = keep (RePaint's files): invert it",
+    )
+    inpaint.add_argument("--mask-seed", type=int, help="seed of a random preset (default: --seed)")
+    inpaint.add_argument(
+        "--jump-length",
+        type=int,
+        default=10,
+        help="RePaint: steps to jump back when resampling (default 10)",
+    )
+    inpaint.add_argument(
+        "--jump-n-sample",
+        type=int,
+        default=10,
+        help="RePaint: times each jump is resampled; 1 = no resampling (default 10)",
+    )
+    return parser
+
+
+def _add_sampler_options(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument("--sampler", choices=("ddpm", "ddim"), default="ddim")
+    sub.add_argument("--steps", type=int, default=50, help="inference steps (default 50)")
+    sub.add_argument(
+        "--eta",
+        type=float,
+        default=0.0,
+        help="DDIM noise: 0 deterministic, 1 like DDPM (default 0)",
+    )
+    sub.add_argument(
+        "--spacing",
+        choices=("leading", "trailing", "linspace", "quadratic"),
+        help="which timesteps the steps visit (default: the model's)",
+    )
+    sub.add_argument(
+        "--variance",
+        choices=("fixed_small", "fixed_large"),
+        help="DDPM noise variance (default: the model's)",
+    )
+    sub.add_argument("--seed", type=int, default=0, help="image i of a batch uses seed + i")
+    sub.add_argument("-n", "--batch", type=int, default=1, help="images to make (default 1)")
+    sub.add_argument(
+        "--class",
+        dest="class_",
+        metavar="NAME|INDEX",
+        help="the class to generate (class-conditional models)",
+    )
+    sub.add_argument(
+        "--guidance",
+        type=float,
+        default=1.0,
+        help="classifier-free guidance scale; 1 = off (default 1)",
+    )
+    sub.add_argument("--bf16", action="store_true", help="bfloat16 autocast for the network")
+    sub.add_argument("--out", metavar="PATH", help="PNG file; several images add -0, -1, ...")
+    sub.add_argument("--grid", metavar="PATH", help="also write all images as one grid PNG")
+    sub.add_argument(
+        "--save-trajectory", metavar="PATH", help="the denoising steps as an animated .gif or .webp"
+    )
+    sub.add_argument("--force", action="store_true", help="overwrite existing files")
+    sub.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _build_parser().parse_args(argv)
+    if args.command in (None, "gui"):
+        from diffusion_studio.ui.app import run
+
+        return run()
+    try:
+        if args.command == "info":
+            return _info(args)
+        return _generate(args)
+    except OutputExistsError as exc:
+        return _fail(f"{exc.path} already exists (use --force to overwrite)")
+    except InputError as exc:
+        return _fail(str(exc))
+    except OSError as exc:
+        return _fail(f"{exc.strerror or exc}: {exc.filename}" if exc.filename else str(exc))
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
+
+
+def _fail(message: str) -> int:
+    print(f"{PROG}: error: {message}", file=sys.stderr)
+    return EXIT_BAD_INPUT
+
+
+def _info(args: argparse.Namespace) -> int:
+    from diffusion_studio.core.model import load_model
+
+    model = load_model(args.model, device=args.device)
+    rows = [*model.info.summary(), ("Device", str(model.device))]
+    width = max(len(label) for label, _ in rows)
+    for label, value in rows:
+        print(f"{label:<{width}}  {value}")
+    return 0
+
+
+def _generate(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from diffusion_studio.core.generate import SampleRequest, generate, network_calls
+    from diffusion_studio.core.images import to_uint8
+    from diffusion_studio.core.model import load_model
+
+    inpaint = args.command == "inpaint"
+    model = load_model(args.model, device=args.device, bf16=args.bf16)
+    request = SampleRequest(
+        sampler=args.sampler,
+        num_inference_steps=args.steps,
+        eta=args.eta,
+        timestep_spacing=args.spacing,
+        variance_type=args.variance,
+        seed=args.seed,
+        batch_size=args.batch,
+        class_label=model.class_index(args.class_) if args.class_ is not None else None,
+        guidance_scale=args.guidance,
+        jump_length=args.jump_length if inpaint else 10,
+        jump_n_sample=args.jump_n_sample if inpaint else 10,
+    )
+    outputs = _Outputs.plan(args, request.batch_size)
+    source = inpaint_mask = None
+    if inpaint:
+        source, inpaint_mask = _inpaint_inputs(args, model)
+    steps = generate(model, request, source, inpaint_mask)
+    frames = []
+    with tqdm(
+        total=network_calls(request, inpaint), unit="step", desc=args.command, disable=args.quiet
+    ) as progress:
+        for step in steps:
+            if outputs.trajectory:
+                frames.append(_trajectory_frame(step.x_t, step.x0_pred))
+            progress.update()
+    images = to_uint8(step.x_t)
+    for path in outputs.write(model, request, images, frames, inpaint=inpaint):
+        print(path)
+    return 0
+
+
+def _inpaint_inputs(args: argparse.Namespace, model: DiffusionModel) -> tuple[Tensor, Tensor]:
+    """The source image and the inpaint mask, both fitted to the model's size."""
+    from diffusion_studio.core.images import fit_to_size, load_image, to_tensor
+    from diffusion_studio.core.masks import (
+        fit_mask,
+        load_mask,
+        mask_to_tensor,
+        parse_preset,
+        preset_mask,
+    )
+
+    size = model.info.resolution
+    image = load_image(args.image, channels=model.info.in_channels)
+    original_size = (image.height, image.width)
+    fitted, note = fit_to_size(image, size)
+    if note:
+        print(f"{PROG}: {note}", file=sys.stderr)
+    if args.mask:
+        mask = load_mask(args.mask, invert=args.invert_mask)
+        if mask.shape not in (original_size, size):
+            raise InputError(
+                f"the mask {args.mask} is {mask.shape[1]}x{mask.shape[0]}, but the image is "
+                f"{original_size[1]}x{original_size[0]}: they must be the same size"
+            )
+        mask = fit_mask(mask, size)
+    else:
+        preset, side = parse_preset(args.mask_preset)
+        seed = args.mask_seed if args.mask_seed is not None else args.seed
+        mask = preset_mask(preset, size, seed=seed, side=side)
+        if args.invert_mask:
+            mask = ~mask
+    return to_tensor(fitted), mask_to_tensor(mask)
+
+
+def _trajectory_frame(x_t: Tensor, x0_pred: Tensor) -> np.ndarray:
+    """One animation frame: the batch's x_t above its predicted x_0."""
+    from diffusion_studio.core.export import make_grid
+    from diffusion_studio.core.images import to_uint8
+
+    return np.concatenate([make_grid(to_uint8(x_t)), make_grid(to_uint8(x0_pred))], axis=0)
+
+
+@dataclass(frozen=True)
+class _Outputs:
+    """The files a job writes, decided (and checked for overwriting) before it runs."""
+
+    images: tuple[Path, ...]
+    grid: Path | None
+    trajectory: Path | None
+    overwrite: bool
+
+    @classmethod
+    def plan(cls, args: argparse.Namespace, batch_size: int) -> _Outputs:
+        out = Path(args.out) if args.out else None
+        if out is None and not args.grid:
+            out = Path(f"{args.command}-{args.seed}.png")
+        images: tuple[Path, ...] = ()
+        if out is not None:
+            if out.suffix.lower() != ".png":
+                raise InputError(f"--out {out} should end in .png")
+            if batch_size == 1:
+                images = (out,)
+            else:
+                images = tuple(
+                    out.with_name(f"{out.stem}-{i}{out.suffix}") for i in range(batch_size)
+                )
+        grid = Path(args.grid) if args.grid else None
+        if grid is not None and grid.suffix.lower() != ".png":
+            raise InputError(f"--grid {grid} should end in .png")
+        trajectory = Path(args.save_trajectory) if args.save_trajectory else None
+        if trajectory is not None and trajectory.suffix.lower() not in (".gif", ".webp"):
+            raise InputError(f"--save-trajectory {trajectory} should end in .gif or .webp")
+        plan = cls(images, grid, trajectory, args.force)
+        for path in plan.paths():
+            if path.exists() and not args.force:
+                raise OutputExistsError(path)
+        return plan
+
+    def paths(self) -> list[Path]:
+        return [*self.images, *(p for p in (self.grid, self.trajectory) if p is not None)]
+
+    def write(
+        self,
+        model: DiffusionModel,
+        request: SampleRequest,
+        images: np.ndarray,
+        frames: list[np.ndarray],
+        *,
+        inpaint: bool,
+    ) -> list[Path]:
+        from diffusion_studio.core.export import make_grid, save_animation, save_png
+        from diffusion_studio.core.generate import parameters_text
+
+        written = []
+        for i, path in enumerate(self.images):
+            alone = replace(request, seed=request.seed + i, batch_size=1)
+            metadata = {
+                "request": alone.to_dict(),
+                "model": model.info.name,
+                "inpaint": inpaint,
+                "version": __version__,
+            }
+            written.append(
+                save_png(
+                    path,
+                    images[i],
+                    metadata=metadata,
+                    parameters=parameters_text(alone, model, inpaint),
+                    overwrite=self.overwrite,
+                )
+            )
+        if self.grid is not None:
+            metadata = {
+                "request": request.to_dict(),
+                "model": model.info.name,
+                "inpaint": inpaint,
+                "version": __version__,
+            }
+            written.append(
+                save_png(
+                    self.grid,
+                    make_grid(images),
+                    metadata=metadata,
+                    parameters=parameters_text(request, model, inpaint),
+                    overwrite=self.overwrite,
+                )
+            )
+        if self.trajectory is not None:
+            written.append(save_animation(self.trajectory, frames, overwrite=self.overwrite))
+        return written
+
+
+if __name__ == "__main__":
+    sys.exit(main())

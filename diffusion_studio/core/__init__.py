@@ -1,0 +1,1 @@
+"""The headless engine: torch, numpy, pillow and diffusers. Never imports Qt."""

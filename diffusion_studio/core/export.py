@@ -1,0 +1,253 @@
+"""Writing results: atomic file writes, PNG with the request as metadata, grids, trajectories."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import secrets
+import struct
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import numpy as np
+from PIL import Image
+from PIL.PngImagePlugin import PngInfo
+
+from diffusion_studio.core.errors import InputError, OutputExistsError
+from diffusion_studio.core.images import MAX_IMAGE_PIXELS, to_pil
+
+
+def atomic_write(
+    path: str | os.PathLike[str], write: Callable[[BinaryIO], None], *, overwrite: bool = False
+) -> Path:
+    """Write a file through `write(f)` into a temporary file beside it, then os.replace it in.
+
+    A crash or an error leaves either the old file or none, never half a file. Raises
+    OutputExistsError if the file exists and `overwrite` is False.
+    """
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise OutputExistsError(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    # os.open with 0o666 lets the umask decide the mode, as for any new file (mkstemp gives 0600)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+# --- PNG with the request as metadata -------------------------------------------------------
+
+METADATA_KEY = "diffusion-studio"
+"""PNG text chunk holding the request as JSON, read back by read_png_metadata."""
+
+PARAMETERS_KEY = "parameters"
+"""PNG text chunk with A1111-style settings text, which other tools show."""
+
+
+def save_png(
+    path: str | os.PathLike[str],
+    image: np.ndarray,
+    *,
+    metadata: Mapping[str, Any] | None = None,
+    parameters: str | None = None,
+    upscale: int = 1,
+    overwrite: bool = False,
+) -> Path:
+    """Save a uint8 (H, W, 3), (H, W, 1) or (H, W) image as PNG, atomically.
+
+    `metadata` is stored as sorted JSON under METADATA_KEY and `parameters` as plain text
+    under PARAMETERS_KEY; each goes in a tEXt chunk when ASCII, else in an iTXt (UTF-8) one.
+    `upscale` is a whole factor >= 1 applied with nearest neighbour, so pixels stay sharp.
+    """
+    path = Path(path)
+    if path.suffix.lower() != ".png":
+        raise InputError(f"{path}: a PNG export needs a name ending in .png")
+    if isinstance(upscale, bool) or not isinstance(upscale, int | np.integer) or upscale < 1:
+        raise InputError(f"upscale must be a whole number 1 or more, got {upscale!r}")
+    if upscale > 1:
+        image = np.repeat(np.repeat(image, upscale, axis=0), upscale, axis=1)
+    picture = to_pil(image)
+    info = PngInfo()
+    if metadata is not None:
+        text = json.dumps(dict(metadata), sort_keys=True, ensure_ascii=False)
+        _add_text(info, METADATA_KEY, text)
+    if parameters is not None:
+        _add_text(info, PARAMETERS_KEY, parameters)
+    return atomic_write(
+        path, lambda f: picture.save(f, format="PNG", pnginfo=info), overwrite=overwrite
+    )
+
+
+def _add_text(info: PngInfo, key: str, text: str) -> None:
+    # tEXt is Latin-1 by the PNG spec and many readers assume ASCII; iTXt is UTF-8.
+    if text.isascii():
+        info.add_text(key, text)
+    else:
+        info.add_itxt(key, text)
+
+
+def read_png_metadata(path: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """Read back the JSON that save_png stored under METADATA_KEY; None if the PNG has none."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path} does not exist or is not a file; check the path")
+    try:
+        with Image.open(path, formats=["PNG"]) as im:
+            text = im.info.get(METADATA_KEY)  # chunks before the pixel data, read without decoding
+            if text is None and im.width * im.height <= MAX_IMAGE_PIXELS:
+                text = im.text.get(METADATA_KEY)  # decodes, to reach chunks after the pixels
+    except Image.UnidentifiedImageError as e:
+        raise InputError(
+            f"{path} is not a PNG file, so it holds no Diffusion Studio settings"
+        ) from e
+    except Image.DecompressionBombError as e:
+        raise InputError(f"{path} declares an image too large to read safely") from e
+    except (OSError, SyntaxError, EOFError, ValueError, struct.error) as e:
+        raise InputError(f"{path} could not be read (is it truncated or corrupt?): {e}") from e
+    if text is None:
+        return None
+    try:
+        metadata = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise InputError(
+            f"the Diffusion Studio settings in {path} are unreadable (not valid JSON: {e})"
+        ) from e
+    if not isinstance(metadata, dict):
+        raise InputError(
+            f"the Diffusion Studio settings in {path} are unreadable "
+            f"(a JSON {type(metadata).__name__}, not an object)"
+        )
+    return metadata
+
+
+# --- Grids and animations ---------------------------------------------------------------------
+
+
+def make_grid(
+    images: np.ndarray | Sequence[np.ndarray],
+    *,
+    columns: int | None = None,
+    padding: int = 2,
+    background: int = 255,
+) -> np.ndarray:
+    """Tile N uint8 images (N, H, W, C) row by row into one (rows*H + pads, cols*W + pads, C).
+
+    `padding` pixels of `background` go between cells only, not around the edge, so one
+    image gives itself (a copy). `columns` defaults to ceil(sqrt(N)) and is capped at N;
+    unused cells of the last row are background.
+    """
+    batch = np.asarray(images) if isinstance(images, np.ndarray) else _stack(images)
+    if batch.ndim != 4 or batch.shape[0] == 0 or batch.dtype != np.uint8:
+        raise ValueError(f"expected uint8 images (N, H, W, C) with N >= 1, got {batch.shape}")
+    if columns is not None and columns < 1:
+        raise InputError(f"a grid needs at least 1 column, got {columns}")
+    if padding < 0:
+        raise InputError(f"grid padding cannot be negative, got {padding}")
+    if not 0 <= background <= 255:
+        raise InputError(f"grid background must be a grey level 0..255, got {background}")
+    count, height, width, depth = batch.shape
+    cols = min(columns or math.ceil(math.sqrt(count)), count)
+    rows = math.ceil(count / cols)
+    grid = np.full(
+        (rows * height + (rows - 1) * padding, cols * width + (cols - 1) * padding, depth),
+        background,
+        dtype=np.uint8,
+    )
+    for index, cell in enumerate(batch):
+        row, col = divmod(index, cols)
+        top, left = row * (height + padding), col * (width + padding)
+        grid[top : top + height, left : left + width] = cell
+    return grid
+
+
+def _stack(images: Sequence[np.ndarray]) -> np.ndarray:
+    shapes = {np.shape(image) for image in images}
+    if len(shapes) > 1:
+        raise ValueError(f"grid images must all have one size, got {sorted(shapes)}")
+    return np.stack(images) if images else np.empty((0, 0, 0, 0), np.uint8)
+
+
+LAST_FRAME_MS = 1000
+"""How long an animation holds its last frame, so a viewer sees the result."""
+
+GIF_MIN_FRAME_MS = 20
+"""Browsers play GIF delays under 20 ms as 100 ms, so shorter frames would play slower."""
+
+
+def save_animation(
+    path: str | os.PathLike[str],
+    frames: Sequence[np.ndarray],
+    *,
+    duration_ms: int = 60,
+    max_frames: int = 120,
+    overwrite: bool = False,
+) -> Path:
+    """Save uint8 frames (H, W, C) as a looping animated GIF or lossless WebP, by the suffix.
+
+    More than `max_frames` frames are thinned evenly, always keeping the first and the
+    last; the last is held LAST_FRAME_MS. GIF frames last at least GIF_MIN_FRAME_MS.
+    Encoding 50 frames of 256x256 takes about a second: call it from a worker, not the GUI.
+    """
+    path = Path(path)
+    fmt = {".gif": "GIF", ".webp": "WEBP"}.get(path.suffix.lower())
+    if fmt is None:
+        raise InputError(f"{path}: animations are saved as .gif or .webp; use one of those names")
+    if len(frames) == 0:
+        raise ValueError("no frames to save")
+    if duration_ms < 1:
+        raise InputError(f"frame duration must be at least 1 ms, got {duration_ms}")
+    if max_frames < 2:
+        raise InputError(f"an animation keeps at least 2 frames (first, last), got {max_frames}")
+    shapes = {np.shape(frame) for frame in frames}
+    if len(shapes) > 1:
+        raise InputError(f"{path}: all frames must have one size, got {sorted(shapes)}")
+
+    pictures = [to_pil(frames[i]) for i in _even_indices(len(frames), max_frames)]
+    if fmt == "GIF":
+        duration_ms = max(duration_ms, GIF_MIN_FRAME_MS)
+        # Pillow's default palette for RGB frames (median cut) costs ~0.4 s per 256x256
+        # frame; fast octree takes ~2 ms and keeps gradients at least as well.
+        pictures = [
+            p.quantize(256, method=Image.Quantize.FASTOCTREE) if p.mode == "RGB" else p
+            for p in pictures
+        ]
+        options: dict[str, Any] = {}
+    else:
+        pictures = [p.convert("RGB") for p in pictures]  # WebP has no grey mode
+        # Lossless "quality" is effort; on trajectories 25/1 was 3x faster than 50/3 and no bigger.
+        options = {"lossless": True, "quality": 25, "method": 1}
+    durations = [duration_ms] * (len(pictures) - 1) + [max(duration_ms, LAST_FRAME_MS)]
+
+    def write(f: BinaryIO) -> None:
+        pictures[0].save(
+            f,
+            format=fmt,
+            save_all=True,
+            append_images=pictures[1:],
+            duration=durations,
+            loop=0,  # forever
+            **options,
+        )
+
+    return atomic_write(path, write, overwrite=overwrite)
+
+
+def _even_indices(count: int, limit: int) -> list[int]:
+    """`min(count, limit)` indices spread evenly over range(count), first and last included."""
+    if count <= limit:
+        return list(range(count))
+    # Integer rounding of i * (count - 1) / (limit - 1): strictly increasing, ends at count - 1.
+    return [(i * (count - 1) + (limit - 1) // 2) // (limit - 1) for i in range(limit)]

@@ -1,0 +1,97 @@
+"""RePaint inpainting, Lugmayr et al. 2022 (https://arxiv.org/abs/2201.09865), with DDPM or DDIM.
+
+The mask convention is the project's: `inpaint_mask` 1 = generate, 0 = known (kept from the
+source). The paper and its code use the opposite (1 = keep).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from itertools import pairwise
+
+import torch
+
+from diffusion_studio.core.errors import InputError
+from diffusion_studio.core.sampling import Generators, ModelFn, Step, Update, randn_like
+from diffusion_studio.core.schedule import NoiseSchedule
+
+
+def jump_schedule(num_inference_steps: int, jump_length: int, jump_n_sample: int) -> list[int]:
+    """The resampling path of RePaint's official get_schedule_jump, in inference-step indices.
+
+    Starts at the top index S - 1 (x_T) and ends at -1 (the clean image); every move is +-1. A
+    move down is one network call, a move up re-noises by one step (paper sec. 4.2). At every
+    multiple j of jump_length below S - jump_length the path goes back up jump_length steps,
+    jump_n_sample - 1 times. For S = 250, j = 10, n = 10: 2,410 moves down, 2,160 up.
+    """
+    if jump_length < 1 or jump_n_sample < 1:
+        raise InputError("jump length and resample count must be at least 1")
+    jumps_left = {
+        j: jump_n_sample - 1 for j in range(0, num_inference_steps - jump_length, jump_length)
+    }
+    i = num_inference_steps - 1
+    path = [i]
+    while i >= 0:
+        i -= 1
+        path.append(i)
+        if jumps_left.get(i, 0) > 0:
+            jumps_left[i] -= 1
+            for _ in range(jump_length):
+                i += 1
+                path.append(i)
+    return path
+
+
+def count_network_calls(path: Sequence[int]) -> int:
+    """How many network calls (moves down) a jump schedule makes."""
+    return sum(1 for cur, nxt in pairwise(path) if nxt < cur)
+
+
+@torch.inference_mode()
+def repaint(
+    model_fn: ModelFn,
+    x_T: torch.Tensor,
+    source: torch.Tensor,
+    inpaint_mask: torch.Tensor,
+    schedule: NoiseSchedule,
+    timesteps: Sequence[int],
+    update: Update,
+    generator: Generators,
+    *,
+    jump_length: int = 10,
+    jump_n_sample: int = 10,
+) -> Iterator[Step]:
+    """RePaint, Algorithm 1 with resampling, over any sampler `update` (DDPM or DDIM).
+
+    source (1 or N, C, H, W) in [-1, 1]; inpaint_mask (1 or N, 1, H, W), 1 = generate. After each
+    reverse step the known region is the source noised to that step's level (Alg. 1 line 5 with
+    the square root of the official code) merged through the mask (line 8); a move up re-noises
+    the whole image with q(x_t | x_{t-1}) of the respaced chain (line 10). The last level is the
+    clean image, so the known pixels of the result are the source's, exactly.
+    """
+    ascending = list(reversed(timesteps))
+    path = jump_schedule(len(ascending), jump_length, jump_n_sample)
+    total = count_network_calls(path)
+    generate = inpaint_mask.bool()
+
+    def level(i: int) -> int:
+        return ascending[i] if i >= 0 else -1
+
+    def merge_known(x: torch.Tensor, t: int) -> torch.Tensor:
+        if t < 0:
+            return torch.where(generate, x, source)
+        alpha_bar = schedule.alpha_bar(t)
+        known = alpha_bar**0.5 * source + (1 - alpha_bar) ** 0.5 * randn_like(x, generator)
+        return torch.where(generate, x, known)
+
+    x, index = x_T, 0
+    for cur, nxt in pairwise(path):
+        t, t_next = level(cur), level(nxt)
+        if nxt > cur:  # jump back: x_{t_next} ~ q(x_{t_next} | x_t)
+            ratio = schedule.alpha_bar(t_next) / schedule.alpha_bar(t)
+            x = ratio**0.5 * x + (1 - ratio) ** 0.5 * randn_like(x, generator)
+            continue
+        x, x0_pred = update(model_fn(x, t), x, t, t_next)
+        x = merge_known(x, t_next)
+        yield Step(index, total, t, x, torch.where(generate, x0_pred, source))
+        index += 1

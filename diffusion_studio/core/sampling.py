@@ -1,0 +1,179 @@
+"""DDPM and DDIM sampling and classifier-free guidance, as generators over a model callable.
+
+A sampler never sees a UNet: it calls `model_fn(x_t, t)`, which returns the network output of the
+schedule's prediction_type (the adapter lives in core/model.py). Every network call yields one
+`Step`. Tensors are (N, C, H, W) float32 in [-1, 1]; the only randomness is the torch.Generator
+passed in (one per image), on the CPU so that the same seed draws the same noise on every device.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from functools import partial
+
+import torch
+
+from diffusion_studio.core.schedule import NoiseSchedule, VarianceType
+
+ModelFn = Callable[[torch.Tensor, int], torch.Tensor]
+"""(x_t (N, C, H, W), timestep) -> network output (N, C, H, W)."""
+
+ConditionalModelFn = Callable[[torch.Tensor, int, torch.Tensor], torch.Tensor]
+"""(x_t, timestep, class_labels (N,) long) -> network output."""
+
+Update = Callable[[torch.Tensor, torch.Tensor, int, int], tuple[torch.Tensor, torch.Tensor]]
+"""One reverse step: (model_output, x_t, t, t_prev) -> (x_{t_prev}, x0_pred); t_prev = -1 ends."""
+
+
+@dataclass(frozen=True)
+class Step:
+    """One network call of a sampler.
+
+    index: 0-based count of network calls so far; total: how many the run makes.
+    timestep: the training timestep the network saw.
+    x_t: the sample after this step's update, (N, C, H, W); on the last step, the result.
+    x0_pred: the model's estimate of the clean image at this step, (N, C, H, W).
+    """
+
+    index: int
+    total: int
+    timestep: int
+    x_t: torch.Tensor
+    x0_pred: torch.Tensor
+
+
+Generators = torch.Generator | Sequence[torch.Generator]
+"""One generator for the whole batch, or one per image (image i's noise from generators[i])."""
+
+
+def randn_like(x: torch.Tensor, generators: Generators) -> torch.Tensor:
+    """Standard normal noise shaped like x (N, ...), drawn on the generators' device, moved to x's.
+
+    With one generator per image, image i's noise does not depend on the batch it is in.
+    """
+    if isinstance(generators, torch.Generator):
+        generators = [generators]
+        shape = x.shape
+    else:
+        if len(generators) != x.shape[0]:
+            raise ValueError(f"{len(generators)} generators for a batch of {x.shape[0]}")
+        shape = (1, *x.shape[1:])
+    noise = torch.cat(
+        [torch.randn(shape, generator=g, device=g.device, dtype=x.dtype) for g in generators]
+    )
+    return noise.to(x.device)
+
+
+def ddpm_update(
+    schedule: NoiseSchedule,
+    generator: Generators,
+    variance_type: VarianceType | None = None,
+) -> Update:
+    """Ancestral sampling, Ho et al. 2020 Algorithm 2, over any descending sub-sequence.
+
+    variance_type "fixed_small" draws with beta-tilde (the posterior variance), "fixed_large"
+    with the (effective) beta; None takes the model's. No noise is added on the last step.
+    """
+    return partial(_ddpm_update, schedule, generator, variance_type or schedule.variance_type)
+
+
+def _ddpm_update(
+    schedule: NoiseSchedule,
+    generator: Generators,
+    variance_type: VarianceType,
+    model_output: torch.Tensor,
+    x_t: torch.Tensor,
+    t: int,
+    t_prev: int,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    # 1. x_0 and eps from the network output (eq. 15), clipped if the model asks for it
+    x0_pred, _ = schedule.predict(model_output, x_t, t)
+    # 2. posterior mean of q(x_{t-1} | x_t, x_0) (eq. 7) and its variance
+    mean, beta_tilde = schedule.posterior(x0_pred, x_t, t, t_prev)
+    if t_prev < 0:
+        return mean, x0_pred
+    if variance_type == "fixed_small":
+        variance = beta_tilde
+    else:
+        variance = 1 - schedule.alpha_bar(t) / schedule.alpha_bar(t_prev)
+    # 3. x_{t-1} = mean + sigma z (Algorithm 2, line 4)
+    return mean + variance**0.5 * randn_like(x_t, generator), x0_pred
+
+
+def ddim_update(schedule: NoiseSchedule, generator: Generators, eta: float) -> Update:
+    """DDIM, Song et al. 2021 (https://arxiv.org/abs/2010.02502), eq. 12 with sigma of eq. 16.
+
+    eta = 0 is the deterministic DDIM; eta = 1 is DDPM with the posterior variance. Any
+    sub-sequence works, evenly spaced or not: the previous timestep is the one passed in.
+    """
+    return partial(_ddim_update, schedule, generator, eta)
+
+
+def _ddim_update(
+    schedule: NoiseSchedule,
+    generator: Generators,
+    eta: float,
+    model_output: torch.Tensor,
+    x_t: torch.Tensor,
+    t: int,
+    t_prev: int,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    alpha_prod_t, alpha_prod_t_prev = schedule.alpha_bar(t), schedule.alpha_bar(t_prev)
+    # 1. predicted x_0 and eps, the "predicted x_0" term of eq. 12
+    x0_pred, eps = schedule.predict(model_output, x_t, t)
+    # 2. sigma_t(eta), eq. 16
+    std_dev_t = (
+        eta
+        * ((1 - alpha_prod_t_prev) / (1 - alpha_prod_t) * (1 - alpha_prod_t / alpha_prod_t_prev))
+        ** 0.5
+    )
+    # 3. "direction pointing to x_t" of eq. 12
+    direction = max(1 - alpha_prod_t_prev - std_dev_t**2, 0.0) ** 0.5 * eps
+    x_prev = alpha_prod_t_prev**0.5 * x0_pred + direction
+    # 4. random noise, eq. 12's last term (zero on the last step, where alpha_prod_t_prev = 1)
+    if std_dev_t > 0:
+        x_prev = x_prev + std_dev_t * randn_like(x_t, generator)
+    return x_prev, x0_pred
+
+
+def previous_timesteps(timesteps: Sequence[int]) -> list[int]:
+    """The timestep each step goes to: the next in the sequence; -1 (clean) after the last."""
+    return [*timesteps[1:], -1]
+
+
+@torch.inference_mode()
+def sample(
+    model_fn: ModelFn, x_T: torch.Tensor, timesteps: Sequence[int], update: Update
+) -> Iterator[Step]:
+    """Run a reverse process from x_T over descending `timesteps`, one Step per network call."""
+    x = x_T
+    for index, (t, t_prev) in enumerate(zip(timesteps, previous_timesteps(timesteps))):
+        x, x0_pred = update(model_fn(x, t), x, t, t_prev)
+        yield Step(index, len(timesteps), t, x, x0_pred)
+
+
+def classifier_free_guidance(
+    model_fn: ConditionalModelFn,
+    class_labels: torch.Tensor,
+    null_class: int,
+    guidance_scale: float,
+) -> ModelFn:
+    """Classifier-free guidance, Ho & Salimans 2022: out_uncond + s (out_cond - out_uncond).
+
+    class_labels (N,) long; `null_class` is the label the model was trained with when the label
+    was dropped. s = 1 is the conditional model alone (one forward), s = 0 the unconditional one;
+    otherwise cond and uncond run as one batch of 2N.
+    """
+    if guidance_scale == 1.0:
+        return lambda x_t, t: model_fn(x_t, t, class_labels)
+    null_labels = torch.full_like(class_labels, null_class)
+    if guidance_scale == 0.0:
+        return lambda x_t, t: model_fn(x_t, t, null_labels)
+    both_labels = torch.cat([class_labels, null_labels])
+
+    def guided(x_t: torch.Tensor, t: int) -> torch.Tensor:
+        out_cond, out_uncond = model_fn(torch.cat([x_t, x_t]), t, both_labels).chunk(2)
+        return out_uncond + guidance_scale * (out_cond - out_uncond)
+
+    return guided

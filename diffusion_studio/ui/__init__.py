@@ -1,0 +1,1 @@
+"""The studio window: PySide6 and pyqtgraph over diffusion_studio.core."""

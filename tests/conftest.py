@@ -1,0 +1,35 @@
+"""Shared fixtures: tiny model folders, and the offscreen Qt platform."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+import pytest
+
+from diffusion_studio.core.model import save_model
+from diffusion_studio.core.schedule import NoiseSchedule
+from tests.helpers import CLASS_NAMES, make_unet
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory):
+    """A class-conditional tiny model (three classes and a null class) in the flat layout."""
+    path = tmp_path_factory.mktemp("models") / "tiny"
+    studio = {"name": "tiny", "class_names": CLASS_NAMES, "license": "test"}
+    save_model(
+        make_unet(num_class_embeds=len(CLASS_NAMES) + 1),
+        NoiseSchedule.linear(100),
+        path,
+        studio=studio,
+    )
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_uncond_dir(tmp_path_factory: pytest.TempPathFactory):
+    """An unconditional tiny model with the DDPM paper's schedule at T = 1000."""
+    path = tmp_path_factory.mktemp("models") / "tiny-uncond"
+    save_model(make_unet(), NoiseSchedule.linear(), path)
+    return path
