@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
@@ -70,16 +70,20 @@ def _build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="the mask is white = keep (RePaint's files): invert it",
     )
-    inpaint.add_argument("--mask-seed", type=int, help="seed of a random preset (default: --seed)")
+    inpaint.add_argument(
+        "--mask-seed", type=int, metavar="N", help="seed of a random preset (default: --seed)"
+    )
     inpaint.add_argument(
         "--jump-length",
         type=int,
+        metavar="N",
         default=10,
         help="RePaint: steps to jump back when resampling (default 10)",
     )
     inpaint.add_argument(
         "--jump-n-sample",
         type=int,
+        metavar="N",
         default=10,
         help="RePaint: times each jump is resampled; 1 = no resampling (default 10)",
     )
@@ -88,7 +92,9 @@ def _build_parser() -> argparse.ArgumentParser:
 
 def _add_sampler_options(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--sampler", choices=("ddpm", "ddim"), default="ddim")
-    sub.add_argument("--steps", type=int, default=50, help="inference steps (default 50)")
+    sub.add_argument(
+        "--steps", type=int, metavar="N", default=50, help="inference steps (default 50)"
+    )
     sub.add_argument(
         "--eta",
         type=float,
@@ -105,8 +111,10 @@ def _add_sampler_options(sub: argparse.ArgumentParser) -> None:
         choices=("fixed_small", "fixed_large"),
         help="DDPM noise variance (default: the model's)",
     )
-    sub.add_argument("--seed", type=int, default=0, help="image i of a batch uses seed + i")
-    sub.add_argument("-n", "--batch", type=int, default=1, help="images to make (default 1)")
+    sub.add_argument(
+        "--seed", type=int, metavar="N", default=0, help="image i of a batch: seed + i"
+    )
+    sub.add_argument("-n", "--batch", type=int, metavar="N", default=1, help="images (default 1)")
     sub.add_argument(
         "--class",
         dest="class_",
@@ -116,6 +124,7 @@ def _add_sampler_options(sub: argparse.ArgumentParser) -> None:
     sub.add_argument(
         "--guidance",
         type=float,
+        metavar="SCALE",
         default=1.0,
         help="classifier-free guidance scale; 1 = off (default 1)",
     )
@@ -169,6 +178,7 @@ def _info(args: argparse.Namespace) -> int:
 def _generate(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    from diffusion_studio.core.export import even_indices
     from diffusion_studio.core.generate import SampleRequest, generate, network_calls
     from diffusion_studio.core.images import to_uint8
     from diffusion_studio.core.model import load_model
@@ -193,12 +203,13 @@ def _generate(args: argparse.Namespace) -> int:
     if inpaint:
         source, inpaint_mask = _inpaint_inputs(args, model)
     steps = generate(model, request, source, inpaint_mask)
+    total = network_calls(request, inpaint)
+    # only the frames the animation keeps are converted and held
+    kept = set(even_indices(total)) if outputs.trajectory else set()
     frames = []
-    with tqdm(
-        total=network_calls(request, inpaint), unit="step", desc=args.command, disable=args.quiet
-    ) as progress:
+    with tqdm(total=total, unit="step", desc=args.command, disable=args.quiet) as progress:
         for step in steps:
-            if outputs.trajectory:
+            if step.index in kept:
                 frames.append(_trajectory_frame(step.x_t, step.x0_pred))
             progress.update()
     images = to_uint8(step.x_t)
@@ -212,6 +223,7 @@ def _inpaint_inputs(args: argparse.Namespace, model: DiffusionModel) -> tuple[Te
     from diffusion_studio.core.images import fit_to_size, load_image, to_tensor
     from diffusion_studio.core.masks import (
         fit_mask,
+        invert_mask,
         load_mask,
         mask_to_tensor,
         parse_preset,
@@ -222,8 +234,6 @@ def _inpaint_inputs(args: argparse.Namespace, model: DiffusionModel) -> tuple[Te
     image = load_image(args.image, channels=model.info.in_channels)
     original_size = (image.height, image.width)
     fitted, note = fit_to_size(image, size)
-    if note:
-        print(f"{PROG}: {note}", file=sys.stderr)
     if args.mask:
         mask = load_mask(args.mask, invert=args.invert_mask)
         if mask.shape not in (original_size, size):
@@ -237,7 +247,9 @@ def _inpaint_inputs(args: argparse.Namespace, model: DiffusionModel) -> tuple[Te
         seed = args.mask_seed if args.mask_seed is not None else args.seed
         mask = preset_mask(preset, size, seed=seed, side=side)
         if args.invert_mask:
-            mask = ~mask
+            mask = invert_mask(mask)
+    if note:  # said once the inputs are known to be good
+        print(f"{PROG}: {note}", file=sys.stderr)
     return to_tensor(fitted), mask_to_tensor(mask)
 
 
@@ -298,40 +310,17 @@ class _Outputs:
         inpaint: bool,
     ) -> list[Path]:
         from diffusion_studio.core.export import make_grid, save_animation, save_png
-        from diffusion_studio.core.generate import parameters_text
+        from diffusion_studio.core.generate import export_metadata
 
         written = []
-        for i, path in enumerate(self.images):
-            alone = replace(request, seed=request.seed + i, batch_size=1)
-            metadata = {
-                "request": alone.to_dict(),
-                "model": model.info.name,
-                "inpaint": inpaint,
-                "version": __version__,
-            }
-            written.append(
-                save_png(
-                    path,
-                    images[i],
-                    metadata=metadata,
-                    parameters=parameters_text(alone, model, inpaint),
-                    overwrite=self.overwrite,
-                )
-            )
+        sheets = [(path, request.for_image(i), images[i]) for i, path in enumerate(self.images)]
         if self.grid is not None:
-            metadata = {
-                "request": request.to_dict(),
-                "model": model.info.name,
-                "inpaint": inpaint,
-                "version": __version__,
-            }
+            sheets.append((self.grid, request, make_grid(images)))
+        for path, settings, image in sheets:
+            metadata, parameters = export_metadata(settings, model, inpaint)
             written.append(
                 save_png(
-                    self.grid,
-                    make_grid(images),
-                    metadata=metadata,
-                    parameters=parameters_text(request, model, inpaint),
-                    overwrite=self.overwrite,
+                    path, image, metadata=metadata, parameters=parameters, overwrite=self.overwrite
                 )
             )
         if self.trajectory is not None:

@@ -187,12 +187,16 @@ GIF_MIN_FRAME_MS = 20
 """Browsers play GIF delays under 20 ms as 100 ms, so shorter frames would play slower."""
 
 
+MAX_ANIMATION_FRAMES = 120
+"""Frames an animation keeps by default: enough to follow a run, small enough to share."""
+
+
 def save_animation(
     path: str | os.PathLike[str],
     frames: Sequence[np.ndarray],
     *,
     duration_ms: int = 60,
-    max_frames: int = 120,
+    max_frames: int = MAX_ANIMATION_FRAMES,
     overwrite: bool = False,
 ) -> Path:
     """Save uint8 frames (H, W, C) as a looping animated GIF or lossless WebP, by the suffix.
@@ -215,7 +219,7 @@ def save_animation(
     if len(shapes) > 1:
         raise InputError(f"{path}: all frames must have one size, got {sorted(shapes)}")
 
-    pictures = [to_pil(frames[i]) for i in _even_indices(len(frames), max_frames)]
+    pictures = [to_pil(frames[i]) for i in even_indices(len(frames), max_frames)]
     if fmt == "GIF":
         duration_ms = max(duration_ms, GIF_MIN_FRAME_MS)
         # Pillow's default palette for RGB frames (median cut) costs ~0.4 s per 256x256
@@ -245,7 +249,7 @@ def save_animation(
     return atomic_write(path, write, overwrite=overwrite)
 
 
-def _even_indices(count: int, limit: int) -> list[int]:
+def even_indices(count: int, limit: int = MAX_ANIMATION_FRAMES) -> list[int]:
     """`min(count, limit)` indices spread evenly over range(count), first and last included."""
     if count <= limit:
         return list(range(count))

@@ -51,6 +51,10 @@ class SampleRequest:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
+    def for_image(self, index: int) -> SampleRequest:
+        """The request that makes image `index` of this batch alone: seed + index, batch 1."""
+        return dataclasses.replace(self, seed=self.seed + index, batch_size=1)
+
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> SampleRequest:
         """A request from `to_dict`'s output (e.g. PNG metadata); unknown keys are ignored."""
@@ -168,6 +172,21 @@ def generate(
         jump_length=request.jump_length,
         jump_n_sample=request.jump_n_sample,
     )
+
+
+def export_metadata(
+    request: SampleRequest, model: DiffusionModel, inpaint: bool
+) -> tuple[dict[str, Any], str]:
+    """What an exported PNG carries: the JSON settings that reproduce it, and A1111's text."""
+    from diffusion_studio import __version__
+
+    metadata = {
+        "request": request.to_dict(),
+        "model": model.info.name,
+        "inpaint": inpaint,
+        "version": __version__,
+    }
+    return metadata, parameters_text(request, model, inpaint)
 
 
 def parameters_text(request: SampleRequest, model: DiffusionModel, inpaint: bool) -> str:

@@ -135,7 +135,9 @@ class DiffusionModel:
     def _forward(
         self, x_t: torch.Tensor, t: int, class_labels: torch.Tensor | None
     ) -> torch.Tensor:
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
+        if not self.bf16:
+            return self.unet(x_t, t, class_labels=class_labels).sample
+        with torch.autocast(self.device.type, dtype=torch.bfloat16):
             return self.unet(x_t, t, class_labels=class_labels).sample.float()
 
 

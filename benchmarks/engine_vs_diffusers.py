@@ -1,0 +1,120 @@
+"""DDIM through the studio's engine against diffusers' DDIMPipeline on the same UNet.
+
+Both run 50 DDIM steps (eta 0, leading spacing, clipping as the model's config says) from the
+same seeds, so they make the same images; runs alternate between the two so that machine noise
+hits both alike, and the median of each side is compared. The engine must cost no more than the
+pipeline: ratio <= 1.0.
+
+    python benchmarks/engine_vs_diffusers.py              # batch 1 and 8, ~4M-parameter UNet
+    python benchmarks/engine_vs_diffusers.py --quick      # a smoke run with a tiny UNet
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from collections import deque
+
+import numpy as np
+import torch
+from diffusers import DDIMPipeline, DDIMScheduler, UNet2DModel
+
+from diffusion_studio.core.generate import SampleRequest, generate
+from diffusion_studio.core.images import to_uint8
+from diffusion_studio.core.model import DiffusionModel, ModelInfo
+from diffusion_studio.core.schedule import NoiseSchedule
+
+
+def make_unet(channels: tuple[int, ...], size: int) -> UNet2DModel:
+    torch.manual_seed(0)
+    return UNet2DModel(
+        sample_size=size,
+        block_out_channels=channels,
+        layers_per_block=2,
+        down_block_types=("DownBlock2D",) * (len(channels) - 1) + ("AttnDownBlock2D",),
+        up_block_types=("AttnUpBlock2D",) + ("UpBlock2D",) * (len(channels) - 1),
+        norm_num_groups=min(32, channels[0]),
+    ).eval()
+
+
+def engine_run(model: DiffusionModel, steps: int, batch: int) -> np.ndarray:
+    request = SampleRequest(
+        sampler="ddim",
+        num_inference_steps=steps,
+        eta=0.0,
+        seed=0,
+        batch_size=batch,
+        timestep_spacing="leading",
+    )
+    last = deque(generate(model, request), maxlen=1)[0]  # what a consumer keeps: the last step
+    return to_uint8(last.x_t)
+
+
+def pipeline_run(pipe: DDIMPipeline, steps: int, batch: int) -> np.ndarray:
+    generators = [torch.Generator().manual_seed(i) for i in range(batch)]
+    with torch.inference_mode():
+        images = pipe(
+            batch_size=batch,
+            generator=generators,
+            num_inference_steps=steps,
+            eta=0.0,
+            use_clipped_model_output=True,
+            output_type="np",
+        ).images
+    return np.round(images * 255).astype(np.uint8)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="tiny UNet, 5 steps, 1 repeat")
+    parser.add_argument("--repeats", type=int, default=8)
+    parser.add_argument("--steps", type=int, default=50)
+    parser.add_argument("--batches", default="1,8")
+    args = parser.parse_args()
+    channels, size, steps, repeats = (64, 128, 128), 32, args.steps, args.repeats
+    if args.quick:
+        channels, size, steps, repeats = (8, 16), 16, 5, 1
+    unet = make_unet(channels, size)
+    schedule = NoiseSchedule.linear()
+    info = ModelInfo(
+        name="bench",
+        path="",
+        layout="flat",
+        resolution=(size, size),
+        in_channels=3,
+        out_channels=3,
+        parameters=sum(p.numel() for p in unet.parameters()),
+        prediction_type="epsilon",
+        beta_schedule="linear",
+        num_train_timesteps=1000,
+        variance_type="fixed_small",
+    )
+    model = DiffusionModel(unet, schedule, info)
+    pipe = DDIMPipeline(unet=unet, scheduler=DDIMScheduler.from_config(schedule.to_config()))
+    pipe.set_progress_bar_config(disable=True)
+    print(
+        f"UNet {info.parameters / 1e6:.2f} M parameters, {size}x{size}, DDIM {steps} steps, "
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, device cpu"
+    )
+    print(f"{'batch':>5}  {'engine s':>9}  {'pipeline s':>10}  {'ratio':>6}  max |diff| (uint8)")
+    for batch in (int(b) for b in args.batches.split(",")):
+        ours = engine_run(model, steps, batch)  # warm-up, and the images to compare
+        theirs = pipeline_run(pipe, steps, batch)
+        engine_times, pipeline_times = [], []
+        runs = [(engine_run, model, engine_times), (pipeline_run, pipe, pipeline_times)]
+        for repeat in range(repeats):
+            for run, target, times in runs[:: 1 if repeat % 2 else -1]:  # alternate who goes first
+                start = time.perf_counter()
+                run(target, steps, batch)
+                times.append(time.perf_counter() - start)
+        engine_s, pipeline_s = statistics.median(engine_times), statistics.median(pipeline_times)
+        diff = int(np.abs(ours.astype(int) - theirs.astype(int)).max())
+        print(
+            f"{batch:>5}  {engine_s:>9.3f}  {pipeline_s:>10.3f}  {engine_s / pipeline_s:>6.3f}"
+            f"  {diff}"
+        )
+
+
+if __name__ == "__main__":
+    main()
