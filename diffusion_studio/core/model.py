@@ -224,23 +224,23 @@ def _load_state_dict(folder: Path) -> dict[str, torch.Tensor]:
         # weights_only=True: a pickle may only hold tensors and plain containers, never code.
         state = torch.load(weights, map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError, OSError) as exc:
-        raise InputError(_refused_pickle_message(weights, exc)) from None
+        raise InputError(_refused_pickle_message(weights)) from exc
     if not isinstance(state, dict):
         raise InputError(f"{weights} does not hold a state dict of tensors")
     return state
 
 
-def _refused_pickle_message(weights: Path, exc: BaseException) -> str:
+def _refused_pickle_message(weights: Path) -> str:
     try:
         unsafe = torch.serialization.get_unsafe_globals_in_checkpoint(weights)
-    except Exception:  # not a torch checkpoint at all: the original error says why
-        unsafe = []
+    except (ValueError, RuntimeError, OSError, EOFError, pickle.UnpicklingError):
+        unsafe = []  # not a torch checkpoint at all
     if unsafe:
         return (
             f"{weights} was refused: this pickle would import {', '.join(unsafe[:3])}, and the "
             "studio never runs code from a model file (convert it to safetensors)"
         )
-    return f"{weights} is not a readable PyTorch checkpoint ({str(exc).splitlines()[0]})"
+    return f"{weights} is not a readable PyTorch checkpoint (damaged, or not model weights)"
 
 
 def _build_unet(folder: Path) -> UNet2DModel:

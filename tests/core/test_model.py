@@ -108,6 +108,7 @@ def test_a_pickle_that_carries_code_is_refused(tmp_path) -> None:
     ("damage", "message"),
     [
         ("truncate_weights", "not a valid safetensors file"),
+        ("garbage_bin", "not a readable PyTorch checkpoint"),
         ("garbage_config", "not readable JSON"),
         ("no_weights", "has no weights"),
         ("other_class", "UNet2DConditionModel"),
@@ -117,7 +118,10 @@ def test_a_pickle_that_carries_code_is_refused(tmp_path) -> None:
 def test_damaged_folders_give_a_plain_message(tmp_path, damage: str, message: str) -> None:
     make_unet().save_pretrained(tmp_path)
     weights, config = tmp_path / "diffusion_pytorch_model.safetensors", tmp_path / "config.json"
-    if damage == "truncate_weights":
+    if damage == "garbage_bin":
+        weights.unlink()
+        (tmp_path / "diffusion_pytorch_model.bin").write_bytes(b"not a checkpoint" * 10)
+    elif damage == "truncate_weights":
         weights.write_bytes(weights.read_bytes()[:100])
     elif damage == "garbage_config":
         config.write_text("{not json")

@@ -1,0 +1,111 @@
+"""A whole job through `generate`: reproducible, validated, and the right number of steps."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+
+from diffusion_studio.core.errors import InputError
+from diffusion_studio.core.generate import SampleRequest, generate, network_calls
+from diffusion_studio.core.masks import mask_to_tensor, preset_mask
+from diffusion_studio.core.model import load_model
+
+
+@pytest.fixture(scope="module")
+def model(tiny_model_dir):
+    return load_model(tiny_model_dir, device="cpu")
+
+
+def final(model, request, *inputs) -> torch.Tensor:
+    steps = list(generate(model, request, *inputs))
+    assert len(steps) == network_calls(request, inpaint=bool(inputs))
+    return steps[-1].x_t
+
+
+def inpaint_inputs(model):
+    source = torch.rand(1, 3, 16, 16) * 2 - 1
+    return source, mask_to_tensor(preset_mask("wide", model.info.resolution, seed=3))
+
+
+REQUESTS = {
+    "ddpm": SampleRequest(sampler="ddpm", num_inference_steps=8, seed=5, batch_size=2),
+    "ddim eta 0.5 guided": SampleRequest(sampler="ddim", num_inference_steps=8, eta=0.5, seed=5,
+                                         batch_size=2, class_label=1, guidance_scale=3.0),
+    "ddim quadratic": SampleRequest(num_inference_steps=8, timestep_spacing="quadratic", seed=5),
+}
+
+
+@pytest.mark.parametrize("name", REQUESTS)
+def test_same_request_same_seed_same_image_bit_for_bit(model, name) -> None:
+    request = REQUESTS[name]
+    first = final(model, request)
+    torch.manual_seed(1234)  # global RNG state must not matter
+    assert torch.equal(first, final(model, request))
+    assert not torch.equal(first, final(model, dataclasses.replace(request, seed=6)))
+
+
+def test_same_inpainting_request_same_image(model) -> None:
+    request = SampleRequest(sampler="ddpm", num_inference_steps=6, jump_length=2,
+                            jump_n_sample=2, seed=1)
+    inputs = inpaint_inputs(model)
+    assert torch.equal(final(model, request, *inputs), final(model, request, *inputs))
+
+
+def test_each_image_of_a_batch_can_be_made_alone(model) -> None:
+    request = SampleRequest(sampler="ddpm", num_inference_steps=6, seed=20, batch_size=3)
+    batch = final(model, request)
+    alone = final(model, request.for_image(2))
+    assert alone.shape[0] == 1
+    torch.testing.assert_close(alone[0], batch[2], atol=1e-5, rtol=0)
+
+
+def test_guidance_one_is_the_conditional_model(model) -> None:
+    request = SampleRequest(num_inference_steps=5, class_label=2, guidance_scale=1.0, seed=4)
+    conditional = final(model, request)
+    guided = final(model, dataclasses.replace(request, guidance_scale=3.0))
+    unconditional = final(model, dataclasses.replace(request, class_label=None))
+    assert not torch.equal(conditional, guided)
+    assert not torch.equal(conditional, unconditional)
+    # scale 0 is the unconditional model: the null class, whatever class was asked for
+    assert torch.equal(final(model, dataclasses.replace(request, guidance_scale=0.0)),
+                       unconditional)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"num_inference_steps": 101}, "between 1 and 100"),
+        ({"eta": 1.01}, "eta must be between 0 and 1"),
+        ({"eta": -0.5}, "eta must be between 0 and 1"),
+        ({"sampler": "euler"}, "unknown sampler"),
+        ({"timestep_spacing": "cosine"}, "unknown timestep spacing"),
+        ({"batch_size": 0}, "batch size"),
+        ({"seed": -1}, "seed"),
+        ({"guidance_scale": -1.0}, "guidance"),
+        ({"class_label": 7}, "out of range"),
+        ({"jump_length": 0}, "at least 1"),
+    ],
+)
+def test_bad_requests_say_what_to_change(model, change, message) -> None:
+    with pytest.raises(InputError, match=message):
+        generate(model, dataclasses.replace(SampleRequest(), **change))
+
+
+def test_inpainting_inputs_must_fit_the_model(model) -> None:
+    source, mask = inpaint_inputs(model)
+    with pytest.raises(InputError, match="both a source image and a mask"):
+        generate(model, SampleRequest(), source, None)
+    with pytest.raises(InputError, match="the model needs 16x16"):
+        generate(model, SampleRequest(), source, torch.ones(1, 1, 8, 8))
+    with pytest.raises(InputError, match="the model needs"):
+        generate(model, SampleRequest(), torch.zeros(1, 3, 8, 8), mask)
+
+
+def test_request_round_trips_through_a_dict() -> None:
+    request = SampleRequest(sampler="ddpm", num_inference_steps=20, variance_type="fixed_large",
+                            seed=3, class_label=None, guidance_scale=2)
+    assert SampleRequest.from_dict({**request.to_dict(), "unknown": 1}) == request
+    with pytest.raises(InputError, match="should be a number"):
+        SampleRequest.from_dict({"seed": "three"})
