@@ -72,17 +72,17 @@ def repaint(
     ascending = list(reversed(timesteps))
     path = jump_schedule(len(ascending), jump_length, jump_n_sample)
     total = count_network_calls(path)
-    generate = inpaint_mask.bool()
+    to_generate = inpaint_mask.bool()
 
     def level(i: int) -> int:
         return ascending[i] if i >= 0 else -1
 
     def merge_known(x: torch.Tensor, t: int) -> torch.Tensor:
         if t < 0:
-            return torch.where(generate, x, source)
+            return torch.where(to_generate, x, source)
         alpha_bar = schedule.alpha_bar(t)
         known = alpha_bar**0.5 * source + (1 - alpha_bar) ** 0.5 * randn_like(x, generator)
-        return torch.where(generate, x, known)
+        return torch.where(to_generate, x, known)
 
     x, index = x_T, 0
     for cur, nxt in pairwise(path):
@@ -93,5 +93,5 @@ def repaint(
             continue
         x, x0_pred = update(model_fn(x, t), x, t, t_next)
         x = merge_known(x, t_next)
-        yield Step(index, total, t, x, torch.where(generate, x0_pred, source))
+        yield Step(index, total, t, x, torch.where(to_generate, x0_pred, source))
         index += 1

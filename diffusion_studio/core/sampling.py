@@ -53,16 +53,13 @@ def randn_like(x: torch.Tensor, generators: Generators) -> torch.Tensor:
     With one generator per image, image i's noise does not depend on the batch it is in.
     """
     if isinstance(generators, torch.Generator):
-        generators = [generators]
-        shape = x.shape
-    else:
-        if len(generators) != x.shape[0]:
-            raise ValueError(f"{len(generators)} generators for a batch of {x.shape[0]}")
-        shape = (1, *x.shape[1:])
-    noise = torch.cat(
-        [torch.randn(shape, generator=g, device=g.device, dtype=x.dtype) for g in generators]
-    )
-    return noise.to(x.device)
+        g = generators
+        return torch.randn(x.shape, generator=g, device=g.device, dtype=x.dtype).to(x.device)
+    if len(generators) != x.shape[0]:
+        raise ValueError(f"{len(generators)} generators for a batch of {x.shape[0]}")
+    one = (1, *x.shape[1:])
+    noise = [torch.randn(one, generator=g, device=g.device, dtype=x.dtype) for g in generators]
+    return torch.cat(noise).to(x.device)
 
 
 def ddpm_update(

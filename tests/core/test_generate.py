@@ -31,8 +31,15 @@ def inpaint_inputs(model):
 
 REQUESTS = {
     "ddpm": SampleRequest(sampler="ddpm", num_inference_steps=8, seed=5, batch_size=2),
-    "ddim eta 0.5 guided": SampleRequest(sampler="ddim", num_inference_steps=8, eta=0.5, seed=5,
-                                         batch_size=2, class_label=1, guidance_scale=3.0),
+    "ddim eta 0.5 guided": SampleRequest(
+        sampler="ddim",
+        num_inference_steps=8,
+        eta=0.5,
+        seed=5,
+        batch_size=2,
+        class_label=1,
+        guidance_scale=3.0,
+    ),
     "ddim quadratic": SampleRequest(num_inference_steps=8, timestep_spacing="quadratic", seed=5),
 }
 
@@ -47,8 +54,9 @@ def test_same_request_same_seed_same_image_bit_for_bit(model, name) -> None:
 
 
 def test_same_inpainting_request_same_image(model) -> None:
-    request = SampleRequest(sampler="ddpm", num_inference_steps=6, jump_length=2,
-                            jump_n_sample=2, seed=1)
+    request = SampleRequest(
+        sampler="ddpm", num_inference_steps=6, jump_length=2, jump_n_sample=2, seed=1
+    )
     inputs = inpaint_inputs(model)
     assert torch.equal(final(model, request, *inputs), final(model, request, *inputs))
 
@@ -69,8 +77,9 @@ def test_guidance_one_is_the_conditional_model(model) -> None:
     assert not torch.equal(conditional, guided)
     assert not torch.equal(conditional, unconditional)
     # scale 0 is the unconditional model: the null class, whatever class was asked for
-    assert torch.equal(final(model, dataclasses.replace(request, guidance_scale=0.0)),
-                       unconditional)
+    assert torch.equal(
+        final(model, dataclasses.replace(request, guidance_scale=0.0)), unconditional
+    )
 
 
 @pytest.mark.parametrize(
@@ -104,8 +113,14 @@ def test_inpainting_inputs_must_fit_the_model(model) -> None:
 
 
 def test_request_round_trips_through_a_dict() -> None:
-    request = SampleRequest(sampler="ddpm", num_inference_steps=20, variance_type="fixed_large",
-                            seed=3, class_label=None, guidance_scale=2)
+    request = SampleRequest(
+        sampler="ddpm",
+        num_inference_steps=20,
+        variance_type="fixed_large",
+        seed=3,
+        class_label=None,
+        guidance_scale=2,
+    )
     assert SampleRequest.from_dict({**request.to_dict(), "unknown": 1}) == request
     with pytest.raises(InputError, match="should be a number"):
         SampleRequest.from_dict({"seed": "three"})
