@@ -179,7 +179,7 @@ def _generate(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from diffusion_studio.core.export import even_indices
-    from diffusion_studio.core.generate import SampleRequest, generate, network_calls
+    from diffusion_studio.core.generate import SampleRequest, generate, network_calls, validate
     from diffusion_studio.core.images import to_uint8
     from diffusion_studio.core.model import load_model
 
@@ -198,6 +198,7 @@ def _generate(args: argparse.Namespace) -> int:
         jump_length=args.jump_length if inpaint else 10,
         jump_n_sample=args.jump_n_sample if inpaint else 10,
     )
+    validate(request, model)  # bad settings are reported before anything about files
     outputs = _Outputs.plan(args, request.batch_size)
     source = inpaint_mask = None
     if inpaint:

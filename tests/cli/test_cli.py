@@ -316,6 +316,7 @@ def test_bad_input_is_one_clear_line_and_exit_2(
 
 
 def test_a_real_process_prints_no_traceback(tmp_path, tiny_model_dir) -> None:
+    (tmp_path / "sample-0.png").write_bytes(b"")  # bad settings are reported before files
     result = subprocess.run(
         [
             sys.executable,
