@@ -37,3 +37,21 @@ def test_no_display_is_explained(monkeypatch) -> None:
     assert "no display" in display_problem()
     monkeypatch.setenv("DISPLAY", ":0")
     assert display_problem() is None
+
+
+def test_diffusion_studio_without_a_command_opens_the_window(qapp) -> None:
+    from PySide6.QtCore import QTimer
+
+    from diffusion_studio.cli import main
+
+    seen = []
+
+    def look_and_quit() -> None:
+        seen.extend(w.windowTitle() for w in qapp.topLevelWidgets() if w.isVisible())
+        qapp.quit()
+
+    QTimer.singleShot(200, look_and_quit)
+    assert main([]) == 0
+    assert any("Diffusion Studio" in title for title in seen)
+    for widget in qapp.topLevelWidgets():
+        widget.close()
