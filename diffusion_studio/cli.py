@@ -47,6 +47,7 @@ def _build_parser() -> argparse.ArgumentParser:
         "inpaint", help="regenerate the masked part of an image (RePaint)"
     )
     info = commands.add_parser("info", help="describe a model")
+    _add_train_parser(commands)
     for sub in (sample, inpaint, info):
         sub.add_argument(
             "--model",
@@ -138,6 +139,50 @@ def _add_sampler_options(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
+def _add_train_parser(commands: argparse._SubParsersAction) -> None:
+    from diffusion_studio.core.train import UNET_PRESETS, TrainConfig
+
+    defaults = TrainConfig(data="", output="")
+    train = commands.add_parser("train", help="train a model on a folder of images or an .npz")
+    train.add_argument("data", help="a folder of images (recursive) or an .npz with images, "
+                       "and optional labels and categories")  # fmt: skip
+    train.add_argument("--out", required=True, metavar="FOLDER", help="the model folder to write")
+    train.add_argument("--preset", choices=tuple(UNET_PRESETS), default=defaults.preset,
+                       help=f"network size (default {defaults.preset})")  # fmt: skip
+    options = [
+        ("--resolution", int, "resolution", "image size in pixels"),
+        ("--steps", int, "steps", "optimizer steps in all"),
+        ("--batch-size", int, "batch_size", "images per step (over all GPUs)"),
+        ("--lr", float, "learning_rate", "AdamW learning rate"),
+        ("--warmup", int, "warmup_steps", "steps of linear learning-rate warm-up"),
+        ("--ema-decay", float, "ema_decay", "EMA decay of the weights that are saved"),
+        ("--p-uncond", float, "p_uncond", "probability of dropping the label (guidance)"),
+        ("--seed", int, "seed", "seed of the initial weights and of every step's draws"),
+        ("--checkpoint-every", int, "checkpoint_every", "steps between checkpoints"),
+        ("--sample-every", int, "sample_every", "steps between preview grids"),
+    ]
+    for flag, kind, field, text in options:
+        default = getattr(defaults, field)
+        train.add_argument(flag, type=kind, dest=field, default=default, metavar="N",
+                           help=f"{text} (default {default})")  # fmt: skip
+    train.add_argument("--prediction-type", choices=("epsilon", "v_prediction"),
+                       default=defaults.prediction_type)  # fmt: skip
+    train.add_argument("--beta-schedule", choices=("linear", "cosine"),
+                       default=defaults.beta_schedule)  # fmt: skip
+    train.add_argument("--hflip", action="store_true", help="random horizontal flips")
+    train.add_argument(
+        "--checkpoint-dir",
+        metavar="FOLDER",
+        help="where checkpoints and previews go (default: OUT-checkpoints)",
+    )
+    train.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
+    train.add_argument("--cpu", action="store_true", help="train on the CPU even with a GPU")
+    train.add_argument("--name", help="the model's name (default: the folder's)")
+    train.add_argument("--license", default="", help="the licence of the weights")
+    train.add_argument("--data-description", default="", help="what the data is, for the card")
+    train.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _build_parser().parse_args(argv)
     if args.command in (None, "gui"):
@@ -147,6 +192,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "info":
             return _info(args)
+        if args.command == "train":
+            return _train(args, argv)
         return _generate(args)
     except OutputExistsError as exc:
         return _fail(f"{exc.path} already exists (use --force to overwrite)")
@@ -172,6 +219,21 @@ def _info(args: argparse.Namespace) -> int:
     width = max(len(label) for label, _ in rows)
     for label, value in rows:
         print(f"{label:<{width}}  {value}")
+    return 0
+
+
+def _train(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
+    import shlex
+
+    from diffusion_studio.core.train import TrainConfig, run_training
+
+    fields = {f for f in TrainConfig.__dataclass_fields__ if f not in ("data", "output")}
+    config = TrainConfig(data=args.data, output=args.out,
+                         **{k: v for k, v in vars(args).items() if k in fields})  # fmt: skip
+    command = shlex.join([PROG, *(sys.argv[1:] if argv is None else argv)])
+    path = run_training(config, command=command, resume=args.resume, progress=not args.quiet,
+                        cpu=args.cpu)  # fmt: skip
+    print(path)
     return 0
 
 

@@ -1,0 +1,96 @@
+"""Training data: a folder of images, or an .npz of uint8 images with optional labels."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from diffusion_studio.core.errors import InputError
+from diffusion_studio.core.images import fit_to_size, load_image, to_pil
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff")
+
+
+@dataclass(frozen=True, eq=False)
+class TrainingData:
+    """images (N, H, W, C) uint8; labels (N,) int64 indexing class_names, or None."""
+
+    images: np.ndarray
+    labels: np.ndarray | None
+    class_names: tuple[str, ...]
+    description: str
+
+    @property
+    def channels(self) -> int:
+        return int(self.images.shape[-1])
+
+    def as_tensor(self) -> torch.Tensor:
+        """All images as (N, C, H, W) float32 in [-1, 1] (the same mapping as images.to_tensor)."""
+        return torch.from_numpy(self.images).permute(0, 3, 1, 2).float() / 127.5 - 1.0
+
+
+def load_training_data(
+    path: str | os.PathLike[str], resolution: int, channels: int = 3
+) -> TrainingData:
+    """Read an .npz (`images` (N, H, W, 3) uint8, optional `labels` and `categories`) or a
+    folder of images (recursive; any format load_image takes), fitted to resolution x resolution.
+    """
+    path = Path(path)
+    if path.suffix.lower() == ".npz" and path.is_file():
+        return _from_npz(path, resolution, channels)
+    if path.is_dir():
+        return _from_folder(path, resolution, channels)
+    raise InputError(f"training data {path} is neither an .npz file nor a folder of images")
+
+
+def _fit(image: np.ndarray, resolution: int, channels: int) -> np.ndarray:
+    pil = to_pil(image).convert("L" if channels == 1 else "RGB")
+    fitted, _ = fit_to_size(pil, (resolution, resolution))
+    array = np.asarray(fitted)
+    return array[..., None] if array.ndim == 2 else array
+
+
+def _from_npz(path: Path, resolution: int, channels: int) -> TrainingData:
+    try:
+        archive = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{path} is not a readable .npz archive: {exc}") from None
+    if "images" not in archive.files:
+        raise InputError(f"{path} has no 'images' array (it has: {', '.join(archive.files)})")
+    images = archive["images"]
+    if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] not in (1, 3):
+        raise InputError(f"{path}: 'images' must be (N, H, W, 3) uint8, got {images.dtype} "
+                         f"{images.shape}")  # fmt: skip
+    if images.shape[1:3] != (resolution, resolution) or images.shape[-1] != channels:
+        images = np.stack([_fit(image, resolution, channels) for image in images])
+    labels, class_names = None, ()
+    if "labels" in archive.files:
+        labels = archive["labels"].astype(np.int64)
+        if labels.shape != (len(images),) or labels.min(initial=0) < 0:
+            raise InputError(f"{path}: 'labels' must be (N,) non-negative integers")
+        count = int(labels.max(initial=-1)) + 1
+        if "categories" in archive.files:
+            class_names = tuple(str(c) for c in archive["categories"])
+            if len(class_names) < count:
+                raise InputError(f"{path}: labels go up to {count - 1} but there are only "
+                                 f"{len(class_names)} categories")  # fmt: skip
+        else:
+            class_names = tuple(f"class {i}" for i in range(count))
+    description = f"{len(images)} images from {path.name}"
+    return TrainingData(images, labels, class_names, description)
+
+
+def _from_folder(path: Path, resolution: int, channels: int) -> TrainingData:
+    files = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    if not files:
+        raise InputError(f"{path} holds no images ({', '.join(IMAGE_SUFFIXES)})")
+    images = []
+    for file in files:
+        image, _ = fit_to_size(load_image(file, channels=channels), (resolution, resolution))
+        array = np.asarray(image)
+        images.append(array[..., None] if array.ndim == 2 else array)
+    return TrainingData(np.stack(images), None, (), f"{len(images)} images from {path.name}/")

@@ -1,0 +1,421 @@
+"""DDPM training, Ho et al. 2020 Algorithm 1, with EMA weights, checkpoints and exact resume.
+
+Everything random in a step (which images, timesteps, noise, label dropout, flips) is drawn from
+a generator seeded by (seed, step), so a run resumed from a checkpoint sees the same data in
+the same order as one that never stopped, and ends at the same weights. Several GPUs go through
+Hugging Face Accelerate: `accelerate launch -m diffusion_studio train ...`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import platform
+import re
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from diffusers import UNet2DModel
+
+from diffusion_studio.core.data import TrainingData, load_training_data
+from diffusion_studio.core.errors import InputError
+from diffusion_studio.core.export import make_grid, save_png
+from diffusion_studio.core.images import to_uint8
+from diffusion_studio.core.model import save_model
+from diffusion_studio.core.sampling import classifier_free_guidance, ddim_update, randn_like, sample
+from diffusion_studio.core.schedule import NoiseSchedule
+
+CHECKPOINT_VERSION = 1
+
+# name: (block_out_channels, layers_per_block, levels with self-attention)
+UNET_PRESETS: dict[str, tuple[tuple[int, ...], int, tuple[int, ...]]] = {
+    "tiny": ((16, 32), 1, ()),  # tests and smoke runs
+    "small": ((32, 64, 64, 128), 1, (2,)),  # the embedded emoji model: 3.0 M parameters
+    "base": ((64, 128, 128, 256), 2, (2,)),  # about 20 M, for a GPU
+}
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that decides a training run. Saved in every checkpoint and in the model."""
+
+    data: str
+    output: str
+    resolution: int = 32
+    preset: str = "small"
+    prediction_type: str = "epsilon"
+    beta_schedule: str = "linear"
+    num_train_timesteps: int = 1000
+    steps: int = 20_000
+    batch_size: int = 64
+    learning_rate: float = 3e-4
+    warmup_steps: int = 500
+    weight_decay: float = 0.0
+    ema_decay: float = 0.9995
+    p_uncond: float = 0.1  # Ho & Salimans 2022: 0.1-0.2 works for classifier-free guidance
+    hflip: bool = False
+    seed: int = 0
+    checkpoint_every: int = 1000
+    sample_every: int = 2000
+    checkpoint_dir: str | None = None  # default: OUTPUT-checkpoints beside the output
+    name: str | None = None
+    license: str = ""
+    data_description: str = ""
+
+    @property
+    def checkpoints(self) -> Path:
+        if self.checkpoint_dir:
+            return Path(self.checkpoint_dir)
+        output = Path(self.output)
+        return output.with_name(output.name + "-checkpoints")
+
+    def validate(self) -> None:
+        if self.preset not in UNET_PRESETS:
+            raise InputError(f"unknown preset {self.preset!r}; use {', '.join(UNET_PRESETS)}")
+        if self.prediction_type not in ("epsilon", "v_prediction"):
+            raise InputError("the prediction type must be epsilon or v_prediction")
+        if self.beta_schedule not in ("linear", "cosine"):
+            raise InputError("the beta schedule must be linear or cosine")
+        for name in ("steps", "batch_size", "checkpoint_every", "sample_every", "resolution"):
+            if getattr(self, name) < 1:
+                raise InputError(f"{name.replace('_', ' ')} must be at least 1")
+        if not 0.0 <= self.p_uncond < 1.0:
+            raise InputError("the label drop probability must be in [0, 1)")
+        if not 0.0 < self.ema_decay < 1.0:
+            raise InputError("the EMA decay must be in (0, 1)")
+        if self.learning_rate <= 0:
+            raise InputError("the learning rate must be positive")
+
+
+def build_unet(config: TrainConfig, channels: int, num_classes: int) -> UNet2DModel:
+    """A UNet2DModel of the preset's size; with classes, one extra embedding: the null class."""
+    block_out_channels, layers, attention = UNET_PRESETS[config.preset]
+    levels = range(len(block_out_channels))
+    torch.manual_seed(config.seed)
+    return UNet2DModel(
+        sample_size=config.resolution,
+        in_channels=channels,
+        out_channels=channels,
+        block_out_channels=block_out_channels,
+        layers_per_block=layers,
+        down_block_types=tuple(
+            "AttnDownBlock2D" if i in attention else "DownBlock2D" for i in levels
+        ),
+        up_block_types=tuple(
+            "AttnUpBlock2D" if len(block_out_channels) - 1 - i in attention else "UpBlock2D"
+            for i in levels
+        ),
+        norm_num_groups=min(32, block_out_channels[0] // 2),
+        attention_head_dim=None,
+        num_class_embeds=num_classes + 1 if num_classes else None,
+    )
+
+
+def make_schedule(config: TrainConfig) -> NoiseSchedule:
+    beta_schedule = "squaredcos_cap_v2" if config.beta_schedule == "cosine" else "linear"
+    return NoiseSchedule.from_config(
+        {
+            "num_train_timesteps": config.num_train_timesteps,
+            "beta_schedule": beta_schedule,
+            "prediction_type": config.prediction_type,
+            "clip_sample": True,
+        }
+    )
+
+
+def batch_indices(step: int, batch_size: int, num_images: int, seed: int) -> np.ndarray:
+    """The images of a step: a stream of per-epoch permutations, cut into batches.
+
+    A pure function of the step, so that a resumed run reads the same data in the same order.
+    """
+    start = step * batch_size
+    indices = []
+    while len(indices) < batch_size:
+        epoch, offset = divmod(start + len(indices), num_images)
+        order = np.random.default_rng([seed, epoch]).permutation(num_images)
+        indices.extend(order[offset : offset + batch_size - len(indices)])
+    return np.asarray(indices)
+
+
+@dataclass
+class TrainState:
+    """What a checkpoint holds beside the config."""
+
+    step: int
+    unet: UNet2DModel
+    ema: UNet2DModel
+    optimizer: torch.optim.Optimizer
+    lr_scheduler: torch.optim.lr_scheduler.LRScheduler
+    wall_time: float = 0.0
+
+
+def training_step(
+    state: TrainState,
+    config: TrainConfig,
+    schedule: NoiseSchedule,
+    data: TrainingData,
+    images: torch.Tensor,
+    backward: Callable[[torch.Tensor], None] = lambda loss: loss.backward(),
+    shard: tuple[int, int] = (0, 1),
+) -> float:
+    """Algorithm 1 for one batch: noise a batch to random timesteps, regress the noise (or v)."""
+    process, processes = shard
+    device = next(state.unet.parameters()).device
+    g = torch.Generator().manual_seed(config.seed * 1_000_003 + state.step)
+    chosen = batch_indices(state.step, config.batch_size, len(images), config.seed)
+    n = len(chosen)
+    t = torch.randint(0, schedule.num_train_timesteps, (n,), generator=g)
+    noise = torch.randn((n, *images.shape[1:]), generator=g)
+    drop = torch.rand(n, generator=g) < config.p_uncond
+    flip = torch.rand(n, generator=g) < (0.5 if config.hflip else 0.0)
+    mine = slice(process, None, processes)  # each process takes its share of the global batch
+    x_0 = images[chosen[mine]].to(device)
+    x_0 = torch.where(flip[mine].view(-1, 1, 1, 1).to(device), x_0.flip(-1), x_0)
+    t, noise = t[mine].to(device), noise[mine].to(device)
+    labels = None
+    if data.labels is not None:
+        labels = torch.from_numpy(data.labels[chosen[mine]]).to(device)
+        labels = torch.where(drop[mine].to(device), len(data.class_names), labels)
+    x_t = schedule.q_sample(x_0, t, noise)
+    if config.prediction_type == "epsilon":
+        target = noise
+    else:  # v = sqrt(ab) eps - sqrt(1 - ab) x_0 (Salimans & Ho 2022)
+        ab = torch.as_tensor(schedule.alphas_cumprod, dtype=x_0.dtype, device=device)[t]
+        ab = ab.view(-1, 1, 1, 1)
+        target = ab.sqrt() * noise - (1 - ab).sqrt() * x_0
+    prediction = state.unet(x_t, t, class_labels=labels).sample
+    loss = torch.nn.functional.mse_loss(prediction.float(), target)
+    backward(loss)
+    torch.nn.utils.clip_grad_norm_(state.unet.parameters(), 1.0)
+    state.optimizer.step()
+    state.lr_scheduler.step()
+    state.optimizer.zero_grad(set_to_none=True)
+    return float(loss.detach())
+
+
+@torch.no_grad()
+def update_ema(ema: UNet2DModel, unet: UNet2DModel, step: int, max_decay: float) -> None:
+    """EMA of the weights, with diffusers' warm-up: decay = min(max, (1 + step) / (10 + step))."""
+    decay = min(max_decay, (1 + step) / (10 + step))
+    for ema_param, param in zip(ema.parameters(), unet.parameters()):
+        ema_param.lerp_(param.detach(), 1 - decay)
+
+
+def checkpoint_path(folder: Path, step: int) -> Path:
+    return folder / f"checkpoint-{step:07d}.pt"
+
+
+def latest_checkpoint(folder: Path) -> Path | None:
+    found = sorted(folder.glob("checkpoint-*.pt")) if folder.is_dir() else []
+    return found[-1] if found else None
+
+
+def save_checkpoint(
+    state: TrainState, config: TrainConfig, unet: UNet2DModel, keep: int = 3
+) -> Path:
+    """One dict with a version: weights, EMA, optimizer and LR state, step, config, RNG state."""
+    folder = config.checkpoints
+    folder.mkdir(parents=True, exist_ok=True)
+    path = checkpoint_path(folder, state.step)
+    payload = {
+        "version": CHECKPOINT_VERSION,
+        "step": state.step,
+        "wall_time": state.wall_time,
+        "config": dataclasses.asdict(config),
+        "model": unet.state_dict(),
+        "ema": state.ema.state_dict(),
+        "optimizer": state.optimizer.state_dict(),
+        "lr_scheduler": state.lr_scheduler.state_dict(),
+        "torch_rng": torch.get_rng_state(),
+    }
+    tmp = path.with_suffix(".tmp")
+    torch.save(payload, tmp)
+    tmp.replace(path)
+    for old in sorted(folder.glob("checkpoint-*.pt"))[:-keep]:
+        old.unlink()
+    return path
+
+
+# Settings a resumed run may change; anything else must match the checkpoint.
+_RESUMABLE = {"steps", "checkpoint_every", "sample_every", "checkpoint_dir", "output", "name",
+              "license", "data_description"}  # fmt: skip
+
+
+def load_checkpoint(path: Path, state: TrainState, config: TrainConfig, unet: UNet2DModel) -> None:
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except (RuntimeError, OSError, EOFError) as exc:
+        raise InputError(f"checkpoint {path} is not readable: {exc}") from None
+    if payload.get("version") != CHECKPOINT_VERSION:
+        raise InputError(f"checkpoint {path} has version {payload.get('version')}")
+    saved = payload["config"]
+    changed = [k for k, v in dataclasses.asdict(config).items()
+               if k not in _RESUMABLE and saved.get(k) != v]  # fmt: skip
+    if changed:
+        raise InputError(
+            f"cannot resume from {path}: it was trained with other {', '.join(changed)}"
+        )
+    unet.load_state_dict(payload["model"])
+    state.ema.load_state_dict(payload["ema"])
+    state.optimizer.load_state_dict(payload["optimizer"])
+    state.lr_scheduler.load_state_dict(payload["lr_scheduler"])
+    torch.set_rng_state(payload["torch_rng"])
+    state.step = int(payload["step"])
+    state.wall_time = float(payload.get("wall_time", 0.0))
+
+
+def studio_metadata(
+    config: TrainConfig, data: TrainingData, state: TrainState, command: str
+) -> dict[str, Any]:
+    """The studio JSON beside the model: what it knows, where from, and how it was made."""
+    return {
+        "name": config.name or Path(config.output).name,
+        "class_names": list(data.class_names),
+        "data": config.data_description or data.description,
+        "license": config.license,
+        "training": {
+            "command": command,
+            "steps": state.step,
+            "wall_time_s": round(state.wall_time, 1),
+            "hardware": hardware_description(),
+            "config": dataclasses.asdict(config),
+        },
+    }
+
+
+def hardware_description() -> str:
+    if torch.cuda.is_available():
+        return f"{torch.cuda.get_device_name(0)} (x{torch.cuda.device_count()})"
+    cpu = platform.processor() or platform.machine()
+    return f"CPU {cpu}, {torch.get_num_threads()} threads"
+
+
+def safe_name(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-") or "model"
+
+
+def write_model(config: TrainConfig, data: TrainingData, state: TrainState, command: str) -> Path:
+    """Save the EMA weights as the model: the flat diffusers layout plus the studio JSON."""
+    studio = studio_metadata(config, data, state, command)
+    return save_model(state.ema, make_schedule(config), config.output, studio=studio,
+                      overwrite=True)  # fmt: skip
+
+
+def preview(
+    ema: UNet2DModel,
+    config: TrainConfig,
+    data: TrainingData,
+    per_class: int = 4,
+    num_inference_steps: int = 25,
+    guidance_scale: float = 3.0,
+) -> np.ndarray:
+    """A grid from the EMA weights: a row per class (or rows of unconditional samples)."""
+    schedule = make_schedule(config)
+    classes = len(data.class_names)
+    n = per_class * max(classes, 1)
+    device = next(ema.parameters()).device
+    g = torch.Generator().manual_seed(config.seed)
+    x_T = randn_like(torch.empty(n, data.channels, config.resolution, config.resolution,
+                                 device=device), g)  # fmt: skip
+
+    def network(x_t: torch.Tensor, t: int, labels: torch.Tensor | None) -> torch.Tensor:
+        return ema(x_t, t, class_labels=labels).sample
+
+    if classes:
+        labels = torch.arange(classes, device=device).repeat_interleave(per_class)
+        model_fn = classifier_free_guidance(network, labels, classes, guidance_scale)
+    else:
+        model_fn = lambda x_t, t: network(x_t, t, None)  # noqa: E731
+    steps = sample(model_fn, x_T, schedule.timesteps(num_inference_steps),
+                   ddim_update(schedule, g, 0.0))  # fmt: skip
+    last = deque(steps, maxlen=1)[0]
+    return make_grid(to_uint8(last.x_t), columns=per_class)
+
+
+def run_training(
+    config: TrainConfig,
+    *,
+    command: str = "",
+    resume: bool = False,
+    progress: bool = True,
+    cpu: bool = False,
+    stop_after: int | None = None,
+) -> Path:
+    """Train (or resume) and write the model folder; returns its path.
+
+    A checkpoint is written every checkpoint_every steps and on Ctrl-C (then KeyboardInterrupt
+    is raised again). stop_after ends the run early after that many steps of this call, as a
+    kill would, without writing the model (tests use it).
+    """
+    from accelerate import Accelerator
+    from tqdm import tqdm
+
+    config.validate()
+    accelerator = Accelerator(cpu=cpu)
+    data = load_training_data(config.data, config.resolution)
+    images = data.as_tensor()
+    unet = build_unet(config, data.channels, len(data.class_names))
+    ema = build_unet(config, data.channels, len(data.class_names)).requires_grad_(False)
+    ema.load_state_dict(unet.state_dict())
+    optimizer = torch.optim.AdamW(unet.parameters(), lr=config.learning_rate,
+                                  weight_decay=config.weight_decay)  # fmt: skip
+    lr_scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: min(1.0, (step + 1) / max(config.warmup_steps, 1))
+    )
+    state = TrainState(0, unet, ema, optimizer, lr_scheduler)
+    if resume:
+        found = latest_checkpoint(config.checkpoints)
+        if found is None:
+            raise InputError(f"--resume: no checkpoint in {config.checkpoints}")
+        load_checkpoint(found, state, config, unet)
+    state.unet, state.optimizer = accelerator.prepare(unet, optimizer)
+    ema.to(accelerator.device)
+    schedule = make_schedule(config)
+    shard = (accelerator.process_index, accelerator.num_processes)
+    last_step = config.steps if stop_after is None else min(config.steps, state.step + stop_after)
+    bar = tqdm(total=config.steps, initial=state.step, unit="step", desc="train",
+               disable=not (progress and accelerator.is_main_process))  # fmt: skip
+    smoothed = None
+    started = time.monotonic() - state.wall_time
+    try:
+        while state.step < last_step:
+            with accelerator.autocast():
+                loss = training_step(state, config, schedule, data, images,
+                                     accelerator.backward, shard)  # fmt: skip
+            update_ema(ema, accelerator.unwrap_model(state.unet), state.step, config.ema_decay)
+            state.step += 1
+            state.wall_time = time.monotonic() - started
+            smoothed = loss if smoothed is None else 0.98 * smoothed + 0.02 * loss
+            bar.set_postfix(loss=f"{smoothed:.4f}", refresh=False)
+            bar.update()
+            if accelerator.is_main_process:
+                _periodic(state, config, data, accelerator.unwrap_model(state.unet))
+    except KeyboardInterrupt:
+        if accelerator.is_main_process:
+            path = save_checkpoint(state, config, accelerator.unwrap_model(state.unet))
+            bar.write(f"interrupted at step {state.step}; checkpoint {path}; "
+                      "continue with --resume")  # fmt: skip
+        raise
+    finally:
+        bar.close()
+    if state.step < config.steps:  # stopped early on purpose
+        return config.checkpoints
+    accelerator.wait_for_everyone()
+    if not accelerator.is_main_process:
+        return Path(config.output)
+    ema.to("cpu")
+    return write_model(config, data, state, command)
+
+
+def _periodic(state: TrainState, config: TrainConfig, data: TrainingData,
+              unet: UNet2DModel) -> None:  # fmt: skip
+    if state.step % config.checkpoint_every == 0 or state.step == config.steps:
+        save_checkpoint(state, config, unet)
+    if state.step % config.sample_every == 0:
+        grid = preview(state.ema, config, data)
+        save_png(config.checkpoints / f"samples-{state.step:07d}.png", grid, overwrite=True)
