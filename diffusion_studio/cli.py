@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
@@ -48,6 +48,7 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     info = commands.add_parser("info", help="describe a model")
     _add_train_parser(commands)
+    _add_eval_parser(commands)
     for sub in (sample, inpaint, info):
         sub.add_argument(
             "--model",
@@ -183,6 +184,56 @@ def _add_train_parser(commands: argparse._SubParsersAction) -> None:
     train.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
+def _add_eval_parser(commands: argparse._SubParsersAction) -> None:
+    evaluate = commands.add_parser(
+        "eval", help="class accuracy and Frechet distance of samplers (DDIM paper, Table 1)"
+    )
+    evaluate.add_argument("--model", metavar="FOLDER", help="default: the embedded model")
+    evaluate.add_argument("--device", default="auto")
+    evaluate.add_argument(
+        "--sampler",
+        choices=("ddim", "ddpm", "both"),
+        default="both",
+        help="ddim rows (one per eta), ddpm rows (beta-tilde and beta), or both",
+    )
+    evaluate.add_argument(
+        "--steps",
+        default="10,20,50,100",
+        metavar="S,S,...",
+        help="inference steps, one column each (default 10,20,50,100)",
+    )
+    evaluate.add_argument(
+        "--eta",
+        default="0,0.5,1",
+        metavar="E,E,...",
+        help="DDIM eta values, one row each (default 0,0.5,1)",
+    )
+    evaluate.add_argument(
+        "-n",
+        type=int,
+        default=512,
+        metavar="N",
+        help="samples per setting, spread over the classes (default 512)",
+    )
+    evaluate.add_argument(
+        "--guidance",
+        type=float,
+        default=3.0,
+        metavar="SCALE",
+        help="classifier-free guidance scale (default 3)",
+    )
+    evaluate.add_argument(
+        "--spacing",
+        choices=("leading", "trailing", "linspace", "quadratic"),
+        help="timestep spacing (default: the model's)",
+    )
+    evaluate.add_argument("--seed", type=int, default=0, metavar="N")
+    evaluate.add_argument(
+        "--batch", type=int, default=128, metavar="N", help="images per network call (default 128)"
+    )
+    evaluate.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _build_parser().parse_args(argv)
     if args.command in (None, "gui"):
@@ -194,6 +245,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _info(args)
         if args.command == "train":
             return _train(args, argv)
+        if args.command == "eval":
+            return _evaluate(args)
         return _generate(args)
     except OutputExistsError as exc:
         return _fail(f"{exc.path} already exists (use --force to overwrite)")
@@ -234,6 +287,66 @@ def _train(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
     path = run_training(config, command=command, resume=args.resume, progress=not args.quiet,
                         cpu=args.cpu)  # fmt: skip
     print(path)
+    return 0
+
+
+def _numbers(text: str, kind: type, flag: str) -> list:
+    try:
+        return [kind(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise InputError(f"{flag} takes numbers separated by commas, got {text!r}") from None
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from diffusion_studio.core.evaluate import (
+        evaluate_setting,
+        evaluation_rows,
+        format_table,
+        load_classifier,
+    )
+    from diffusion_studio.core.model import load_model
+
+    model = load_model(args.model, device=args.device)
+    classifier, card, real = load_classifier()
+    if model.info.class_names != card.class_names:
+        raise InputError(
+            f"the evaluation classifier knows {', '.join(card.class_names)}; "
+            f"{model.info.name} has other classes"
+        )
+    steps = _numbers(args.steps, int, "--steps")
+    etas = _numbers(args.eta, float, "--eta")
+    rows = evaluation_rows(args.sampler, etas)
+    total = len(rows) * len(steps)
+    print(
+        f"{model.info.name}: {args.n} samples per setting, guidance {args.guidance}, "
+        f"device {model.device}"
+    )
+    with tqdm(total=total, unit="setting", desc="eval", disable=args.quiet) as progress:
+        table = []
+        for name, request in rows:
+            scores = []
+            for s in steps:
+                setting = replace(
+                    request,
+                    num_inference_steps=s,
+                    guidance_scale=args.guidance,
+                    timestep_spacing=args.spacing,
+                    seed=args.seed,
+                )
+                scores.append(
+                    evaluate_setting(model, setting, classifier, real, args.n, args.batch)
+                )
+                progress.update()
+            table.append((name, scores))
+    print(
+        f"\nFrechet distance in the classifier's features (lower is better); "
+        f"real-vs-real floor {card.real_floor:.3f}"
+    )
+    print(format_table(table, steps, "frechet_distance"))
+    print(f"\nClass accuracy (the classifier's held-out accuracy: {card.held_out_accuracy:.3f})")
+    print(format_table(table, steps, "class_accuracy"))
     return 0
 
 

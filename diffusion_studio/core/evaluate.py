@@ -1,0 +1,270 @@
+"""Sample quality without an Inception network: a small classifier trained on the same data.
+
+For a sampler setting it reports (a) class accuracy, the share of class-conditional samples the
+classifier gives the requested class, and (b) a Frechet distance between generated and real
+images in the classifier's feature space (the FID recipe of Heusel et al. 2017 with our own
+features), beside the real-vs-real floor of two disjoint halves of the data.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import deque
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from diffusion_studio.core.data import TrainingData
+from diffusion_studio.core.errors import InputError
+from diffusion_studio.core.generate import SampleRequest, generate
+from diffusion_studio.core.images import to_tensor, to_uint8
+from diffusion_studio.core.model import DiffusionModel
+from diffusion_studio.core.resources import resources_dir
+
+CLASSIFIER_WEIGHTS = "classifier.safetensors"
+CLASSIFIER_CARD = "classifier.json"
+
+
+class Classifier(nn.Module):
+    """A small CNN for 32x32 images: three stages of two 3x3 convolutions, then a linear head.
+
+    `features` is the 128-d global-average-pooled activation the Frechet distance uses.
+    """
+
+    def __init__(self, num_classes: int, channels: int = 3, width: int = 32) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        for stage, out in enumerate((width, 2 * width, 4 * width)):
+            for _ in range(2):
+                layers += [nn.Conv2d(channels, out, 3, padding=1), nn.GroupNorm(8, out), nn.SiLU()]
+                channels = out
+            if stage < 2:
+                layers.append(nn.AvgPool2d(2))
+        self.body = nn.Sequential(*layers)
+        self.head = nn.Sequential(nn.Dropout(0.2), nn.Linear(channels, num_classes))
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, C, H, W) in [-1, 1] -> (N, 128) features."""
+        return self.body(x).mean(dim=(2, 3))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))
+
+
+@dataclass(frozen=True)
+class ClassifierCard:
+    class_names: tuple[str, ...]
+    held_out_accuracy: float
+    real_floor: float  # Frechet distance between two disjoint halves of the real data
+    held_out_images: int
+    train_images: int
+    epochs: int
+    seed: int
+
+
+def held_out_split(labels: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """A stratified split: (train indices, held-out indices), the same fraction of each class."""
+    rng = np.random.default_rng(seed)
+    held = []
+    for label in np.unique(labels):
+        members = rng.permutation(np.flatnonzero(labels == label))
+        held.extend(members[: max(1, round(len(members) * fraction))])
+    held_out = np.sort(np.asarray(held))
+    train = np.setdiff1d(np.arange(len(labels)), held_out)
+    return train, held_out
+
+
+def train_classifier(
+    data: TrainingData, *, epochs: int = 40, seed: int = 0, held_out: float = 0.15
+) -> tuple[Classifier, float]:
+    """Train the yardstick on labelled data, with shifts and flips.
+
+    Returns the classifier and its accuracy on a stratified held-out split it never saw.
+    """
+    if data.labels is None:
+        raise InputError("the evaluation classifier needs labelled data")
+    torch.manual_seed(seed)
+    images, labels = data.as_tensor(), torch.from_numpy(data.labels)
+    train_idx, test_idx = held_out_split(data.labels, held_out, seed)
+    model = Classifier(len(data.class_names), data.channels)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=0.05)
+    batches = (len(train_idx) + 127) // 128
+    lr = torch.optim.lr_scheduler.OneCycleLR(optimizer, 2e-3, total_steps=epochs * batches)
+    g = torch.Generator().manual_seed(seed)
+    for _ in range(epochs):
+        model.train()
+        order = torch.from_numpy(train_idx)[torch.randperm(len(train_idx), generator=g)]
+        for batch in order.split(128):
+            x = _augment(images[batch], g)
+            loss = nn.functional.cross_entropy(model(x), labels[batch], label_smoothing=0.1)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            lr.step()
+    model.eval()
+    accuracy = float((predict(model, images[test_idx]) == labels[test_idx]).float().mean())
+    return model, accuracy
+
+
+def _augment(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+    """Random shifts of up to 2 pixels (white padding, as the data's background) and flips."""
+    n, _, h, w = x.shape
+    padded = nn.functional.pad(x, (2, 2, 2, 2), value=1.0)
+    dy, dx = torch.randint(0, 5, (2,), generator=g).tolist()
+    x = padded[:, :, dy : dy + h, dx : dx + w]
+    flip = torch.rand(n, generator=g) < 0.5
+    return torch.where(flip.view(-1, 1, 1, 1), x.flip(-1), x)
+
+
+@torch.inference_mode()
+def predict(model: Classifier, images: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
+    return torch.cat([model(b).argmax(1) for b in images.split(batch_size)])
+
+
+@torch.inference_mode()
+def features(model: Classifier, images: torch.Tensor, batch_size: int = 512) -> np.ndarray:
+    """(N, 128) float64 features of (N, C, H, W) images in [-1, 1]."""
+    return torch.cat([model.features(b) for b in images.split(batch_size)]).double().numpy()
+
+
+@dataclass(frozen=True, eq=False)
+class FeatureStats:
+    """The Gaussian a Frechet distance compares: mean (D,) and covariance (D, D), float64."""
+
+    mean: np.ndarray
+    cov: np.ndarray
+
+    @classmethod
+    def of(cls, features: np.ndarray) -> FeatureStats:
+        return cls(features.mean(0), np.cov(features, rowvar=False))
+
+
+def frechet_distance(a: FeatureStats, b: FeatureStats) -> float:
+    """Frechet distance between two Gaussians (Heusel et al. 2017, eq. 6).
+
+    |mu_a - mu_b|^2 + tr(S_a) + tr(S_b) - 2 tr((S_a^1/2 S_b S_a^1/2)^1/2), with the matrix
+    square roots taken by symmetric eigendecomposition (no scipy needed).
+    """
+    values, vectors = np.linalg.eigh(a.cov)
+    root_a = (vectors * np.sqrt(np.clip(values, 0, None))) @ vectors.T
+    middle = np.linalg.eigvalsh(root_a @ b.cov @ root_a)
+    trace_root = np.sqrt(np.clip(middle, 0, None)).sum()
+    distance = ((a.mean - b.mean) ** 2).sum() + np.trace(a.cov) + np.trace(b.cov) - 2 * trace_root
+    return float(max(distance, 0.0))
+
+
+def real_statistics(classifier: Classifier, data: TrainingData, seed: int = 0
+                    ) -> tuple[FeatureStats, float]:  # fmt: skip
+    """The real data's feature statistics, and the real-vs-real floor: the Frechet distance
+    between two disjoint random halves of the data."""
+    feats = features(classifier, data.as_tensor())
+    order = np.random.default_rng(seed).permutation(len(feats))
+    half = len(order) // 2
+    floor = frechet_distance(FeatureStats.of(feats[order[:half]]),
+                             FeatureStats.of(feats[order[half:]]))  # fmt: skip
+    return FeatureStats.of(feats), floor
+
+
+def save_classifier(model: Classifier, card: ClassifierCard, real: FeatureStats,
+                    folder: Path) -> None:  # fmt: skip
+    """Weights and the real data's feature statistics as safetensors, the card as JSON."""
+    folder.mkdir(parents=True, exist_ok=True)
+    tensors = {k: v.contiguous() for k, v in model.state_dict().items()}
+    tensors["real_features.mean"] = torch.from_numpy(real.mean)
+    tensors["real_features.cov"] = torch.from_numpy(real.cov)
+    save_file(tensors, folder / CLASSIFIER_WEIGHTS)
+    payload = {**card.__dict__, "class_names": list(card.class_names)}
+    (folder / CLASSIFIER_CARD).write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
+
+
+def load_classifier(folder: Path | None = None) -> tuple[Classifier, ClassifierCard, FeatureStats]:
+    """The shipped evaluation classifier (or one from `folder`), its card and real statistics."""
+    folder = folder or resources_dir() / "classifier"
+    if not (folder / CLASSIFIER_WEIGHTS).is_file():
+        raise InputError(f"no evaluation classifier in {folder}")
+    raw = json.loads((folder / CLASSIFIER_CARD).read_text(encoding="utf-8"))
+    card = ClassifierCard(**{**raw, "class_names": tuple(raw["class_names"])})
+    tensors = load_file(folder / CLASSIFIER_WEIGHTS)
+    real = FeatureStats(tensors.pop("real_features.mean").numpy(),
+                        tensors.pop("real_features.cov").numpy())  # fmt: skip
+    model = Classifier(len(card.class_names))
+    model.load_state_dict(tensors)
+    return model.eval(), card, real
+
+
+@dataclass(frozen=True)
+class Score:
+    class_accuracy: float
+    frechet_distance: float
+
+
+def generate_images(
+    model: DiffusionModel, request: SampleRequest, count: int, batch_size: int = 128
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """`count` class-conditional samples spread evenly over the classes, as a person sees them
+    (quantised to uint8): images (N, C, H, W) in [-1, 1] and their requested labels (N,)."""
+    classes = len(model.info.class_names)
+    if not classes:
+        raise InputError(f"{model.info.name} is not class-conditional: class accuracy needs one")
+    images, labels = [], []
+    for label in range(classes):
+        wanted = count // classes + (label < count % classes)
+        for start in range(0, wanted, batch_size):
+            chunk = replace(request, class_label=label, batch_size=min(batch_size, wanted - start),
+                            seed=request.seed + 100_000 * label + start)  # fmt: skip
+            last = deque(generate(model, chunk), maxlen=1)[0]
+            images.append(to_tensor_batch(to_uint8(last.x_t)))
+            labels += [label] * chunk.batch_size
+    return torch.cat(images), torch.tensor(labels)
+
+
+def to_tensor_batch(images: np.ndarray) -> torch.Tensor:
+    """(N, H, W, C) uint8 -> (N, C, H, W) float32 in [-1, 1], as images.to_tensor maps one."""
+    return torch.cat([to_tensor(image) for image in images])
+
+
+def score(classifier: Classifier, images: torch.Tensor, labels: torch.Tensor,
+          real: FeatureStats) -> Score:  # fmt: skip
+    accuracy = float((predict(classifier, images) == labels).float().mean())
+    fake = FeatureStats.of(features(classifier, images))
+    return Score(accuracy, frechet_distance(fake, real))
+
+
+def evaluation_rows(sampler: str, etas: Sequence[float]) -> list[tuple[str, SampleRequest]]:
+    """The rows of the DDIM paper's Table 1: DDIM at each eta, and DDPM with beta-tilde and with
+    beta (the paper's sigma-hat)."""
+    rows = []
+    if sampler in ("ddim", "both"):
+        rows += [(f"DDIM eta={eta:g}", SampleRequest(sampler="ddim", eta=eta)) for eta in etas]
+    if sampler in ("ddpm", "both"):
+        rows += [
+            ("DDPM beta~", SampleRequest(sampler="ddpm", variance_type="fixed_small")),
+            ("DDPM beta", SampleRequest(sampler="ddpm", variance_type="fixed_large")),
+        ]
+    return rows
+
+
+def evaluate_setting(model: DiffusionModel, request: SampleRequest, classifier: Classifier,
+                     real: FeatureStats, count: int, batch_size: int = 128) -> Score:  # fmt: skip
+    """Sample `count` images with one setting and score them."""
+    images, labels = generate_images(model, request, count, batch_size)
+    return score(classifier, images, labels, real)
+
+
+def format_table(rows: Sequence[tuple[str, Sequence[Score | None]]], steps: Iterable[int],
+                 metric: str) -> str:  # fmt: skip
+    """A table in the shape of the DDIM paper's Table 1: a row per sampler, a column per S."""
+    steps = list(steps)
+    lines = [f"{'':<16}" + "".join(f"{f'S={s}':>10}" for s in steps)]
+    for name, scores in rows:
+        cells = []
+        for s in scores:
+            value = None if s is None else getattr(s, metric)
+            cells.append(f"{'-':>10}" if value is None else f"{value:>10.3f}")
+        lines.append(f"{name:<16}" + "".join(cells))
+    return "\n".join(lines)
