@@ -145,11 +145,18 @@ def _add_train_parser(commands: argparse._SubParsersAction) -> None:
 
     defaults = TrainConfig(data="", output="")
     train = commands.add_parser("train", help="train a model on a folder of images or an .npz")
-    train.add_argument("data", help="a folder of images (recursive) or an .npz with images, "
-                       "and optional labels and categories")  # fmt: skip
+    train.add_argument(
+        "data",
+        help="a folder of images (recursive) or an .npz with images, "
+        "and optional labels and categories",
+    )
     train.add_argument("--out", required=True, metavar="FOLDER", help="the model folder to write")
-    train.add_argument("--preset", choices=tuple(UNET_PRESETS), default=defaults.preset,
-                       help=f"network size (default {defaults.preset})")  # fmt: skip
+    train.add_argument(
+        "--preset",
+        choices=tuple(UNET_PRESETS),
+        default=defaults.preset,
+        help=f"network size (default {defaults.preset})",
+    )
     options = [
         ("--resolution", int, "resolution", "image size in pixels"),
         ("--steps", int, "steps", "optimizer steps in all"),
@@ -164,12 +171,20 @@ def _add_train_parser(commands: argparse._SubParsersAction) -> None:
     ]
     for flag, kind, field, text in options:
         default = getattr(defaults, field)
-        train.add_argument(flag, type=kind, dest=field, default=default, metavar="N",
-                           help=f"{text} (default {default})")  # fmt: skip
-    train.add_argument("--prediction-type", choices=("epsilon", "v_prediction"),
-                       default=defaults.prediction_type)  # fmt: skip
-    train.add_argument("--beta-schedule", choices=("linear", "cosine"),
-                       default=defaults.beta_schedule)  # fmt: skip
+        train.add_argument(
+            flag,
+            type=kind,
+            dest=field,
+            default=default,
+            metavar="N",
+            help=f"{text} (default {default})",
+        )
+    train.add_argument(
+        "--prediction-type", choices=("epsilon", "v_prediction"), default=defaults.prediction_type
+    )
+    train.add_argument(
+        "--beta-schedule", choices=("linear", "cosine"), default=defaults.beta_schedule
+    )
     train.add_argument("--hflip", action="store_true", help="random horizontal flips")
     train.add_argument(
         "--checkpoint-dir",
@@ -281,11 +296,13 @@ def _train(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
     from diffusion_studio.core.train import TrainConfig, run_training
 
     fields = {f for f in TrainConfig.__dataclass_fields__ if f not in ("data", "output")}
-    config = TrainConfig(data=args.data, output=args.out,
-                         **{k: v for k, v in vars(args).items() if k in fields})  # fmt: skip
+    config = TrainConfig(
+        data=args.data, output=args.out, **{k: v for k, v in vars(args).items() if k in fields}
+    )
     command = shlex.join([PROG, *(sys.argv[1:] if argv is None else argv)])
-    path = run_training(config, command=command, resume=args.resume, progress=not args.quiet,
-                        cpu=args.cpu)  # fmt: skip
+    path = run_training(
+        config, command=command, resume=args.resume, progress=not args.quiet, cpu=args.cpu
+    )
     print(path)
     return 0
 

@@ -32,12 +32,20 @@ def main() -> None:
     args = parser.parse_args()
     data = load_training_data(args.data, resolution=32)
     started = time.monotonic()
-    model, accuracy = train_classifier(data, epochs=args.epochs, seed=args.seed,
-                                       held_out=args.held_out)  # fmt: skip
+    model, accuracy = train_classifier(
+        data, epochs=args.epochs, seed=args.seed, held_out=args.held_out
+    )
     real, floor = real_statistics(model, data, seed=args.seed)
     train, held_out = held_out_split(data.labels, args.held_out, args.seed)
-    card = ClassifierCard(data.class_names, round(accuracy, 4), round(floor, 4), len(held_out),
-                          len(train), args.epochs, args.seed)  # fmt: skip
+    card = ClassifierCard(
+        data.class_names,
+        round(accuracy, 4),
+        round(floor, 4),
+        len(held_out),
+        len(train),
+        args.epochs,
+        args.seed,
+    )
     save_classifier(model, card, real, args.out)
     print(
         f"held-out accuracy {accuracy:.4f} on {len(held_out)} images; real-vs-real floor "

@@ -63,8 +63,9 @@ def _from_npz(path: Path, resolution: int, channels: int) -> TrainingData:
         raise InputError(f"{path} has no 'images' array (it has: {', '.join(archive.files)})")
     images = archive["images"]
     if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] not in (1, 3):
-        raise InputError(f"{path}: 'images' must be (N, H, W, 3) uint8, got {images.dtype} "
-                         f"{images.shape}")  # fmt: skip
+        raise InputError(
+            f"{path}: 'images' must be (N, H, W, 3) uint8, got {images.dtype} {images.shape}"
+        )
     if images.shape[1:3] != (resolution, resolution) or images.shape[-1] != channels:
         images = np.stack([_fit(image, resolution, channels) for image in images])
     labels, class_names = None, ()
@@ -76,8 +77,10 @@ def _from_npz(path: Path, resolution: int, channels: int) -> TrainingData:
         if "categories" in archive.files:
             class_names = tuple(str(c) for c in archive["categories"])
             if len(class_names) < count:
-                raise InputError(f"{path}: labels go up to {count - 1} but there are only "
-                                 f"{len(class_names)} categories")  # fmt: skip
+                raise InputError(
+                    f"{path}: labels go up to {count - 1} but there are only "
+                    f"{len(class_names)} categories"
+                )
         else:
             class_names = tuple(f"class {i}" for i in range(count))
     description = f"{len(images)} images from {path.name}"

@@ -158,20 +158,23 @@ def frechet_distance(a: FeatureStats, b: FeatureStats) -> float:
     return float(max(distance, 0.0))
 
 
-def real_statistics(classifier: Classifier, data: TrainingData, seed: int = 0
-                    ) -> tuple[FeatureStats, float]:  # fmt: skip
+def real_statistics(
+    classifier: Classifier, data: TrainingData, seed: int = 0
+) -> tuple[FeatureStats, float]:
     """The real data's feature statistics, and the real-vs-real floor: the Frechet distance
     between two disjoint random halves of the data."""
     feats = features(classifier, data.as_tensor())
     order = np.random.default_rng(seed).permutation(len(feats))
     half = len(order) // 2
-    floor = frechet_distance(FeatureStats.of(feats[order[:half]]),
-                             FeatureStats.of(feats[order[half:]]))  # fmt: skip
+    floor = frechet_distance(
+        FeatureStats.of(feats[order[:half]]), FeatureStats.of(feats[order[half:]])
+    )
     return FeatureStats.of(feats), floor
 
 
-def save_classifier(model: Classifier, card: ClassifierCard, real: FeatureStats,
-                    folder: Path) -> None:  # fmt: skip
+def save_classifier(
+    model: Classifier, card: ClassifierCard, real: FeatureStats, folder: Path
+) -> None:
     """Weights and the real data's feature statistics as safetensors, the card as JSON."""
     folder.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.contiguous() for k, v in model.state_dict().items()}
@@ -190,8 +193,9 @@ def load_classifier(folder: Path | None = None) -> tuple[Classifier, ClassifierC
     raw = json.loads((folder / CLASSIFIER_CARD).read_text(encoding="utf-8"))
     card = ClassifierCard(**{**raw, "class_names": tuple(raw["class_names"])})
     tensors = load_file(folder / CLASSIFIER_WEIGHTS)
-    real = FeatureStats(tensors.pop("real_features.mean").numpy(),
-                        tensors.pop("real_features.cov").numpy())  # fmt: skip
+    real = FeatureStats(
+        tensors.pop("real_features.mean").numpy(), tensors.pop("real_features.cov").numpy()
+    )
     model = Classifier(len(card.class_names))
     model.load_state_dict(tensors)
     return model.eval(), card, real
@@ -215,8 +219,12 @@ def generate_images(
     for label in range(classes):
         wanted = count // classes + (label < count % classes)
         for start in range(0, wanted, batch_size):
-            chunk = replace(request, class_label=label, batch_size=min(batch_size, wanted - start),
-                            seed=request.seed + 100_000 * label + start)  # fmt: skip
+            chunk = replace(
+                request,
+                class_label=label,
+                batch_size=min(batch_size, wanted - start),
+                seed=request.seed + 100_000 * label + start,
+            )
             last = deque(generate(model, chunk), maxlen=1)[0]
             images.append(to_tensor_batch(to_uint8(last.x_t)))
             labels += [label] * chunk.batch_size
@@ -228,8 +236,9 @@ def to_tensor_batch(images: np.ndarray) -> torch.Tensor:
     return torch.cat([to_tensor(image) for image in images])
 
 
-def score(classifier: Classifier, images: torch.Tensor, labels: torch.Tensor,
-          real: FeatureStats) -> Score:  # fmt: skip
+def score(
+    classifier: Classifier, images: torch.Tensor, labels: torch.Tensor, real: FeatureStats
+) -> Score:
     accuracy = float((predict(classifier, images) == labels).float().mean())
     fake = FeatureStats.of(features(classifier, images))
     return Score(accuracy, frechet_distance(fake, real))
@@ -249,15 +258,22 @@ def evaluation_rows(sampler: str, etas: Sequence[float]) -> list[tuple[str, Samp
     return rows
 
 
-def evaluate_setting(model: DiffusionModel, request: SampleRequest, classifier: Classifier,
-                     real: FeatureStats, count: int, batch_size: int = 128) -> Score:  # fmt: skip
+def evaluate_setting(
+    model: DiffusionModel,
+    request: SampleRequest,
+    classifier: Classifier,
+    real: FeatureStats,
+    count: int,
+    batch_size: int = 128,
+) -> Score:
     """Sample `count` images with one setting and score them."""
     images, labels = generate_images(model, request, count, batch_size)
     return score(classifier, images, labels, real)
 
 
-def format_table(rows: Sequence[tuple[str, Sequence[Score | None]]], steps: Iterable[int],
-                 metric: str) -> str:  # fmt: skip
+def format_table(
+    rows: Sequence[tuple[str, Sequence[Score | None]]], steps: Iterable[int], metric: str
+) -> str:
     """A table in the shape of the DDIM paper's Table 1: a row per sampler, a column per S."""
     steps = list(steps)
     lines = [f"{'':<16}" + "".join(f"{f'S={s}':>10}" for s in steps)]

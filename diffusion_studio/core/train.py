@@ -242,8 +242,16 @@ def save_checkpoint(
 
 
 # Settings a resumed run may change; anything else must match the checkpoint.
-_RESUMABLE = {"steps", "checkpoint_every", "sample_every", "checkpoint_dir", "output", "name",
-              "license", "data_description"}  # fmt: skip
+_RESUMABLE = {
+    "steps",
+    "checkpoint_every",
+    "sample_every",
+    "checkpoint_dir",
+    "output",
+    "name",
+    "license",
+    "data_description",
+}
 
 
 def load_checkpoint(path: Path, state: TrainState, config: TrainConfig, unet: UNet2DModel) -> None:
@@ -254,8 +262,11 @@ def load_checkpoint(path: Path, state: TrainState, config: TrainConfig, unet: UN
     if payload.get("version") != CHECKPOINT_VERSION:
         raise InputError(f"checkpoint {path} has version {payload.get('version')}")
     saved = payload["config"]
-    changed = [k for k, v in dataclasses.asdict(config).items()
-               if k not in _RESUMABLE and saved.get(k) != v]  # fmt: skip
+    changed = [
+        k
+        for k, v in dataclasses.asdict(config).items()
+        if k not in _RESUMABLE and saved.get(k) != v
+    ]
     if changed:
         raise InputError(
             f"cannot resume from {path}: it was trained with other {', '.join(changed)}"
@@ -302,8 +313,9 @@ def safe_name(text: str) -> str:
 def write_model(config: TrainConfig, data: TrainingData, state: TrainState, command: str) -> Path:
     """Save the EMA weights as the model: the flat diffusers layout plus the studio JSON."""
     studio = studio_metadata(config, data, state, command)
-    return save_model(state.ema, make_schedule(config), config.output, studio=studio,
-                      overwrite=True)  # fmt: skip
+    return save_model(
+        state.ema, make_schedule(config), config.output, studio=studio, overwrite=True
+    )
 
 
 def preview(
@@ -320,8 +332,9 @@ def preview(
     n = per_class * max(classes, 1)
     device = next(ema.parameters()).device
     g = torch.Generator().manual_seed(config.seed)
-    x_T = randn_like(torch.empty(n, data.channels, config.resolution, config.resolution,
-                                 device=device), g)  # fmt: skip
+    x_T = randn_like(
+        torch.empty(n, data.channels, config.resolution, config.resolution, device=device), g
+    )
 
     def network(x_t: torch.Tensor, t: int, labels: torch.Tensor | None) -> torch.Tensor:
         return ema(x_t, t, class_labels=labels).sample
@@ -331,8 +344,9 @@ def preview(
         model_fn = classifier_free_guidance(network, labels, classes, guidance_scale)
     else:
         model_fn = lambda x_t, t: network(x_t, t, None)  # noqa: E731
-    steps = sample(model_fn, x_T, schedule.timesteps(num_inference_steps),
-                   ddim_update(schedule, g, 0.0))  # fmt: skip
+    steps = sample(
+        model_fn, x_T, schedule.timesteps(num_inference_steps), ddim_update(schedule, g, 0.0)
+    )
     last = deque(steps, maxlen=1)[0]
     return make_grid(to_uint8(last.x_t), columns=per_class)
 
@@ -362,8 +376,9 @@ def run_training(
     unet = build_unet(config, data.channels, len(data.class_names))
     ema = build_unet(config, data.channels, len(data.class_names)).requires_grad_(False)
     ema.load_state_dict(unet.state_dict())
-    optimizer = torch.optim.AdamW(unet.parameters(), lr=config.learning_rate,
-                                  weight_decay=config.weight_decay)  # fmt: skip
+    optimizer = torch.optim.AdamW(
+        unet.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
+    )
     lr_scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: min(1.0, (step + 1) / max(config.warmup_steps, 1))
     )
@@ -378,15 +393,21 @@ def run_training(
     schedule = make_schedule(config)
     shard = (accelerator.process_index, accelerator.num_processes)
     last_step = config.steps if stop_after is None else min(config.steps, state.step + stop_after)
-    bar = tqdm(total=config.steps, initial=state.step, unit="step", desc="train",
-               disable=not (progress and accelerator.is_main_process))  # fmt: skip
+    bar = tqdm(
+        total=config.steps,
+        initial=state.step,
+        unit="step",
+        desc="train",
+        disable=not (progress and accelerator.is_main_process),
+    )
     smoothed = None
     started = time.monotonic() - state.wall_time
     try:
         while state.step < last_step:
             with accelerator.autocast():
-                loss = training_step(state, config, schedule, data, images,
-                                     accelerator.backward, shard)  # fmt: skip
+                loss = training_step(
+                    state, config, schedule, data, images, accelerator.backward, shard
+                )
             update_ema(ema, accelerator.unwrap_model(state.unet), state.step, config.ema_decay)
             state.step += 1
             state.wall_time = time.monotonic() - started
@@ -398,8 +419,9 @@ def run_training(
     except KeyboardInterrupt:
         if accelerator.is_main_process:
             path = save_checkpoint(state, config, accelerator.unwrap_model(state.unet))
-            bar.write(f"interrupted at step {state.step}; checkpoint {path}; "
-                      "continue with --resume")  # fmt: skip
+            bar.write(
+                f"interrupted at step {state.step}; checkpoint {path}; continue with --resume"
+            )
         raise
     finally:
         bar.close()
@@ -412,8 +434,9 @@ def run_training(
     return write_model(config, data, state, command)
 
 
-def _periodic(state: TrainState, config: TrainConfig, data: TrainingData,
-              unet: UNet2DModel) -> None:  # fmt: skip
+def _periodic(
+    state: TrainState, config: TrainConfig, data: TrainingData, unet: UNet2DModel
+) -> None:
     if state.step % config.checkpoint_every == 0 or state.step == config.steps:
         save_checkpoint(state, config, unet)
     if state.step % config.sample_every == 0:

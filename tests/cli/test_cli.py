@@ -215,11 +215,24 @@ def bad_inputs(tmp_path: Path, model: Path, source: Path) -> dict[str, tuple[str
 
 
 BAD_INPUT_NAMES = [
-    "missing image", "not an image", "mask of another size", "missing mask", "unknown preset",
-    "corrupt weights", "missing model", "steps > T", "eta < 0", "eta > 1", "unknown class",
-    "batch 0", "steps not a number", "unknown sampler", "no mask", "bad out suffix",
+    "missing image",
+    "not an image",
+    "mask of another size",
+    "missing mask",
+    "unknown preset",
+    "corrupt weights",
+    "missing model",
+    "steps > T",
+    "eta < 0",
+    "eta > 1",
+    "unknown class",
+    "batch 0",
+    "steps not a number",
+    "unknown sampler",
+    "no mask",
+    "bad out suffix",
     "unknown device",
-]  # fmt: skip
+]
 
 
 @pytest.mark.parametrize("name", BAD_INPUT_NAMES)

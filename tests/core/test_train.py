@@ -1,0 +1,200 @@
+"""Training (Algorithm 1): a model that loads and samples, exact resume, Ctrl-C, Accelerate."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from safetensors.torch import load_file
+
+from diffusion_studio.core import train as train_module
+from diffusion_studio.core.errors import InputError
+from diffusion_studio.core.generate import SampleRequest, generate
+from diffusion_studio.core.model import load_model
+from diffusion_studio.core.train import (
+    TrainConfig,
+    batch_indices,
+    latest_checkpoint,
+    run_training,
+)
+
+
+@pytest.fixture(scope="module")
+def image_folder(tmp_path_factory) -> Path:
+    """20 PNGs of coloured discs and squares in nested folders, of assorted sizes."""
+    folder = tmp_path_factory.mktemp("images")
+    rng = np.random.default_rng(0)
+    for i in range(20):
+        size = int(rng.integers(12, 40))
+        yy, xx = np.mgrid[:size, :size]
+        shape = (
+            (yy - size / 2) ** 2 + (xx - size / 2) ** 2 < (size / 3) ** 2
+            if i % 2
+            else ((abs(yy - size / 2) < size / 4) & (abs(xx - size / 2) < size / 4))
+        )
+        image = np.full((size, size, 3), 255, np.uint8)
+        image[shape] = rng.integers(0, 256, 3)
+        sub = folder / ("discs" if i % 2 else "squares")
+        sub.mkdir(exist_ok=True)
+        Image.fromarray(image).save(sub / f"{i}.png")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def labelled_npz(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("npz") / "shapes.npz"
+    rng = np.random.default_rng(1)
+    np.savez(
+        path,
+        images=rng.integers(0, 256, (24, 16, 16, 3), dtype=np.uint8),
+        labels=np.arange(24) % 3,
+        categories=np.array(["a", "b", "c"]),
+    )
+    return path
+
+
+def config(tmp_path: Path, data: Path, name: str = "model", **changes) -> TrainConfig:
+    settings = {
+        "preset": "tiny",
+        "resolution": 16,
+        "steps": 10,
+        "batch_size": 4,
+        "warmup_steps": 3,
+        "checkpoint_every": 4,
+        "sample_every": 1000,
+        **changes,
+    }
+    return TrainConfig(data=str(data), output=str(tmp_path / name), **settings)
+
+
+def test_training_on_a_folder_writes_a_model_that_loads_and_samples(tmp_path, image_folder):
+    path = run_training(
+        config(tmp_path, image_folder), command="diffusion-studio train ...", progress=False
+    )
+    model = load_model(path)
+    assert model.info.resolution == (16, 16) and model.info.class_names == ()
+    steps = list(generate(model, SampleRequest(num_inference_steps=3, batch_size=2)))
+    assert steps[-1].x_t.shape == (2, 3, 16, 16) and torch.isfinite(steps[-1].x_t).all()
+    studio = json.loads((path / "diffusion_studio.json").read_text())
+    assert studio["training"]["steps"] == 10
+    assert studio["training"]["command"] == "diffusion-studio train ..."
+    assert "20 images" in studio["data"]
+    assert not any(p.suffix == ".pt" for p in path.iterdir())  # checkpoints live elsewhere
+    assert latest_checkpoint(tmp_path / "model-checkpoints").name == "checkpoint-0000010.pt"
+
+
+def test_a_killed_and_resumed_run_ends_at_the_same_weights(tmp_path, labelled_npz):
+    straight = run_training(config(tmp_path, labelled_npz, "straight"), progress=False)
+    interrupted = config(tmp_path, labelled_npz, "resumed")
+    # "killed" after step 6: the last checkpoint is step 4, so steps 5 and 6 are done again
+    run_training(interrupted, progress=False, stop_after=6)
+    assert latest_checkpoint(interrupted.checkpoints).name == "checkpoint-0000004.pt"
+    assert not Path(interrupted.output).exists()
+    resumed = run_training(interrupted, progress=False, resume=True)
+    a = load_file(straight / "diffusion_pytorch_model.safetensors")
+    b = load_file(resumed / "diffusion_pytorch_model.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert load_model(resumed).info.class_names == ("a", "b", "c")
+
+
+def test_training_moves_the_weights_and_the_ema_lags(tmp_path, labelled_npz):
+    cfg = config(tmp_path, labelled_npz, steps=6, ema_decay=0.5)
+    run_training(cfg, progress=False)
+    payload = torch.load(latest_checkpoint(cfg.checkpoints), weights_only=True)
+    key = "conv_in.weight"
+    assert not torch.equal(payload["model"][key], payload["ema"][key])
+    assert payload["step"] == 6 and payload["version"] == 1
+
+
+def test_ctrl_c_writes_a_checkpoint_first(tmp_path, labelled_npz, monkeypatch):
+    real_step = train_module.training_step
+
+    def interrupt_at_three(state, *args, **kwargs):
+        if state.step == 3:
+            raise KeyboardInterrupt
+        return real_step(state, *args, **kwargs)
+
+    monkeypatch.setattr(train_module, "training_step", interrupt_at_three)
+    cfg = config(tmp_path, labelled_npz, checkpoint_every=100)
+    with pytest.raises(KeyboardInterrupt):
+        run_training(cfg, progress=False)
+    assert latest_checkpoint(cfg.checkpoints).name == "checkpoint-0000003.pt"
+
+
+def test_resuming_with_other_settings_is_refused(tmp_path, labelled_npz):
+    run_training(config(tmp_path, labelled_npz, steps=4), progress=False)
+    with pytest.raises(InputError, match="learning_rate"):
+        run_training(
+            config(tmp_path, labelled_npz, steps=8, learning_rate=1e-3), progress=False, resume=True
+        )
+    # more steps is allowed: that is what resuming is for
+    path = run_training(config(tmp_path, labelled_npz, steps=6), progress=False, resume=True)
+    assert json.loads((path / "diffusion_studio.json").read_text())["training"]["steps"] == 6
+
+
+def test_batches_walk_through_every_image_once_per_epoch():
+    seen = np.concatenate([batch_indices(step, 5, 20, seed=3) for step in range(4)])
+    assert sorted(seen.tolist()) == list(range(20))
+    assert np.array_equal(batch_indices(2, 5, 20, 3), batch_indices(2, 5, 20, 3))
+    assert not np.array_equal(batch_indices(4, 5, 20, 3), batch_indices(0, 5, 20, 3))
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"preset": "huge"}, "unknown preset"),
+        ({"p_uncond": 1.0}, "label drop"),
+        ({"steps": 0}, "steps must be at least 1"),
+    ],
+)
+def test_bad_training_settings_say_so(tmp_path, image_folder, change, message):
+    with pytest.raises(InputError, match=message):
+        run_training(config(tmp_path, image_folder, **change), progress=False)
+
+
+def test_accelerate_launch_with_one_cpu_process(tmp_path, image_folder):
+    env = {**os.environ, "ACCELERATE_USE_CPU": "true"}
+    accelerate = Path(sys.executable).with_name("accelerate")
+    result = subprocess.run(
+        [
+            str(accelerate),
+            "launch",
+            "--cpu",
+            "--num_processes",
+            "1",
+            "--num_machines",
+            "1",
+            "--mixed_precision",
+            "no",
+            "--dynamo_backend",
+            "no",
+            "-m",
+            "diffusion_studio",
+            "train",
+            str(image_folder),
+            "--out",
+            str(tmp_path / "m"),
+            "--preset",
+            "tiny",
+            "--resolution",
+            "16",
+            "--steps",
+            "3",
+            "--batch-size",
+            "4",
+            "--quiet",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert load_model(tmp_path / "m").info.resolution == (16, 16)
