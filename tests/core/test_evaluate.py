@@ -1,0 +1,92 @@
+"""The evaluation yardstick: the Frechet distance, the shipped classifier, and `eval`."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+import torch
+
+from diffusion_studio.cli import main
+from diffusion_studio.core.evaluate import (
+    FeatureStats,
+    frechet_distance,
+    held_out_split,
+    load_classifier,
+    predict,
+)
+from diffusion_studio.core.images import load_image, to_tensor
+from diffusion_studio.core.model import save_model
+from diffusion_studio.core.resources import resources_dir, sample_images
+from diffusion_studio.core.schedule import NoiseSchedule
+from tests.helpers import make_unet
+
+
+def test_the_distance_of_a_set_to_itself_is_zero_and_grows_with_noise() -> None:
+    rng = np.random.default_rng(0)
+    real = rng.normal(size=(2000, 16)) @ rng.normal(size=(16, 16))
+    stats = FeatureStats.of(real)
+    assert frechet_distance(stats, stats) == pytest.approx(0.0, abs=1e-6)
+    distances = [
+        frechet_distance(stats, FeatureStats.of(real + rng.normal(scale=s, size=real.shape)))
+        for s in (0.1, 0.3, 1.0, 3.0)
+    ]
+    assert distances[0] > 0
+    assert all(a < b for a, b in itertools.pairwise(distances))
+
+
+def test_the_distance_matches_the_closed_form_for_diagonal_covariances() -> None:
+    a = FeatureStats(np.array([0.0, 1.0, 2.0]), np.diag([1.0, 4.0, 9.0]))
+    b = FeatureStats(np.array([1.0, 1.0, 0.0]), np.diag([4.0, 1.0, 1.0]))
+    # |mu_a - mu_b|^2 + sum (sqrt(s_a) - sqrt(s_b))^2
+    expected = (1 + 0 + 4) + (1 - 2) ** 2 + (2 - 1) ** 2 + (3 - 1) ** 2
+    assert frechet_distance(a, b) == pytest.approx(expected)
+    assert frechet_distance(b, a) == pytest.approx(expected)
+
+
+def test_held_out_split_is_stratified_and_disjoint() -> None:
+    labels = np.repeat(np.arange(3), [20, 40, 100])
+    train, held = held_out_split(labels, 0.25, seed=0)
+    assert not set(train) & set(held) and len(train) + len(held) == len(labels)
+    assert np.bincount(labels[held]).tolist() == [5, 10, 25]
+
+
+def test_the_shipped_classifier_is_small_and_knows_the_samples() -> None:
+    weights = resources_dir() / "classifier" / "classifier.safetensors"
+    assert weights.stat().st_size < 2 * 1024 * 1024
+    classifier, card, real = load_classifier()
+    assert len(card.class_names) == 9 and 0.5 < card.held_out_accuracy <= 1
+    assert real.mean.shape == (128,) and real.cov.shape == (128, 128)
+    expected = {
+        "grinning": "Smileys & Emotion",
+        "fox-face": "Animals & Nature",
+        "apple": "Food & Drink",
+        "rocket": "Travel & Places",
+        "pizza": "Food & Drink",
+        "house": "Travel & Places",
+        "soccer": "Activities",
+        "butterfly": "Animals & Nature",
+    }
+    images = {p.stem: p for p in sample_images()}
+    batch = torch.cat([to_tensor(load_image(images[name])) for name in expected])
+    predicted = [card.class_names[i] for i in predict(classifier, batch).tolist()]
+    right = sum(p == e for p, e in zip(predicted, expected.values()))
+    assert right >= 6, list(zip(expected, predicted))
+
+
+def test_eval_prints_the_tables(capsys, tmp_path) -> None:
+    classes = load_classifier()[1].class_names
+    path = save_model(
+        make_unet(size=32, num_class_embeds=len(classes) + 1),
+        NoiseSchedule.linear(),
+        tmp_path / "m",
+        studio={"class_names": list(classes)},
+    )
+    code = main(
+        ["eval", "--model", str(path), "--steps", "2,3", "--eta", "0", "-n", "9", "--quiet"]
+    )
+    out = capsys.readouterr().out
+    assert code == 0
+    for row in ("DDIM eta=0", "DDPM beta~", "DDPM beta", "S=2", "S=3", "floor", "held-out"):
+        assert row in out
