@@ -120,8 +120,8 @@ def _add_sampler_options(sub: argparse.ArgumentParser) -> None:
     sub.add_argument(
         "--class",
         dest="class_",
-        metavar="NAME|INDEX",
-        help="the class to generate (class-conditional models)",
+        metavar="NAME|INDEX|all",
+        help="the class to generate (class-conditional models); all: -n of each class",
     )
     sub.add_argument(
         "--guidance",
@@ -385,30 +385,46 @@ def _generate(args: argparse.Namespace) -> int:
         variance_type=args.variance,
         seed=args.seed,
         batch_size=args.batch,
-        class_label=model.class_index(args.class_) if args.class_ is not None else None,
         guidance_scale=args.guidance,
         jump_length=args.jump_length if inpaint else 10,
         jump_n_sample=args.jump_n_sample if inpaint else 10,
     )
-    validate(request, model)  # bad settings are reported before anything about files
-    outputs = _Outputs.plan(args, request.batch_size)
+    requests = _requests_per_class(request, model, args.class_)
+    for each in requests:
+        validate(each, model)  # bad settings are reported before anything about files
+    outputs = _Outputs.plan(args, requests, model)
     source = inpaint_mask = None
     if inpaint:
         source, inpaint_mask = _inpaint_inputs(args, model)
-    steps = generate(model, request, source, inpaint_mask)
-    total = network_calls(request, inpaint)
+    calls = network_calls(request, inpaint)
     # only the frames the animation keeps are converted and held
-    kept = set(even_indices(total)) if outputs.trajectory else set()
-    frames = []
-    with tqdm(total=total, unit="step", desc=args.command, disable=args.quiet) as progress:
-        for step in steps:
-            if step.index in kept:
-                frames.append(_trajectory_frame(step.x_t, step.x0_pred))
-            progress.update()
-    images = to_uint8(step.x_t)
-    for path in outputs.write(model, request, images, frames, inpaint=inpaint):
+    kept = set(even_indices(calls)) if outputs.trajectory else set()
+    frames, images = [], []
+    with tqdm(
+        total=calls * len(requests), unit="step", desc=args.command, disable=args.quiet
+    ) as progress:
+        for each in requests:
+            for step in generate(model, each, source, inpaint_mask):
+                if step.index in kept:
+                    frames.append(_trajectory_frame(step.x_t, step.x0_pred))
+                progress.update()
+            images.append(to_uint8(step.x_t))
+    for path in outputs.write(model, requests, np.concatenate(images), frames, inpaint=inpaint):
         print(path)
     return 0
+
+
+def _requests_per_class(
+    request: SampleRequest, model: DiffusionModel, class_: str | None
+) -> list[SampleRequest]:
+    """One request, or with --class all one per class (a row each in the grid)."""
+    if class_ is None:
+        return [request]
+    if class_.strip().lower() != "all":
+        return [replace(request, class_label=model.class_index(class_))]
+    if not model.info.class_names:
+        raise InputError(f"{model.info.name} is not class-conditional; leave --class out")
+    return [replace(request, class_label=c) for c in range(len(model.info.class_names))]
 
 
 def _inpaint_inputs(args: argparse.Namespace, model: DiffusionModel) -> tuple[Tensor, Tensor]:
@@ -464,27 +480,35 @@ class _Outputs:
     overwrite: bool
 
     @classmethod
-    def plan(cls, args: argparse.Namespace, batch_size: int) -> _Outputs:
+    def plan(
+        cls, args: argparse.Namespace, requests: list[SampleRequest], model: DiffusionModel
+    ) -> _Outputs:
         out = Path(args.out) if args.out else None
         if out is None and not args.grid:
             out = Path(f"{args.command}-{args.seed}.png")
-        images: tuple[Path, ...] = ()
+        images: list[Path] = []
         if out is not None:
             if out.suffix.lower() != ".png":
                 raise InputError(f"--out {out} should end in .png")
-            if batch_size == 1:
-                images = (out,)
-            else:
-                images = tuple(
-                    out.with_name(f"{out.stem}-{i}{out.suffix}") for i in range(batch_size)
-                )
+            for request in requests:
+                name = out.stem
+                if len(requests) > 1:  # --class all: the class in the name
+                    name += "-" + _slug(model.info.class_names[request.class_label or 0])
+                if request.batch_size == 1:
+                    images.append(out.with_name(name + out.suffix))
+                else:
+                    images += [
+                        out.with_name(f"{name}-{i}{out.suffix}") for i in range(request.batch_size)
+                    ]
         grid = Path(args.grid) if args.grid else None
         if grid is not None and grid.suffix.lower() != ".png":
             raise InputError(f"--grid {grid} should end in .png")
         trajectory = Path(args.save_trajectory) if args.save_trajectory else None
         if trajectory is not None and trajectory.suffix.lower() not in (".gif", ".webp"):
             raise InputError(f"--save-trajectory {trajectory} should end in .gif or .webp")
-        plan = cls(images, grid, trajectory, args.force)
+        if trajectory is not None and len(requests) > 1:
+            raise InputError("--save-trajectory follows one class at a time, not --class all")
+        plan = cls(tuple(images), grid, trajectory, args.force)
         for path in plan.paths():
             if path.exists() and not args.force:
                 raise OutputExistsError(path)
@@ -496,7 +520,7 @@ class _Outputs:
     def write(
         self,
         model: DiffusionModel,
-        request: SampleRequest,
+        requests: list[SampleRequest],
         images: np.ndarray,
         frames: list[np.ndarray],
         *,
@@ -505,12 +529,16 @@ class _Outputs:
         from diffusion_studio.core.export import make_grid, save_animation, save_png
         from diffusion_studio.core.generate import export_metadata
 
+        alone = [r.for_image(i) for r in requests for i in range(r.batch_size)]
+        sheets = list(zip(self.images, alone, images))
+        if self.grid is not None:  # with --class all, a row per class
+            columns = requests[0].batch_size if len(requests) > 1 else None
+            sheets.append((self.grid, requests[0], make_grid(images, columns=columns)))
         written = []
-        sheets = [(path, request.for_image(i), images[i]) for i, path in enumerate(self.images)]
-        if self.grid is not None:
-            sheets.append((self.grid, request, make_grid(images)))
         for path, settings, image in sheets:
             metadata, parameters = export_metadata(settings, model, inpaint)
+            if path == self.grid and len(requests) > 1:
+                metadata["requests"] = [r.to_dict() for r in requests]
             written.append(
                 save_png(
                     path, image, metadata=metadata, parameters=parameters, overwrite=self.overwrite
@@ -519,6 +547,10 @@ class _Outputs:
         if self.trajectory is not None:
             written.append(save_animation(self.trajectory, frames, overwrite=self.overwrite))
         return written
+
+
+def _slug(text: str) -> str:
+    return "-".join("".join(c if c.isalnum() else " " for c in text.lower()).split())
 
 
 if __name__ == "__main__":

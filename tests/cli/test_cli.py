@@ -301,3 +301,21 @@ def test_exported_settings_reproduce_the_image(capsys, tmp_path, tiny_model_dir)
     assert run(capsys, command, model=tiny_model_dir, out=again)[0] == 0
     assert np.array_equal(pixels(first), pixels(again))
     assert json.loads(Image.open(first).text["diffusion-studio"])["model"] == "tiny"
+
+
+def test_class_all_makes_a_row_per_class(capsys, tmp_path, tiny_model_dir) -> None:
+    code, stdout, _ = run(
+        capsys,
+        "sample --steps 3 --quiet --class all -n 2 --seed 5",
+        model=tiny_model_dir,
+        grid=tmp_path / "g.png",
+        out=tmp_path / "s.png",
+    )
+    assert code == 0
+    names = [Path(p).name for p in stdout.split()]
+    assert names[:2] == ["s-circle-0.png", "s-circle-1.png"] and names[-1] == "g.png"
+    assert len(names) == 3 * 2 + 1
+    assert pixels(tmp_path / "g.png").shape == (3 * 16 + 2 * 2, 2 * 16 + 2, 3)  # 3 rows, 2 columns
+    triangle = SampleRequest.from_dict(read_png_metadata(tmp_path / "s-triangle-1.png")["request"])
+    assert (triangle.class_label, triangle.seed) == (2, 6)
+    assert len(read_png_metadata(tmp_path / "g.png")["requests"]) == 3
