@@ -11,6 +11,8 @@ from __future__ import annotations
 import dataclasses
 import platform
 import re
+import signal
+import threading
 import time
 from collections import deque
 from collections.abc import Callable
@@ -362,9 +364,9 @@ def run_training(
 ) -> Path:
     """Train (or resume) and write the model folder; returns its path.
 
-    A checkpoint is written every checkpoint_every steps and on Ctrl-C (then KeyboardInterrupt
-    is raised again). stop_after ends the run early after that many steps of this call, as a
-    kill would, without writing the model (tests use it).
+    A checkpoint is written every checkpoint_every steps and on Ctrl-C or SIGTERM (then
+    KeyboardInterrupt is raised again). stop_after ends the run early after that many steps of
+    this call, as a kill would, without writing the model (tests use it).
     """
     from accelerate import Accelerator
     from tqdm import tqdm
@@ -402,6 +404,7 @@ def run_training(
     )
     smoothed = None
     started = time.monotonic() - state.wall_time
+    stop_on_sigterm = _sigterm_as_interrupt()
     try:
         while state.step < last_step:
             with accelerator.autocast():
@@ -425,6 +428,7 @@ def run_training(
         raise
     finally:
         bar.close()
+        stop_on_sigterm()
     if state.step < config.steps:  # stopped early on purpose
         return config.checkpoints
     accelerator.wait_for_everyone()
@@ -432,6 +436,18 @@ def run_training(
         return Path(config.output)
     ema.to("cpu")
     return write_model(config, data, state, command)
+
+
+def _sigterm_as_interrupt() -> Callable[[], None]:
+    """Let a kill (SIGTERM) stop training as Ctrl-C does, with a checkpoint; returns the undo."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    return lambda: signal.signal(signal.SIGTERM, previous)
 
 
 def _periodic(
