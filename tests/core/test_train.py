@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -113,12 +115,16 @@ def test_training_moves_the_weights_and_the_ema_lags(tmp_path, labelled_npz):
     assert payload["step"] == 6 and payload["version"] == 1
 
 
-def test_ctrl_c_writes_a_checkpoint_first(tmp_path, labelled_npz, monkeypatch):
+@pytest.mark.parametrize("how", ["ctrl-c", "sigterm"])
+def test_ctrl_c_or_a_kill_writes_a_checkpoint_first(tmp_path, labelled_npz, monkeypatch, how):
     real_step = train_module.training_step
 
     def interrupt_at_three(state, *args, **kwargs):
-        if state.step == 3:
+        if state.step == 3 and how == "ctrl-c":
             raise KeyboardInterrupt
+        if state.step == 3:  # the handler must turn this into KeyboardInterrupt
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(0.5)
         return real_step(state, *args, **kwargs)
 
     monkeypatch.setattr(train_module, "training_step", interrupt_at_three)
