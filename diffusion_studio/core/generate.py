@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from itertools import pairwise
 from typing import Any, Literal, get_args
 
 import torch
@@ -20,6 +21,7 @@ from diffusion_studio.core.sampling import Step, ddim_update, ddpm_update, randn
 from diffusion_studio.core.schedule import (
     TIMESTEP_SPACINGS,
     VARIANCE_TYPES,
+    NoiseSchedule,
     TimestepSpacing,
     VarianceType,
 )
@@ -110,6 +112,16 @@ def validate(request: SampleRequest, model: DiffusionModel) -> None:
         raise InputError("the jump length and the resample count must be at least 1")
     if r.class_label is not None:
         model.class_index(r.class_label)
+
+
+def call_timesteps(request: SampleRequest, schedule: NoiseSchedule, inpaint: bool) -> list[int]:
+    """The timestep of each network call of a run, in order (RePaint's go back up)."""
+    timesteps = schedule.timesteps(request.num_inference_steps, request.timestep_spacing)
+    if not inpaint:
+        return timesteps
+    ascending = timesteps[::-1]
+    path = jump_schedule(request.num_inference_steps, request.jump_length, request.jump_n_sample)
+    return [ascending[cur] for cur, nxt in pairwise(path) if nxt < cur]
 
 
 def network_calls(request: SampleRequest, inpaint: bool) -> int:

@@ -1,0 +1,194 @@
+"""The live view: x_t and the predicted x_0 side by side, the noise schedule with the run's
+timesteps, the path of the run through the timesteps (RePaint's jumps back show there), and
+a slider that scrubs every recorded step once the run is over."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QSlider, QVBoxLayout, QWidget
+
+from diffusion_studio.core.export import make_grid
+from diffusion_studio.core.schedule import NoiseSchedule
+from diffusion_studio.ui.worker import Frame, Trajectory
+
+pg.setConfigOptions(imageAxisOrder="row-major", antialias=True)
+
+
+class ImagePane(pg.GraphicsLayoutWidget):
+    """One titled image, drawn with fixed levels (no per-frame scan) and nearest scaling."""
+
+    def __init__(self, title: str, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setBackground(None)
+        self.setMinimumSize(200, 200)
+        self.view = self.addViewBox(lockAspect=True, invertY=True, enableMouse=True)
+        self.view.setMenuEnabled(False)
+        self.title = title
+        self.image = pg.ImageItem()
+        self.view.addItem(self.image)
+        self._shape: tuple[int, ...] | None = None
+        self.label = pg.LabelItem(title, size="10pt")
+        self.addItem(self.label, row=1, col=0)
+
+    def show_image(self, image: np.ndarray) -> None:
+        """(H, W, C) uint8; a grey image is shown as grey."""
+        image = image[..., 0] if image.shape[-1] == 1 else image
+        self.image.setImage(image, autoLevels=False, levels=(0, 255))
+        if image.shape != self._shape:  # fit the view only when the size changes
+            self._shape = image.shape
+            self.view.autoRange(padding=0.02)
+
+    def clear_image(self) -> None:
+        self.image.clear()
+        self._shape = None
+
+
+class SchedulePlot(pg.PlotWidget):
+    """alpha-bar and beta over t, the run's timesteps marked, the current one moving."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent, background=None)
+        self.setMinimumHeight(140)
+        plot = self.getPlotItem()
+        plot.setLabel("bottom", "timestep t")
+        plot.setLabel("left", "alpha-bar")
+        plot.showGrid(x=True, y=True, alpha=0.2)
+        plot.addLegend(offset=(-10, 10))
+        plot.setMouseEnabled(x=False, y=False)
+        self.alpha_bar = plot.plot(pen=pg.mkPen("#2a7fd4", width=2), name="alpha-bar")
+        self.beta = plot.plot(pen=pg.mkPen("#d4802a", width=2), name="beta (x 1/max)")
+        self.marks = pg.ScatterPlotItem(size=5, brush=pg.mkBrush("#444"), pen=None)
+        plot.addItem(self.marks)
+        self.current = pg.InfiniteLine(angle=90, pen=pg.mkPen("#c0308a", width=2))
+        self.current.setVisible(False)
+        plot.addItem(self.current)
+        self._schedule: NoiseSchedule | None = None
+
+    def set_schedule(self, schedule: NoiseSchedule) -> None:
+        self._schedule = schedule
+        t = np.arange(schedule.num_train_timesteps)
+        self.alpha_bar.setData(t, schedule.alphas_cumprod)
+        self.beta.setData(t, schedule.betas / schedule.betas.max())
+        self.marks.clear()
+        self.current.setVisible(False)
+
+    def set_run(self, timesteps: list[int]) -> None:
+        if self._schedule is None:
+            return
+        ts = np.asarray(sorted(set(timesteps)))
+        self.marks.setData(ts, self._schedule.alphas_cumprod[ts])
+
+    def set_current(self, timestep: int | None) -> None:
+        self.current.setVisible(timestep is not None)
+        if timestep is not None:
+            self.current.setValue(timestep)
+
+
+class PathPlot(pg.PlotWidget):
+    """The timestep of every network call: a staircase down, with RePaint's jumps back up."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent, background=None)
+        self.setMinimumHeight(140)
+        plot = self.getPlotItem()
+        plot.setLabel("bottom", "network call")
+        plot.setLabel("left", "timestep")
+        plot.showGrid(x=True, y=True, alpha=0.2)
+        plot.setMouseEnabled(x=False, y=False)
+        self.path = plot.plot(pen=pg.mkPen("#2a7fd4", width=1.5))
+        self.done = plot.plot(pen=pg.mkPen("#c0308a", width=2.5))
+        self._timesteps: np.ndarray = np.zeros(0)
+
+    def set_path(self, timesteps: list[int]) -> None:
+        self._timesteps = np.asarray(timesteps)
+        self.path.setData(np.arange(len(timesteps)), self._timesteps)
+        self.done.setData([], [])
+
+    def set_progress(self, calls: int) -> None:
+        calls = min(calls, len(self._timesteps))
+        self.done.setData(np.arange(calls), self._timesteps[:calls])
+
+
+class LiveView(QWidget):
+    """x_t | predicted x_0, the schedule and path plots, and the scrub slider."""
+
+    scrubbed = Signal(int)  # the frame shown, an index into the trajectory
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.x_t = ImagePane("x_t: the sample")
+        self.x0 = ImagePane("predicted x_0")
+        self.schedule = SchedulePlot()
+        self.path = PathPlot()
+        self.scrub = QSlider(Qt.Orientation.Horizontal, enabled=False)
+        self.scrub.setToolTip("Scrub through every recorded step of the run")
+        self.caption = QLabel("No run yet: paint a mask or not, then Run (Ctrl+Enter).")
+        self.caption.setWordWrap(True)
+        images = QHBoxLayout()
+        images.addWidget(self.x_t)
+        images.addWidget(self.x0)
+        plots = QHBoxLayout()
+        plots.addWidget(self.schedule)
+        plots.addWidget(self.path)
+        layout = QVBoxLayout(self)
+        layout.addLayout(images, 3)
+        layout.addWidget(self.caption)
+        layout.addWidget(self.scrub)
+        layout.addLayout(plots, 1)
+        self.scrub.valueChanged.connect(self._on_scrub)
+        self._trajectory: Trajectory | None = None
+
+    def start_run(self, timesteps: list[int]) -> None:
+        """A new run: the path of its network calls, no scrubbing until it ends."""
+        self._trajectory = None
+        self.scrub.setEnabled(False)
+        self.schedule.set_run(timesteps)
+        self.path.set_path(timesteps)
+
+    def show_frame(self, frame: Frame) -> None:
+        columns = _columns(len(frame.x_t))
+        self.x_t.show_image(make_grid(frame.x_t, columns=columns))
+        self.x0.show_image(make_grid(frame.x0_pred, columns=columns))
+        self.schedule.set_current(frame.timestep)
+        self.path.set_progress(frame.index + 1)
+        self.caption.setText(f"step {frame.index + 1} / {frame.total}, t = {frame.timestep}")
+
+    def show_trajectory(self, trajectory: Trajectory, image: int | None = None) -> None:
+        """After a run: scrub every recorded step (of one image of the batch, or all)."""
+        self._trajectory = trajectory
+        self._image = image
+        frames = trajectory.frames
+        self.scrub.blockSignals(True)
+        self.scrub.setRange(0, max(0, len(frames) - 1))
+        self.scrub.setValue(len(frames) - 1)
+        self.scrub.blockSignals(False)
+        self.scrub.setEnabled(len(frames) > 1)
+        self._on_scrub(len(frames) - 1)
+
+    def _on_scrub(self, position: int) -> None:
+        if self._trajectory is None or not self._trajectory.frames:
+            return
+        frame = self._trajectory.frames[position]
+        if self._image is not None:
+            one = slice(self._image, self._image + 1)
+            frame = Frame(
+                frame.index, frame.total, frame.timestep, frame.x_t[one], frame.x0_pred[one]
+            )
+        self.show_frame(frame)
+        recorded = len(self._trajectory.frames)
+        memory = self._trajectory.nbytes / 2**20
+        self.caption.setText(
+            f"step {frame.index + 1} / {frame.total}, t = {frame.timestep}  "
+            f"(scrubbing {recorded} recorded steps, {memory:.1f} MB)"
+        )
+        self.scrubbed.emit(position)
+
+    @property
+    def trajectory(self) -> Trajectory | None:
+        return self._trajectory
+
+
+def _columns(count: int) -> int:
+    return int(np.ceil(np.sqrt(count)))
