@@ -72,6 +72,14 @@ def load_image(
         raise InputError(f"{path} has colour mode {image.mode}, which cannot be converted") from e
 
 
+def from_rgba(rgba: np.ndarray, channels: int = 3, background: int = 255) -> np.ndarray:
+    """An (H, W, 4) uint8 RGBA array (a pasted picture) as (H, W, C) uint8, alpha composited
+    onto the grey level `background` as load_image does."""
+    image = _to_8bit(Image.fromarray(np.ascontiguousarray(rgba), "RGBA"), channels, background)
+    array = np.asarray(image)
+    return array[..., None] if array.ndim == 2 else array
+
+
 def _check_size(path: Path, size: tuple[int, int]) -> None:
     """Refuse an image whose declared size is over MAX_IMAGE_PIXELS, before decoding it."""
     width, height = size

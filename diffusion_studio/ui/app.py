@@ -5,12 +5,12 @@ from __future__ import annotations
 import os
 import sys
 
-from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QApplication, QLabel, QMainWindow
+from PySide6.QtWidgets import QApplication
 
-from diffusion_studio import __version__
+from diffusion_studio.ui.main_window import APP_NAME, MainWindow
 
-APP_NAME = "Diffusion Studio"
+ORGANIZATION = "Diffusion Studio"
+DESKTOP_FILE = "org.diffusionstudio.DiffusionStudio"
 
 
 def display_problem() -> str | None:
@@ -27,23 +27,6 @@ def display_problem() -> str | None:
     )
 
 
-class MainWindow(QMainWindow):
-    """The studio's main window (for now a placeholder over the working engine)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.setWindowTitle(f"{APP_NAME} {__version__}")
-        label = QLabel(
-            f"<h2>{APP_NAME}</h2><p>The engine and its command line are ready: "
-            "<code>diffusion-studio sample --help</code>.</p>"
-            "<p>The studio window (mask canvas, sampler panel, live view) comes next.</p>"
-        )
-        label.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        label.setTextFormat(Qt.TextFormat.RichText)
-        self.setCentralWidget(label)
-        self.resize(720, 420)
-
-
 def run(argv: list[str] | None = None) -> int:
     """Open the window and run the event loop; returns the exit code."""
     problem = display_problem()
@@ -52,6 +35,8 @@ def run(argv: list[str] | None = None) -> int:
         return 2
     app = QApplication.instance() or QApplication(argv if argv is not None else sys.argv[:1])
     app.setApplicationName(APP_NAME)
+    app.setOrganizationName(ORGANIZATION)
+    app.setDesktopFileName(DESKTOP_FILE)  # Wayland matches the window to its icon by this
     window = MainWindow()
     window.show()
     return app.exec()

@@ -53,12 +53,15 @@ class SchedulePlot(pg.PlotWidget):
         self.setMinimumHeight(140)
         plot = self.getPlotItem()
         plot.setLabel("bottom", "timestep t")
-        plot.setLabel("left", "alpha-bar")
+        plot.setTitle(
+            "<span style='color:#2a7fd4'>alpha-bar</span> and "
+            "<span style='color:#d4802a'>beta / max</span> over t; dots: this run's steps",
+            size="9pt",
+        )
         plot.showGrid(x=True, y=True, alpha=0.2)
-        plot.addLegend(offset=(-10, 10))
         plot.setMouseEnabled(x=False, y=False)
-        self.alpha_bar = plot.plot(pen=pg.mkPen("#2a7fd4", width=2), name="alpha-bar")
-        self.beta = plot.plot(pen=pg.mkPen("#d4802a", width=2), name="beta (x 1/max)")
+        self.alpha_bar = plot.plot(pen=pg.mkPen("#2a7fd4", width=2))
+        self.beta = plot.plot(pen=pg.mkPen("#d4802a", width=2))
         self.marks = pg.ScatterPlotItem(size=5, brush=pg.mkBrush("#444"), pen=None)
         plot.addItem(self.marks)
         self.current = pg.InfiniteLine(angle=90, pen=pg.mkPen("#c0308a", width=2))
@@ -95,6 +98,7 @@ class PathPlot(pg.PlotWidget):
         plot = self.getPlotItem()
         plot.setLabel("bottom", "network call")
         plot.setLabel("left", "timestep")
+        plot.setTitle("the run's path through the timesteps", size="9pt")
         plot.showGrid(x=True, y=True, alpha=0.2)
         plot.setMouseEnabled(x=False, y=False)
         self.path = plot.plot(pen=pg.mkPen("#2a7fd4", width=1.5))

@@ -79,7 +79,7 @@ class SamplerPanel(QWidget):
         self.variance.addItem("beta (larger)", "fixed_large")
         self.seed = QLineEdit("0", toolTip=TIPS["seed"])  # seeds outgrow a QSpinBox's int
         self.seed.setValidator(QRegularExpressionValidator(QRegularExpression(r"\d{1,18}")))
-        self.dice = QPushButton("🎲", toolTip="A new random seed", maximumWidth=36)
+        self.dice = QPushButton("Random", toolTip="A new random seed (Ctrl+D)")
         self.batch = QSpinBox(minimum=1, maximum=64, value=1, toolTip=TIPS["batch"])
         self.class_box = QComboBox(toolTip=TIPS["class"])
         self.guidance = QDoubleSpinBox(minimum=0.0, maximum=20.0, singleStep=0.5, value=3.0)

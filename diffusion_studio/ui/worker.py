@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import threading
 import time
+import weakref
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -158,6 +160,8 @@ class Sampler(QObject):
     of this object), so widgets and tests can connect to them directly.
     """
 
+    instances: ClassVar[weakref.WeakSet[Sampler]] = weakref.WeakSet()  # tests check they stop
+
     started = Signal(object)  # Job
     frame = Signal(object)  # Frame
     progress = Signal(int, int, float)  # network calls done, total, calls per second
@@ -184,6 +188,7 @@ class Sampler(QObject):
         self._last_draw = 0.0
         self._draw_later = QTimer(self, singleShot=True)
         self._draw_later.timeout.connect(self._on_frame_ready)
+        Sampler.instances.add(self)
 
     @property
     def running(self) -> bool:

@@ -1,0 +1,662 @@
+"""The studio's main window: it wires the panels to each other and to the inference thread."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from pathlib import Path
+
+import numpy as np
+from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer, Slot
+from PySide6.QtGui import (
+    QAction,
+    QCloseEvent,
+    QDragEnterEvent,
+    QDropEvent,
+    QGuiApplication,
+    QImage,
+    QKeySequence,
+)
+from PySide6.QtWidgets import (
+    QDockWidget,
+    QFileDialog,
+    QGroupBox,
+    QLabel,
+    QMainWindow,
+    QMessageBox,
+    QProgressBar,
+    QPushButton,
+    QScrollArea,
+    QSplitter,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from diffusion_studio import __version__
+from diffusion_studio.core.errors import InputError
+from diffusion_studio.core.export import read_png_metadata
+from diffusion_studio.core.generate import SampleRequest, call_timesteps, validate
+from diffusion_studio.core.images import fit_to_size, from_rgba, load_image, to_pil, to_tensor
+from diffusion_studio.core.masks import MASK_PRESETS, load_mask, mask_to_tensor, save_mask
+from diffusion_studio.core.model import DiffusionModel, load_model, pick_device
+from diffusion_studio.core.resources import sample_images
+from diffusion_studio.ui.canvas_panel import PRESET_LABELS, CanvasPanel
+from diffusion_studio.ui.export_dialog import ExportDialog
+from diffusion_studio.ui.forward_view import ForwardView
+from diffusion_studio.ui.gallery import Gallery, GalleryEntry
+from diffusion_studio.ui.live_view import LiveView
+from diffusion_studio.ui.sampler_panel import SamplerPanel
+from diffusion_studio.ui.worker import Frame, Job, RunResult, Sampler
+
+APP_NAME = "Diffusion Studio"
+IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.webp *.bmp *.gif *.tif *.tiff)"
+
+
+class MainWindow(QMainWindow):
+    """Model panel and sampler panel on the left; the canvas and the live view in the middle;
+    the gallery below; the status bar says device, step k/N, steps per second and ETA."""
+
+    def __init__(
+        self,
+        model: DiffusionModel | None = None,
+        settings: QSettings | None = None,
+        load_default: bool = True,
+    ) -> None:
+        super().__init__()
+        self.setWindowTitle(f"{APP_NAME} {__version__}")
+        self.setAcceptDrops(True)
+        self.settings = settings or QSettings()
+        self.model: DiffusionModel | None = None
+        self.sampler = Sampler(self)
+        self.last_result: RunResult | None = None
+        self._build()
+        self._build_menus()
+        self._connect()
+        self._restore_settings()
+        if model is not None:
+            self.set_model(model)
+        elif load_default:
+            QTimer.singleShot(0, self._load_default_model)
+        self._update_actions()
+
+    # --- building -----------------------------------------------------------------------
+
+    def _build(self) -> None:
+        self.canvas_panel = CanvasPanel()
+        self.canvas = self.canvas_panel.canvas
+        self.panel = SamplerPanel()
+        self.live = LiveView()
+        self.forward = ForwardView()
+        self.gallery = Gallery()
+        self.error = QLabel(wordWrap=True, visible=False)
+        self.error.setStyleSheet("color: #b00020; font-weight: bold;")
+        self.error.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+
+        self.model_name = QLabel("No model", wordWrap=True)
+        self.model_name.setStyleSheet("font-weight: bold;")
+        self.model_details = QLabel(wordWrap=True)
+        self.model_details.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.open_model_button = QPushButton("Open model folder...")
+        model_box = QGroupBox("Model")
+        model_layout = QVBoxLayout(model_box)
+        for widget in (self.model_name, self.model_details, self.open_model_button):
+            model_layout.addWidget(widget)
+
+        left = QWidget()
+        left_layout = QVBoxLayout(left)
+        left_layout.setContentsMargins(0, 0, 0, 0)
+        left_layout.addWidget(model_box)
+        left_layout.addWidget(self.panel, 1)
+        scroll = QScrollArea(widgetResizable=True)
+        scroll.setWidget(left)
+        scroll.setMinimumWidth(270)
+        dock = QDockWidget("Model and sampler", self, objectName="settings-dock")
+        dock.setWidget(scroll)
+        dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable)
+        self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, dock)
+
+        gallery_dock = QDockWidget("Gallery", self, objectName="gallery-dock")
+        gallery_dock.setWidget(self.gallery)
+        gallery_dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable)
+        self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, gallery_dock)
+
+        studio = QSplitter(Qt.Orientation.Horizontal, objectName="studio-splitter")
+        studio.addWidget(self.canvas_panel)
+        right = QWidget()
+        right_layout = QVBoxLayout(right)
+        right_layout.setContentsMargins(0, 0, 0, 0)
+        right_layout.addWidget(self.error)
+        right_layout.addWidget(self.live, 1)
+        studio.addWidget(right)
+        studio.setSizes([480, 640])
+        self.splitter = studio
+        self.tabs = QTabWidget()
+        self.tabs.addTab(studio, "Studio")
+        self.tabs.addTab(self.forward, "Forward process")
+        self.setCentralWidget(self.tabs)
+
+        self.device_label = QLabel()
+        self.step_label = QLabel()
+        self.progress = QProgressBar(maximumWidth=220, visible=False)
+        status = self.statusBar()
+        status.addPermanentWidget(self.step_label)
+        status.addPermanentWidget(self.progress)
+        status.addPermanentWidget(self.device_label)
+        self.resize(1280, 820)
+
+    def _action(self, menu, text: str, slot, shortcut=None, tip: str = "") -> QAction:
+        action = QAction(text, self)
+        if shortcut is not None:
+            action.setShortcut(QKeySequence(shortcut))
+        if tip:
+            action.setStatusTip(tip)
+        action.triggered.connect(slot)
+        menu.addAction(action)
+        return action
+
+    def _build_menus(self) -> None:
+        bar = self.menuBar()
+        file = bar.addMenu("&File")
+        self._action(file, "Open image...", self.open_image, QKeySequence.StandardKey.Open)
+        self.samples_menu = file.addMenu("Sample images")
+        for path in sample_images():
+            self._action(self.samples_menu, path.stem, lambda _=False, p=path: self.load_source(p))
+        self._action(file, "Paste image", self.paste_image, QKeySequence.StandardKey.Paste)
+        self.clear_source_action = self._action(file, "Close image", self.clear_source)
+        file.addSeparator()
+        self._action(file, "Open model folder...", self.open_model, "Ctrl+Shift+O")
+        file.addSeparator()
+        self._action(file, "Import mask...", self.import_mask)
+        self._action(file, "Export mask...", self.export_mask)
+        file.addSeparator()
+        self.export_selected_action = self._action(
+            file, "Export selected...", lambda: self.export(selected_only=True), "Ctrl+E"
+        )
+        self.export_all_action = self._action(
+            file, "Export all...", lambda: self.export(selected_only=False), "Ctrl+Shift+E"
+        )
+        file.addSeparator()
+        self._action(file, "Quit", self.close, QKeySequence.StandardKey.Quit)
+
+        edit = bar.addMenu("&Edit")
+        self.undo_action = self._action(
+            edit, "Undo", self.canvas.undo, QKeySequence.StandardKey.Undo
+        )
+        self.redo_action = self._action(edit, "Redo", self.canvas.redo, "Ctrl+Shift+Z")
+        edit.addSeparator()
+        self.use_source_action = self._action(
+            edit, "Use result as source", self.use_result_as_source, "Ctrl+U"
+        )
+
+        mask = bar.addMenu("&Mask")
+        self._action(mask, "Brush", lambda: self.canvas_panel.set_eraser(False), "B")
+        self._action(mask, "Eraser", lambda: self.canvas_panel.set_eraser(True), "E")
+        self._action(
+            mask,
+            "Bigger brush",
+            lambda: self.canvas.set_brush_size(self.canvas.brush_size + 1),
+            "]",
+        )
+        self._action(
+            mask,
+            "Smaller brush",
+            lambda: self.canvas.set_brush_size(self.canvas.brush_size - 1),
+            "[",
+        )
+        mask.addSeparator()
+        self._action(mask, "Fill (generate everything)", self.canvas.fill, "Ctrl+Shift+F")
+        self._action(mask, "Clear (keep everything)", self.canvas.clear_mask, "Ctrl+Shift+C")
+        self._action(mask, "Invert", self.canvas.invert, "Ctrl+I")
+        presets = mask.addMenu("Presets")
+        for preset in MASK_PRESETS:
+            self._action(
+                presets,
+                PRESET_LABELS[preset],
+                lambda _=False, p=preset: self.canvas_panel.apply_preset(p),
+            )
+        self._action(mask, "Re-roll random preset", self.canvas_panel.reroll_preset, "Ctrl+R")
+
+        run = bar.addMenu("&Run")
+        self.run_action = self._action(run, "Run", self.run, "Ctrl+Return")
+        self.run_action.setShortcuts([QKeySequence("Ctrl+Return"), QKeySequence("Ctrl+Enter")])
+        self.cancel_action = self._action(run, "Cancel", self.sampler.cancel, "Esc")
+        self._action(run, "New random seed", self.panel.roll_seed, "Ctrl+D")
+
+        view = bar.addMenu("&View")
+        self._action(
+            view,
+            "Zoom in",
+            lambda: self.canvas.set_zoom(self.canvas.zoom * 1.25),
+            QKeySequence.StandardKey.ZoomIn,
+        )
+        self._action(
+            view,
+            "Zoom out",
+            lambda: self.canvas.set_zoom(self.canvas.zoom / 1.25),
+            QKeySequence.StandardKey.ZoomOut,
+        )
+        self._action(view, "Fit", lambda: self.canvas.set_zoom(1.0), "Ctrl+0")
+        self._action(view, "Studio", lambda: self.tabs.setCurrentIndex(0), "Ctrl+1")
+        self._action(view, "Forward process", lambda: self.tabs.setCurrentIndex(1), "Ctrl+2")
+
+        help_menu = bar.addMenu("&Help")
+        self._action(help_menu, "About Diffusion Studio", self.about)
+
+    def _connect(self) -> None:
+        self.panel.run_requested.connect(self.run)
+        self.panel.cancel_requested.connect(self.sampler.cancel)
+        self.panel.changed.connect(self._update_actions)
+        self.open_model_button.clicked.connect(self.open_model)
+        self.canvas.mask_changed.connect(self._on_canvas_changed)
+        self.canvas.source_changed.connect(self._on_canvas_changed)
+        self.sampler.started.connect(self._on_started)
+        self.sampler.frame.connect(self._on_frame)
+        self.sampler.progress.connect(self._on_progress)
+        self.sampler.finished.connect(self._on_finished)
+        self.sampler.failed.connect(self._on_failed)
+        self.sampler.cancelled.connect(self._on_cancelled)
+        self.sampler.running_changed.connect(self._on_running)
+        self.gallery.inspected.connect(self.inspect)
+        self.gallery.use_as_source.connect(lambda entry: self.set_source_image(entry.image))
+        self.gallery.export_requested.connect(self._export_entries)
+
+    # --- the model ----------------------------------------------------------------------
+
+    def _load_default_model(self) -> None:
+        try:
+            self.set_model(load_model(None, device=self._device_choice()))
+        except InputError as exc:
+            self.model_name.setText("No model")
+            self.model_details.setText(f"{exc}. Open a model folder to start.")
+
+    def _device_choice(self) -> str:
+        return self.panel.device.currentText() or "auto"
+
+    def set_model(self, model: DiffusionModel) -> None:
+        """Use a loaded model: the canvas takes its size, the panel its steps and classes."""
+        self.model = model
+        info = model.info
+        self.model_name.setText(info.name)
+        self.model_details.setText("<br>".join(f"<b>{k}</b>: {v}" for k, v in info.summary()[2:]))
+        self.panel.set_model(info, model.schedule.num_train_timesteps)
+        self.panel.set_spacing(model.schedule.timestep_spacing)
+        self.canvas.set_image_size(info.resolution)
+        self.live.schedule.set_schedule(model.schedule)
+        self.forward.set_model_schedule(model.schedule)
+        self.forward.set_image(self.canvas.source)
+        self.device_label.setText(f"device: {model.device}")
+        self.statusBar().showMessage(f"Model {info.name} loaded", 4000)
+        self._update_actions()
+
+    def open_model(self) -> None:
+        folder = QFileDialog.getExistingDirectory(
+            self, "Open a diffusers model folder", self.settings.value("folders/model", "")
+        )
+        if folder:
+            self.settings.setValue("folders/model", folder)
+            self.load_model_folder(folder)
+
+    def load_model_folder(self, folder: str | Path) -> bool:
+        """Load a model; a folder that fails to load leaves the current model in place."""
+        if self.sampler.running:
+            self.show_error("Wait for the run to end (or cancel it) before changing the model.")
+            return False
+        try:
+            model = load_model(folder, device=self._device_choice())
+        except InputError as exc:
+            self.show_error(f"Could not open the model: {exc}")
+            return False
+        self.clear_error()
+        self.set_model(model)
+        return True
+
+    # --- the source image and the mask --------------------------------------------------
+
+    def open_image(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(
+            self, "Open a source image", self.settings.value("folders/image", ""), IMAGE_FILTER
+        )
+        if path:
+            self.settings.setValue("folders/image", str(Path(path).parent))
+            self.load_source(path)
+
+    def load_source(self, path: str | Path) -> bool:
+        """A source image from a file, fitted to the model's size (and saying so)."""
+        channels = self.model.info.in_channels if self.model else 3
+        try:
+            image = load_image(path, channels=channels)
+        except InputError as exc:
+            self.show_error(str(exc))
+            return False
+        fitted, note = fit_to_size(image, self.canvas.image_size)
+        self.set_source_image(_as_hwc(np.asarray(fitted)))
+        self.canvas_panel.caption.setText(note or f"{Path(path).name}")
+        return True
+
+    def set_source_image(self, image: np.ndarray) -> None:
+        """(H, W, C) uint8 at the model's size (a result, say)."""
+        if image.shape[:2] != self.canvas.image_size:
+            fitted, _ = fit_to_size(to_pil(image), self.canvas.image_size)
+            image = _as_hwc(np.asarray(fitted))
+        self.canvas.set_source(image)
+        self.forward.set_image(image)
+        self.clear_error()
+
+    def clear_source(self) -> None:
+        self.canvas.set_source(None)
+        self.forward.set_image(None)
+        self.canvas_panel.caption.setText("")
+
+    def paste_image(self) -> None:
+        image = QGuiApplication.clipboard().image()
+        if image.isNull():
+            self.show_error("The clipboard holds no image.")
+            return
+        self.set_source_image(qimage_to_array(image))
+        self.canvas_panel.caption.setText("Image from the clipboard")
+
+    def use_result_as_source(self) -> None:
+        entry = self.gallery.current_entry()
+        if entry is not None:
+            self.set_source_image(entry.image)
+
+    def import_mask(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(
+            self,
+            "Import a mask (white = generate)",
+            self.settings.value("folders/mask", ""),
+            IMAGE_FILTER,
+        )
+        if not path:
+            return
+        self.settings.setValue("folders/mask", str(Path(path).parent))
+        invert = (
+            QMessageBox.question(
+                self,
+                "Mask convention",
+                "Is this mask white = KEEP (RePaint's files)?\n\nYes inverts it; No reads it as "
+                "the studio's convention, white = generate.",
+            )
+            == QMessageBox.StandardButton.Yes
+        )
+        self.load_mask_file(path, invert=invert)
+
+    def load_mask_file(self, path: str | Path, invert: bool = False) -> bool:
+        try:
+            self.canvas.set_mask(load_mask(path, self.canvas.image_size, invert=invert))
+        except InputError as exc:
+            self.show_error(str(exc))
+            return False
+        return True
+
+    def export_mask(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(
+            self,
+            "Export the mask (white = generate)",
+            self.settings.value("folders/mask", ""),
+            "PNG (*.png)",
+        )
+        if path:
+            if not path.lower().endswith(".png"):
+                path += ".png"
+            try:
+                save_mask(self.canvas.mask, path, overwrite=True)
+            except (InputError, OSError) as exc:
+                self.show_error(f"Could not save the mask: {exc}")
+
+    def _on_canvas_changed(self) -> None:
+        inpainting = self.canvas.source is not None and self.canvas.has_mask
+        self.panel.set_inpainting(inpainting)
+        self._update_actions()
+        if self.canvas.source is None:
+            mode = "No image: Run generates from noise."
+        elif not self.canvas.has_mask:
+            mode = "Paint what to regenerate; with no mask painted, Run generates from noise."
+        else:
+            share = self.canvas.mask.mean()
+            mode = f"RePaint: {share:.0%} of the image is generated, the rest is kept exactly."
+        self.canvas.setToolTip(mode)
+        self.statusBar().showMessage(mode, 5000)
+
+    # --- running ------------------------------------------------------------------------
+
+    def current_job(self) -> Job | None:
+        if self.model is None:
+            return None
+        request = self.panel.request()
+        source = inpaint_mask = None
+        if self.canvas.source is not None and self.canvas.has_mask:
+            source = to_tensor(self.canvas.source)
+            inpaint_mask = mask_to_tensor(self.canvas.mask)
+        return Job(self.model, request, source, inpaint_mask)
+
+    def run(self) -> None:
+        if self.sampler.running:
+            return
+        if self.model is None:
+            self.show_error("Open a model folder first (File > Open model folder).")
+            return
+        device = self._device_choice()
+        try:
+            target = pick_device(device)
+            if target != self.model.device:
+                self.model.unet.to(target)
+                self.model.device = target
+                self.device_label.setText(f"device: {target}")
+        except InputError as exc:
+            self.show_error(str(exc))
+            return
+        job = self.current_job()
+        try:
+            validate(job.request, job.model)
+        except InputError as exc:
+            self.show_error(str(exc))
+            return
+        self.clear_error()
+        self.sampler.start(job)
+
+    @Slot(object)
+    def _on_started(self, job: Job) -> None:
+        timesteps = call_timesteps(job.request, job.model.schedule, job.inpaint)
+        self.live.start_run(timesteps)
+        self.progress.setRange(0, len(timesteps))
+        self.progress.setValue(0)
+        self.progress.setVisible(True)
+        kind = "RePaint" if job.inpaint else "Sampling"
+        self.statusBar().showMessage(f"{kind} started: {len(timesteps)} network calls")
+
+    @Slot(object)
+    def _on_frame(self, frame: Frame) -> None:
+        self.live.show_frame(frame)
+
+    @Slot(int, int, float)
+    def _on_progress(self, done: int, total: int, rate: float) -> None:
+        self.progress.setValue(done)
+        eta = (total - done) / rate if rate > 0 else 0.0
+        self.step_label.setText(f"step {done}/{total}  {rate:.1f} steps/s  ETA {eta:.0f} s")
+
+    @Slot(object)
+    def _on_finished(self, result: RunResult) -> None:
+        self.last_result = result
+        self.gallery.add_result(result)
+        self.live.show_trajectory(result.trajectory)
+        seconds = result.seconds
+        self.statusBar().showMessage(
+            f"Finished: {len(result.images)} image(s) in {seconds:.1f} s", 8000
+        )
+        self.step_label.setText(f"finished in {seconds:.1f} s")
+
+    @Slot(str)
+    def _on_failed(self, message: str) -> None:
+        self.show_error(message)
+        self.step_label.setText("failed")
+
+    @Slot(int)
+    def _on_cancelled(self, done: int) -> None:
+        self.statusBar().showMessage(f"Cancelled after {done} network calls", 6000)
+        self.step_label.setText("cancelled")
+
+    @Slot(bool)
+    def _on_running(self, running: bool) -> None:
+        self.panel.set_running(running)
+        self.progress.setVisible(running)
+        self._update_actions()
+
+    def inspect(self, entry: GalleryEntry) -> None:
+        """Show a gallery image's run, scrubbable."""
+        if not self.sampler.running:
+            self.live.start_run(
+                call_timesteps(
+                    entry.result.job.request,
+                    entry.result.job.model.schedule,
+                    entry.result.job.inpaint,
+                )
+            )
+            self.live.show_trajectory(entry.result.trajectory, image=entry.index)
+
+    def show_error(self, message: str) -> None:
+        self.error.setText(message)
+        self.error.setVisible(True)
+        self.statusBar().showMessage(message, 10000)
+
+    def clear_error(self) -> None:
+        self.error.setVisible(False)
+        self.error.setText("")
+
+    def _update_actions(self) -> None:
+        running = self.sampler.running
+        self.run_action.setEnabled(not running and self.model is not None)
+        self.panel.run_button.setEnabled(not running and self.model is not None)
+        self.cancel_action.setEnabled(running)
+        self.undo_action.setEnabled(self.canvas.can_undo)
+        self.redo_action.setEnabled(self.canvas.can_redo)
+        has_results = self.gallery.count() > 0
+        self.export_all_action.setEnabled(has_results)
+        self.export_selected_action.setEnabled(has_results)
+        self.use_source_action.setEnabled(has_results)
+
+    # --- export and drop-back -----------------------------------------------------------
+
+    def export(self, selected_only: bool) -> None:
+        entries = self.gallery.entries(selected_only)
+        if not entries and selected_only:
+            entries = self.gallery.entries()[:1]
+        self._export_entries(entries)
+
+    def _export_entries(self, entries: list[GalleryEntry]) -> None:
+        if not entries:
+            self.show_error("Nothing to export yet: Run first.")
+            return
+        dialog = ExportDialog(entries, self.settings, self)
+        dialog.exec()
+        if dialog.written:
+            self.statusBar().showMessage(
+                f"Exported {len(dialog.written)} file(s) to {dialog.written[0].parent}", 8000
+            )
+
+    def restore_from_png(self, path: str | Path) -> bool:
+        """A PNG this studio exported: its settings (and seed) come back, so Run remakes it."""
+        try:
+            metadata = read_png_metadata(path)
+        except InputError as exc:
+            self.show_error(str(exc))
+            return False
+        if not metadata or "request" not in metadata:
+            return False
+        try:
+            request = SampleRequest.from_dict(metadata["request"])
+        except (InputError, TypeError) as exc:
+            self.show_error(f"The settings in {Path(path).name} are unreadable: {exc}")
+            return False
+        self.panel.set_request(request)
+        model = metadata.get("model")
+        note = ""
+        if self.model is not None and model and model != self.model.info.name:
+            note = f" (made with {model}; the current model is {self.model.info.name})"
+        self.statusBar().showMessage(
+            f"Settings of {Path(path).name} restored: Run makes it again{note}", 10000
+        )
+        return True
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
+        if event.mimeData().hasUrls() or event.mimeData().hasImage():
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: QDropEvent) -> None:
+        data = event.mimeData()
+        for url in data.urls():
+            path = Path(url.toLocalFile())
+            if path.suffix.lower() == ".png" and self.restore_from_png(path):
+                event.acceptProposedAction()
+                return
+            if path.is_file() and self.load_source(path):
+                event.acceptProposedAction()
+                return
+        if data.hasImage():
+            self.set_source_image(qimage_to_array(QImage(data.imageData())))
+            event.acceptProposedAction()
+
+    # --- settings and closing -----------------------------------------------------------
+
+    def _restore_settings(self) -> None:
+        geometry = self.settings.value("window/geometry")
+        if isinstance(geometry, QByteArray):
+            self.restoreGeometry(geometry)
+        state = self.settings.value("window/state")
+        if isinstance(state, QByteArray):
+            self.restoreState(state)
+        splitter = self.settings.value("window/splitter")
+        if isinstance(splitter, QByteArray):
+            self.splitter.restoreState(splitter)
+        saved = self.settings.value("sampler/request")
+        if isinstance(saved, str):
+            # settings from another version are dropped: the defaults stand
+            with contextlib.suppress(ValueError, TypeError):
+                self.panel.set_request(SampleRequest.from_dict(json.loads(saved)))
+        opacity = self.settings.value("canvas/opacity")
+        if opacity is not None:
+            self.canvas_panel.opacity.setValue(int(opacity))
+
+    def save_settings(self) -> None:
+        self.settings.setValue("window/geometry", self.saveGeometry())
+        self.settings.setValue("window/state", self.saveState())
+        self.settings.setValue("window/splitter", self.splitter.saveState())
+        self.settings.setValue("sampler/request", json.dumps(self.panel.request().to_dict()))
+        self.settings.setValue("canvas/opacity", self.canvas_panel.opacity.value())
+        self.settings.sync()
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        self.save_settings()
+        if not self.sampler.shutdown():
+            self.statusBar().showMessage("Waiting for the inference thread to stop...")
+        event.accept()
+
+    def about(self) -> None:
+        import diffusers
+        import torch
+
+        device = self.model.device if self.model else "no model"
+        QMessageBox.about(
+            self,
+            "About Diffusion Studio",
+            f"<h3>{APP_NAME} {__version__}</h3>"
+            "<p>A studio for pixel-space diffusion models: DDPM, DDIM, classifier-free "
+            "guidance and RePaint inpainting, live.</p>"
+            f"<p>torch {torch.__version__}, diffusers {diffusers.__version__}; device {device}</p>"
+            "<p>Code: MIT. Emoji data and the embedded model: Noto Emoji (Apache 2.0) and "
+            "Twemoji (CC BY 4.0); see NOTICE.</p>",
+        )
+
+
+def _as_hwc(array: np.ndarray) -> np.ndarray:
+    return array[..., None] if array.ndim == 2 else array
+
+
+def qimage_to_array(image: QImage) -> np.ndarray:
+    """A QImage (a pasted or dropped picture) as (H, W, 3) uint8 RGB, alpha over white."""
+    image = image.convertToFormat(QImage.Format.Format_RGBA8888)
+    width, height = image.width(), image.height()
+    data = np.frombuffer(image.constBits(), dtype=np.uint8, count=image.sizeInBytes())
+    rgba = data.reshape(height, image.bytesPerLine())[:, : width * 4].reshape(height, width, 4)
+    return from_rgba(rgba)
