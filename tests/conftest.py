@@ -13,6 +13,17 @@ from diffusion_studio.core.schedule import NoiseSchedule
 from tests.helpers import CLASS_NAMES, make_unet
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _fresh_settings(tmp_path_factory: pytest.TempPathFactory):
+    """QSettings of the tests go to a temporary folder, never to the developer's config."""
+    from PySide6.QtCore import QSettings
+
+    folder = str(tmp_path_factory.mktemp("settings"))
+    QSettings.setDefaultFormat(QSettings.Format.IniFormat)
+    for scope in (QSettings.Scope.UserScope, QSettings.Scope.SystemScope):
+        QSettings.setPath(QSettings.Format.IniFormat, scope, folder)
+
+
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory):
     """A class-conditional tiny model (three classes and a null class) in the flat layout."""

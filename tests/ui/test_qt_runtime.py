@@ -39,19 +39,20 @@ def test_no_display_is_explained(monkeypatch) -> None:
     assert display_problem() is None
 
 
-def test_diffusion_studio_without_a_command_opens_the_window(qapp) -> None:
-    from PySide6.QtCore import QTimer
+def test_diffusion_studio_without_a_command_opens_the_window(qapp, monkeypatch) -> None:
+    from PySide6.QtWidgets import QApplication
 
     from diffusion_studio.cli import main
 
     seen = []
 
-    def look_and_quit() -> None:
-        seen.extend(w.windowTitle() for w in qapp.topLevelWidgets() if w.isVisible())
-        qapp.quit()
+    def look(app) -> int:  # instead of blocking in the event loop (quitting it would end
+        # every later test's loop too): note the windows shown, then return as exec() would
+        seen.extend(w for w in app.topLevelWidgets() if w.isVisible())
+        return 0
 
-    QTimer.singleShot(200, look_and_quit)
+    monkeypatch.setattr(QApplication, "exec", look)
     assert main([]) == 0
-    assert any("Diffusion Studio" in title for title in seen)
-    for widget in qapp.topLevelWidgets():
+    assert any("Diffusion Studio" in w.windowTitle() for w in seen)
+    for widget in seen:
         widget.close()

@@ -1,0 +1,31 @@
+"""Fixtures for the window: a tiny model, throwaway settings, and no thread left running."""
+
+from __future__ import annotations
+
+import pytest
+from PySide6.QtCore import QSettings
+
+from diffusion_studio.core.model import load_model
+from diffusion_studio.ui.main_window import MainWindow
+from diffusion_studio.ui.worker import Sampler
+
+
+@pytest.fixture(autouse=True)
+def no_thread_left_running():
+    """Fail a test that leaves an inference thread running (it would abort the process)."""
+    yield
+    running = [s for s in list(Sampler.instances) if s._thread.isRunning()]
+    for sampler in running:
+        sampler.shutdown()
+    assert not running, f"{len(running)} inference thread(s) still running after the test"
+
+
+@pytest.fixture
+def window(qtbot, tmp_path, tiny_model_dir):
+    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
+    window = MainWindow(load_model(tiny_model_dir), settings=settings, load_default=False)
+    qtbot.addWidget(window)
+    window.show()
+    qtbot.waitExposed(window)
+    yield window
+    window.close()
