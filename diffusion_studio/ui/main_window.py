@@ -6,16 +6,9 @@ import contextlib
 import json
 from pathlib import Path
 
-import numpy as np
 from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer, Slot
 from PySide6.QtGui import (
-    QAction,
     QCloseEvent,
-    QDragEnterEvent,
-    QDropEvent,
-    QGuiApplication,
-    QImage,
-    QKeySequence,
 )
 from PySide6.QtWidgets import (
     QDockWidget,
@@ -35,25 +28,23 @@ from PySide6.QtWidgets import (
 
 from diffusion_studio import __version__
 from diffusion_studio.core.errors import InputError
-from diffusion_studio.core.export import read_png_metadata
 from diffusion_studio.core.generate import SampleRequest, call_timesteps, validate
-from diffusion_studio.core.images import fit_to_size, from_rgba, load_image, to_pil, to_tensor
-from diffusion_studio.core.masks import MASK_PRESETS, load_mask, mask_to_tensor, save_mask
+from diffusion_studio.core.images import to_tensor
+from diffusion_studio.core.masks import mask_to_tensor
 from diffusion_studio.core.model import DiffusionModel, load_model, pick_device
-from diffusion_studio.core.resources import sample_images
-from diffusion_studio.ui.canvas_panel import PRESET_LABELS, CanvasPanel
-from diffusion_studio.ui.export_dialog import ExportDialog
+from diffusion_studio.ui.canvas_panel import CanvasPanel
+from diffusion_studio.ui.files import FilesMixin
 from diffusion_studio.ui.forward_view import ForwardView
 from diffusion_studio.ui.gallery import Gallery, GalleryEntry
 from diffusion_studio.ui.live_view import LiveView
+from diffusion_studio.ui.menus import build_menus
 from diffusion_studio.ui.sampler_panel import SamplerPanel
 from diffusion_studio.ui.worker import Frame, Job, RunResult, Sampler
 
 APP_NAME = "Diffusion Studio"
-IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.webp *.bmp *.gif *.tif *.tiff)"
 
 
-class MainWindow(QMainWindow):
+class MainWindow(FilesMixin, QMainWindow):
     """Model panel and sampler panel on the left; the canvas and the live view in the middle;
     the gallery below; the status bar says device, step k/N, steps per second and ETA."""
 
@@ -71,7 +62,7 @@ class MainWindow(QMainWindow):
         self.sampler = Sampler(self)
         self.last_result: RunResult | None = None
         self._build()
-        self._build_menus()
+        build_menus(self)
         self._connect()
         self._restore_settings()
         if model is not None:
@@ -145,104 +136,6 @@ class MainWindow(QMainWindow):
         status.addPermanentWidget(self.device_label)
         self.resize(1280, 820)
 
-    def _action(self, menu, text: str, slot, shortcut=None, tip: str = "") -> QAction:
-        action = QAction(text, self)
-        if shortcut is not None:
-            action.setShortcut(QKeySequence(shortcut))
-        if tip:
-            action.setStatusTip(tip)
-        action.triggered.connect(slot)
-        menu.addAction(action)
-        return action
-
-    def _build_menus(self) -> None:
-        bar = self.menuBar()
-        file = bar.addMenu("&File")
-        self._action(file, "Open image...", self.open_image, QKeySequence.StandardKey.Open)
-        self.samples_menu = file.addMenu("Sample images")
-        for path in sample_images():
-            self._action(self.samples_menu, path.stem, lambda _=False, p=path: self.load_source(p))
-        self._action(file, "Paste image", self.paste_image, QKeySequence.StandardKey.Paste)
-        self.clear_source_action = self._action(file, "Close image", self.clear_source)
-        file.addSeparator()
-        self._action(file, "Open model folder...", self.open_model, "Ctrl+Shift+O")
-        file.addSeparator()
-        self._action(file, "Import mask...", self.import_mask)
-        self._action(file, "Export mask...", self.export_mask)
-        file.addSeparator()
-        self.export_selected_action = self._action(
-            file, "Export selected...", lambda: self.export(selected_only=True), "Ctrl+E"
-        )
-        self.export_all_action = self._action(
-            file, "Export all...", lambda: self.export(selected_only=False), "Ctrl+Shift+E"
-        )
-        file.addSeparator()
-        self._action(file, "Quit", self.close, QKeySequence.StandardKey.Quit)
-
-        edit = bar.addMenu("&Edit")
-        self.undo_action = self._action(
-            edit, "Undo", self.canvas.undo, QKeySequence.StandardKey.Undo
-        )
-        self.redo_action = self._action(edit, "Redo", self.canvas.redo, "Ctrl+Shift+Z")
-        edit.addSeparator()
-        self.use_source_action = self._action(
-            edit, "Use result as source", self.use_result_as_source, "Ctrl+U"
-        )
-
-        mask = bar.addMenu("&Mask")
-        self._action(mask, "Brush", lambda: self.canvas_panel.set_eraser(False), "B")
-        self._action(mask, "Eraser", lambda: self.canvas_panel.set_eraser(True), "E")
-        self._action(
-            mask,
-            "Bigger brush",
-            lambda: self.canvas.set_brush_size(self.canvas.brush_size + 1),
-            "]",
-        )
-        self._action(
-            mask,
-            "Smaller brush",
-            lambda: self.canvas.set_brush_size(self.canvas.brush_size - 1),
-            "[",
-        )
-        mask.addSeparator()
-        self._action(mask, "Fill (generate everything)", self.canvas.fill, "Ctrl+Shift+F")
-        self._action(mask, "Clear (keep everything)", self.canvas.clear_mask, "Ctrl+Shift+C")
-        self._action(mask, "Invert", self.canvas.invert, "Ctrl+I")
-        presets = mask.addMenu("Presets")
-        for preset in MASK_PRESETS:
-            self._action(
-                presets,
-                PRESET_LABELS[preset],
-                lambda _=False, p=preset: self.canvas_panel.apply_preset(p),
-            )
-        self._action(mask, "Re-roll random preset", self.canvas_panel.reroll_preset, "Ctrl+R")
-
-        run = bar.addMenu("&Run")
-        self.run_action = self._action(run, "Run", self.run, "Ctrl+Return")
-        self.run_action.setShortcuts([QKeySequence("Ctrl+Return"), QKeySequence("Ctrl+Enter")])
-        self.cancel_action = self._action(run, "Cancel", self.sampler.cancel, "Esc")
-        self._action(run, "New random seed", self.panel.roll_seed, "Ctrl+D")
-
-        view = bar.addMenu("&View")
-        self._action(
-            view,
-            "Zoom in",
-            lambda: self.canvas.set_zoom(self.canvas.zoom * 1.25),
-            QKeySequence.StandardKey.ZoomIn,
-        )
-        self._action(
-            view,
-            "Zoom out",
-            lambda: self.canvas.set_zoom(self.canvas.zoom / 1.25),
-            QKeySequence.StandardKey.ZoomOut,
-        )
-        self._action(view, "Fit", lambda: self.canvas.set_zoom(1.0), "Ctrl+0")
-        self._action(view, "Studio", lambda: self.tabs.setCurrentIndex(0), "Ctrl+1")
-        self._action(view, "Forward process", lambda: self.tabs.setCurrentIndex(1), "Ctrl+2")
-
-        help_menu = bar.addMenu("&Help")
-        self._action(help_menu, "About Diffusion Studio", self.about)
-
     def _connect(self) -> None:
         self.panel.run_requested.connect(self.run)
         self.panel.cancel_requested.connect(self.sampler.cancel)
@@ -310,100 +203,6 @@ class MainWindow(QMainWindow):
         self.clear_error()
         self.set_model(model)
         return True
-
-    # --- the source image and the mask --------------------------------------------------
-
-    def open_image(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(
-            self, "Open a source image", self.settings.value("folders/image", ""), IMAGE_FILTER
-        )
-        if path:
-            self.settings.setValue("folders/image", str(Path(path).parent))
-            self.load_source(path)
-
-    def load_source(self, path: str | Path) -> bool:
-        """A source image from a file, fitted to the model's size (and saying so)."""
-        channels = self.model.info.in_channels if self.model else 3
-        try:
-            image = load_image(path, channels=channels)
-        except InputError as exc:
-            self.show_error(str(exc))
-            return False
-        fitted, note = fit_to_size(image, self.canvas.image_size)
-        self.set_source_image(_as_hwc(np.asarray(fitted)))
-        self.canvas_panel.caption.setText(note or f"{Path(path).name}")
-        return True
-
-    def set_source_image(self, image: np.ndarray) -> None:
-        """(H, W, C) uint8 at the model's size (a result, say)."""
-        if image.shape[:2] != self.canvas.image_size:
-            fitted, _ = fit_to_size(to_pil(image), self.canvas.image_size)
-            image = _as_hwc(np.asarray(fitted))
-        self.canvas.set_source(image)
-        self.forward.set_image(image)
-        self.clear_error()
-
-    def clear_source(self) -> None:
-        self.canvas.set_source(None)
-        self.forward.set_image(None)
-        self.canvas_panel.caption.setText("")
-
-    def paste_image(self) -> None:
-        image = QGuiApplication.clipboard().image()
-        if image.isNull():
-            self.show_error("The clipboard holds no image.")
-            return
-        self.set_source_image(qimage_to_array(image))
-        self.canvas_panel.caption.setText("Image from the clipboard")
-
-    def use_result_as_source(self) -> None:
-        entry = self.gallery.current_entry()
-        if entry is not None:
-            self.set_source_image(entry.image)
-
-    def import_mask(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(
-            self,
-            "Import a mask (white = generate)",
-            self.settings.value("folders/mask", ""),
-            IMAGE_FILTER,
-        )
-        if not path:
-            return
-        self.settings.setValue("folders/mask", str(Path(path).parent))
-        invert = (
-            QMessageBox.question(
-                self,
-                "Mask convention",
-                "Is this mask white = KEEP (RePaint's files)?\n\nYes inverts it; No reads it as "
-                "the studio's convention, white = generate.",
-            )
-            == QMessageBox.StandardButton.Yes
-        )
-        self.load_mask_file(path, invert=invert)
-
-    def load_mask_file(self, path: str | Path, invert: bool = False) -> bool:
-        try:
-            self.canvas.set_mask(load_mask(path, self.canvas.image_size, invert=invert))
-        except InputError as exc:
-            self.show_error(str(exc))
-            return False
-        return True
-
-    def export_mask(self) -> None:
-        path, _ = QFileDialog.getSaveFileName(
-            self,
-            "Export the mask (white = generate)",
-            self.settings.value("folders/mask", ""),
-            "PNG (*.png)",
-        )
-        if path:
-            if not path.lower().endswith(".png"):
-                path += ".png"
-            try:
-                save_mask(self.canvas.mask, path, overwrite=True)
-            except (InputError, OSError) as exc:
-                self.show_error(f"Could not save the mask: {exc}")
 
     def _on_canvas_changed(self) -> None:
         inpainting = self.canvas.source is not None and self.canvas.has_mask
@@ -536,67 +335,6 @@ class MainWindow(QMainWindow):
         self.export_selected_action.setEnabled(has_results)
         self.use_source_action.setEnabled(has_results)
 
-    # --- export and drop-back -----------------------------------------------------------
-
-    def export(self, selected_only: bool) -> None:
-        entries = self.gallery.entries(selected_only)
-        if not entries and selected_only:
-            entries = self.gallery.entries()[:1]
-        self._export_entries(entries)
-
-    def _export_entries(self, entries: list[GalleryEntry]) -> None:
-        if not entries:
-            self.show_error("Nothing to export yet: Run first.")
-            return
-        dialog = ExportDialog(entries, self.settings, self)
-        dialog.exec()
-        if dialog.written:
-            self.statusBar().showMessage(
-                f"Exported {len(dialog.written)} file(s) to {dialog.written[0].parent}", 8000
-            )
-
-    def restore_from_png(self, path: str | Path) -> bool:
-        """A PNG this studio exported: its settings (and seed) come back, so Run remakes it."""
-        try:
-            metadata = read_png_metadata(path)
-        except InputError as exc:
-            self.show_error(str(exc))
-            return False
-        if not metadata or "request" not in metadata:
-            return False
-        try:
-            request = SampleRequest.from_dict(metadata["request"])
-        except (InputError, TypeError) as exc:
-            self.show_error(f"The settings in {Path(path).name} are unreadable: {exc}")
-            return False
-        self.panel.set_request(request)
-        model = metadata.get("model")
-        note = ""
-        if self.model is not None and model and model != self.model.info.name:
-            note = f" (made with {model}; the current model is {self.model.info.name})"
-        self.statusBar().showMessage(
-            f"Settings of {Path(path).name} restored: Run makes it again{note}", 10000
-        )
-        return True
-
-    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
-        if event.mimeData().hasUrls() or event.mimeData().hasImage():
-            event.acceptProposedAction()
-
-    def dropEvent(self, event: QDropEvent) -> None:
-        data = event.mimeData()
-        for url in data.urls():
-            path = Path(url.toLocalFile())
-            if path.suffix.lower() == ".png" and self.restore_from_png(path):
-                event.acceptProposedAction()
-                return
-            if path.is_file() and self.load_source(path):
-                event.acceptProposedAction()
-                return
-        if data.hasImage():
-            self.set_source_image(qimage_to_array(QImage(data.imageData())))
-            event.acceptProposedAction()
-
     # --- settings and closing -----------------------------------------------------------
 
     def _restore_settings(self) -> None:
@@ -647,16 +385,3 @@ class MainWindow(QMainWindow):
             "<p>Code: MIT. Emoji data and the embedded model: Noto Emoji (Apache 2.0) and "
             "Twemoji (CC BY 4.0); see NOTICE.</p>",
         )
-
-
-def _as_hwc(array: np.ndarray) -> np.ndarray:
-    return array[..., None] if array.ndim == 2 else array
-
-
-def qimage_to_array(image: QImage) -> np.ndarray:
-    """A QImage (a pasted or dropped picture) as (H, W, 3) uint8 RGB, alpha over white."""
-    image = image.convertToFormat(QImage.Format.Format_RGBA8888)
-    width, height = image.width(), image.height()
-    data = np.frombuffer(image.constBits(), dtype=np.uint8, count=image.sizeInBytes())
-    rgba = data.reshape(height, image.bytesPerLine())[:, : width * 4].reshape(height, width, 4)
-    return from_rgba(rgba)

@@ -1,0 +1,193 @@
+"""The window's files: source images (file, clipboard, drop, samples), masks, export, and
+restoring the settings of a dropped PNG. A mixin of MainWindow, kept apart for size."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PySide6.QtGui import QDragEnterEvent, QDropEvent, QGuiApplication, QImage
+from PySide6.QtWidgets import QFileDialog, QMessageBox
+
+from diffusion_studio.core.errors import InputError
+from diffusion_studio.core.export import read_png_metadata
+from diffusion_studio.core.generate import SampleRequest
+from diffusion_studio.core.images import fit_to_size, from_rgba, load_image, to_pil
+from diffusion_studio.core.masks import load_mask, save_mask
+from diffusion_studio.ui.export_dialog import ExportDialog
+from diffusion_studio.ui.gallery import GalleryEntry
+
+IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.webp *.bmp *.gif *.tif *.tiff)"
+
+
+class FilesMixin:
+    """Needs the window's canvas, canvas_panel, forward, gallery, panel, model, settings,
+    show_error and clear_error."""
+
+    # --- the source image and the mask --------------------------------------------------
+
+    def open_image(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(
+            self, "Open a source image", self.settings.value("folders/image", ""), IMAGE_FILTER
+        )
+        if path:
+            self.settings.setValue("folders/image", str(Path(path).parent))
+            self.load_source(path)
+
+    def load_source(self, path: str | Path) -> bool:
+        """A source image from a file, fitted to the model's size (and saying so)."""
+        channels = self.model.info.in_channels if self.model else 3
+        try:
+            image = load_image(path, channels=channels)
+        except InputError as exc:
+            self.show_error(str(exc))
+            return False
+        fitted, note = fit_to_size(image, self.canvas.image_size)
+        self.set_source_image(_as_hwc(np.asarray(fitted)))
+        self.canvas_panel.caption.setText(note or f"{Path(path).name}")
+        return True
+
+    def set_source_image(self, image: np.ndarray) -> None:
+        """(H, W, C) uint8 at the model's size (a result, say)."""
+        if image.shape[:2] != self.canvas.image_size:
+            fitted, _ = fit_to_size(to_pil(image), self.canvas.image_size)
+            image = _as_hwc(np.asarray(fitted))
+        self.canvas.set_source(image)
+        self.forward.set_image(image)
+        self.clear_error()
+
+    def clear_source(self) -> None:
+        self.canvas.set_source(None)
+        self.forward.set_image(None)
+        self.canvas_panel.caption.setText("")
+
+    def paste_image(self) -> None:
+        image = QGuiApplication.clipboard().image()
+        if image.isNull():
+            self.show_error("The clipboard holds no image.")
+            return
+        self.set_source_image(qimage_to_array(image))
+        self.canvas_panel.caption.setText("Image from the clipboard")
+
+    def use_result_as_source(self) -> None:
+        entry = self.gallery.current_entry()
+        if entry is not None:
+            self.set_source_image(entry.image)
+
+    def import_mask(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(
+            self,
+            "Import a mask (white = generate)",
+            self.settings.value("folders/mask", ""),
+            IMAGE_FILTER,
+        )
+        if not path:
+            return
+        self.settings.setValue("folders/mask", str(Path(path).parent))
+        invert = (
+            QMessageBox.question(
+                self,
+                "Mask convention",
+                "Is this mask white = KEEP (RePaint's files)?\n\nYes inverts it; No reads it as "
+                "the studio's convention, white = generate.",
+            )
+            == QMessageBox.StandardButton.Yes
+        )
+        self.load_mask_file(path, invert=invert)
+
+    def load_mask_file(self, path: str | Path, invert: bool = False) -> bool:
+        try:
+            self.canvas.set_mask(load_mask(path, self.canvas.image_size, invert=invert))
+        except InputError as exc:
+            self.show_error(str(exc))
+            return False
+        return True
+
+    def export_mask(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(
+            self,
+            "Export the mask (white = generate)",
+            self.settings.value("folders/mask", ""),
+            "PNG (*.png)",
+        )
+        if path:
+            if not path.lower().endswith(".png"):
+                path += ".png"
+            try:
+                save_mask(self.canvas.mask, path, overwrite=True)
+            except (InputError, OSError) as exc:
+                self.show_error(f"Could not save the mask: {exc}")
+
+    # --- export and drop-back -----------------------------------------------------------
+
+    def export(self, selected_only: bool) -> None:
+        entries = self.gallery.entries(selected_only)
+        if not entries and selected_only:
+            entries = self.gallery.entries()[:1]
+        self._export_entries(entries)
+
+    def _export_entries(self, entries: list[GalleryEntry]) -> None:
+        if not entries:
+            self.show_error("Nothing to export yet: Run first.")
+            return
+        dialog = ExportDialog(entries, self.settings, self)
+        dialog.exec()
+        if dialog.written:
+            self.statusBar().showMessage(
+                f"Exported {len(dialog.written)} file(s) to {dialog.written[0].parent}", 8000
+            )
+
+    def restore_from_png(self, path: str | Path) -> bool:
+        """A PNG this studio exported: its settings (and seed) come back, so Run remakes it."""
+        try:
+            metadata = read_png_metadata(path)
+        except InputError as exc:
+            self.show_error(str(exc))
+            return False
+        if not metadata or "request" not in metadata:
+            return False
+        try:
+            request = SampleRequest.from_dict(metadata["request"])
+        except (InputError, TypeError) as exc:
+            self.show_error(f"The settings in {Path(path).name} are unreadable: {exc}")
+            return False
+        self.panel.set_request(request)
+        model = metadata.get("model")
+        note = ""
+        if self.model is not None and model and model != self.model.info.name:
+            note = f" (made with {model}; the current model is {self.model.info.name})"
+        self.statusBar().showMessage(
+            f"Settings of {Path(path).name} restored: Run makes it again{note}", 10000
+        )
+        return True
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
+        if event.mimeData().hasUrls() or event.mimeData().hasImage():
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: QDropEvent) -> None:
+        data = event.mimeData()
+        for url in data.urls():
+            path = Path(url.toLocalFile())
+            if path.suffix.lower() == ".png" and self.restore_from_png(path):
+                event.acceptProposedAction()
+                return
+            if path.is_file() and self.load_source(path):
+                event.acceptProposedAction()
+                return
+        if data.hasImage():
+            self.set_source_image(qimage_to_array(QImage(data.imageData())))
+            event.acceptProposedAction()
+
+
+def _as_hwc(array: np.ndarray) -> np.ndarray:
+    return array[..., None] if array.ndim == 2 else array
+
+
+def qimage_to_array(image: QImage) -> np.ndarray:
+    """A QImage (a pasted or dropped picture) as (H, W, 3) uint8 RGB, alpha over white."""
+    image = image.convertToFormat(QImage.Format.Format_RGBA8888)
+    width, height = image.width(), image.height()
+    data = np.frombuffer(image.constBits(), dtype=np.uint8, count=image.sizeInBytes())
+    rgba = data.reshape(height, image.bytesPerLine())[:, : width * 4].reshape(height, width, 4)
+    return from_rgba(rgba)

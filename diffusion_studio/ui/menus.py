@@ -1,0 +1,87 @@
+"""The window's menus: everything that has a button has an entry, most with a shortcut."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import QMenu
+
+from diffusion_studio.core.masks import MASK_PRESETS
+from diffusion_studio.core.resources import sample_images
+from diffusion_studio.ui.canvas_panel import PRESET_LABELS
+
+if TYPE_CHECKING:
+    from diffusion_studio.ui.main_window import MainWindow
+
+Keys = QKeySequence.StandardKey
+
+
+def build_menus(w: MainWindow) -> None:
+    """File, Edit, Mask, Run, View and Help. The actions whose state changes are kept on the
+    window: run_action, cancel_action, undo_action, redo_action, export_*_action..."""
+    bar = w.menuBar()
+
+    def add(menu: QMenu, text: str, slot: Callable[[], object], keys=None) -> QAction:
+        action = QAction(text, w)
+        if keys is not None:
+            action.setShortcut(QKeySequence(keys))
+        action.triggered.connect(slot)
+        menu.addAction(action)
+        return action
+
+    file = bar.addMenu("&File")
+    add(file, "Open image...", w.open_image, Keys.Open)
+    samples = file.addMenu("Sample images")
+    for path in sample_images():
+        add(samples, path.stem, lambda _=False, p=path: w.load_source(p))
+    add(file, "Paste image", w.paste_image, Keys.Paste)
+    add(file, "Close image", w.clear_source)
+    file.addSeparator()
+    add(file, "Open model folder...", w.open_model, "Ctrl+Shift+O")
+    file.addSeparator()
+    add(file, "Import mask...", w.import_mask)
+    add(file, "Export mask...", w.export_mask)
+    file.addSeparator()
+    w.export_selected_action = add(file, "Export selected...", lambda: w.export(True), "Ctrl+E")
+    w.export_all_action = add(file, "Export all...", lambda: w.export(False), "Ctrl+Shift+E")
+    file.addSeparator()
+    add(file, "Quit", w.close, Keys.Quit)
+
+    edit = bar.addMenu("&Edit")
+    w.undo_action = add(edit, "Undo", w.canvas.undo, Keys.Undo)
+    w.redo_action = add(edit, "Redo", w.canvas.redo, "Ctrl+Shift+Z")
+    edit.addSeparator()
+    w.use_source_action = add(edit, "Use result as source", w.use_result_as_source, "Ctrl+U")
+
+    canvas, tools = w.canvas, w.canvas_panel
+    mask = bar.addMenu("&Mask")
+    add(mask, "Brush", lambda: tools.set_eraser(False), "B")
+    add(mask, "Eraser", lambda: tools.set_eraser(True), "E")
+    add(mask, "Bigger brush", lambda: canvas.set_brush_size(canvas.brush_size + 1), "]")
+    add(mask, "Smaller brush", lambda: canvas.set_brush_size(canvas.brush_size - 1), "[")
+    mask.addSeparator()
+    add(mask, "Fill (generate everything)", canvas.fill, "Ctrl+Shift+F")
+    add(mask, "Clear (keep everything)", canvas.clear_mask, "Ctrl+Shift+C")
+    add(mask, "Invert", canvas.invert, "Ctrl+I")
+    presets = mask.addMenu("Presets")
+    for preset in MASK_PRESETS:
+        add(presets, PRESET_LABELS[preset], lambda _=False, p=preset: tools.apply_preset(p))
+    add(mask, "Re-roll random preset", tools.reroll_preset, "Ctrl+R")
+
+    run = bar.addMenu("&Run")
+    w.run_action = add(run, "Run", w.run)
+    w.run_action.setShortcuts([QKeySequence("Ctrl+Return"), QKeySequence("Ctrl+Enter")])
+    w.cancel_action = add(run, "Cancel", w.sampler.cancel, "Esc")
+    add(run, "New random seed", w.panel.roll_seed, "Ctrl+D")
+
+    view = bar.addMenu("&View")
+    add(view, "Zoom in", lambda: canvas.set_zoom(canvas.zoom * 1.25), Keys.ZoomIn)
+    add(view, "Zoom out", lambda: canvas.set_zoom(canvas.zoom / 1.25), Keys.ZoomOut)
+    add(view, "Fit", lambda: canvas.set_zoom(1.0), "Ctrl+0")
+    add(view, "Studio", lambda: w.tabs.setCurrentIndex(0), "Ctrl+1")
+    add(view, "Forward process", lambda: w.tabs.setCurrentIndex(1), "Ctrl+2")
+
+    help_menu = bar.addMenu("&Help")
+    add(help_menu, "About Diffusion Studio", w.about)
