@@ -4,16 +4,19 @@ a slider that scrubs every recorded step once the run is over."""
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QSlider, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QGraphicsItem, QHBoxLayout, QLabel, QSlider, QVBoxLayout, QWidget
 
 from diffusion_studio.core.export import make_grid
 from diffusion_studio.core.schedule import NoiseSchedule
 from diffusion_studio.ui.worker import Frame, Trajectory
 
 pg.setConfigOptions(imageAxisOrder="row-major", antialias=True)
+PLOT_INTERVAL_S = 0.1  # the plots follow a run at 10 Hz: they cost more to draw than images
 
 
 class ImagePane(pg.GraphicsLayoutWidget):
@@ -62,6 +65,8 @@ class SchedulePlot(pg.PlotWidget):
         plot.setMouseEnabled(x=False, y=False)
         self.alpha_bar = plot.plot(pen=pg.mkPen("#2a7fd4", width=2))
         self.beta = plot.plot(pen=pg.mkPen("#d4802a", width=2))
+        for static in (self.alpha_bar, self.beta):  # only the marker moves during a run
+            static.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
         self.marks = pg.ScatterPlotItem(size=5, brush=pg.mkBrush("#444"), pen=None)
         plot.addItem(self.marks)
         self.current = pg.InfiniteLine(angle=90, pen=pg.mkPen("#c0308a", width=2))
@@ -102,6 +107,7 @@ class PathPlot(pg.PlotWidget):
         plot.showGrid(x=True, y=True, alpha=0.2)
         plot.setMouseEnabled(x=False, y=False)
         self.path = plot.plot(pen=pg.mkPen("#2a7fd4", width=1.5))
+        self.path.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
         self.done = plot.plot(pen=pg.mkPen("#c0308a", width=2.5))
         self._timesteps: np.ndarray = np.zeros(0)
 
@@ -143,6 +149,8 @@ class LiveView(QWidget):
         layout.addLayout(plots, 1)
         self.scrub.valueChanged.connect(self._on_scrub)
         self._trajectory: Trajectory | None = None
+        self._image: int | None = None
+        self._plotted = 0.0
 
     def start_run(self, timesteps: list[int]) -> None:
         """A new run: the path of its network calls, no scrubbing until it ends."""
@@ -155,8 +163,11 @@ class LiveView(QWidget):
         columns = _columns(len(frame.x_t))
         self.x_t.show_image(make_grid(frame.x_t, columns=columns))
         self.x0.show_image(make_grid(frame.x0_pred, columns=columns))
-        self.schedule.set_current(frame.timestep)
-        self.path.set_progress(frame.index + 1)
+        now = time.monotonic()
+        if now - self._plotted >= PLOT_INTERVAL_S or frame.index == frame.total - 1:
+            self._plotted = now
+            self.schedule.set_current(frame.timestep)
+            self.path.set_progress(frame.index + 1)
         self.caption.setText(f"step {frame.index + 1} / {frame.total}, t = {frame.timestep}")
 
     def show_trajectory(self, trajectory: Trajectory, image: int | None = None) -> None:

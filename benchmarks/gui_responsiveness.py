@@ -1,0 +1,151 @@
+"""How responsive the window stays while the model runs on the CPU, with the live view on.
+
+A 5 ms precise timer on the GUI thread records when it fires; the largest gap between two of
+its ticks is the longest the window could not react (a click, a repaint). The bar: no gap over
+50 ms. It runs the studio's own window, sampler thread and live view on the embedded default
+model (or, before that ships, a random network of the same size and classes).
+
+    QT_QPA_PLATFORM=offscreen python benchmarks/gui_responsiveness.py
+    xvfb-run -a python benchmarks/gui_responsiveness.py --steps 100 --batch 8
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def stand_in_model():
+    """A random network shaped like the default model: the train command's small preset."""
+    from diffusion_studio.core.model import DiffusionModel, ModelInfo
+    from diffusion_studio.core.train import TrainConfig, build_unet, make_schedule
+
+    config = TrainConfig(data="", output="")
+    names = tuple(f"class {i}" for i in range(9))
+    unet = build_unet(config, 3, len(names)).eval().requires_grad_(False)
+    schedule = make_schedule(config)
+    info = ModelInfo(
+        name="random stand-in (small preset)",
+        path="",
+        layout="flat",
+        resolution=(32, 32),
+        in_channels=3,
+        out_channels=3,
+        parameters=sum(p.numel() for p in unet.parameters()),
+        prediction_type="epsilon",
+        beta_schedule="linear",
+        num_train_timesteps=1000,
+        variance_type="fixed_small",
+        class_names=names,
+        null_class=len(names),
+    )
+    return DiffusionModel(unet, schedule, info)
+
+
+def measure(window, app, inpaint: bool) -> dict[str, float]:
+    from PySide6.QtCore import QElapsedTimer, Qt, QTimer
+
+    ticks: list[float] = []
+    clock = QElapsedTimer()
+    clock.start()
+    timer = QTimer()
+    timer.setTimerType(Qt.TimerType.PreciseTimer)
+    timer.setInterval(5)
+    timer.timeout.connect(lambda: ticks.append(clock.nsecsElapsed() / 1e6))
+    frames = []
+    window.sampler.frame.connect(frames.append)
+    done = []
+    window.sampler.finished.connect(done.append)
+    if inpaint:
+        from diffusion_studio.core.resources import sample_images
+
+        window.load_source(sample_images()[0])
+        window.canvas_panel.apply_preset("half")
+    else:
+        window.clear_source()
+    timer.start()
+    started = time.perf_counter()
+    window.run()
+    while not done:
+        app.processEvents()
+        time.sleep(0.001)
+    seconds = time.perf_counter() - started
+    timer.stop()
+    window.sampler.frame.disconnect(frames.append)
+    window.sampler.finished.disconnect(done.append)
+    gaps = np.diff(ticks)
+    calls = done[0].trajectory.frames[-1].total
+    return {
+        "max_gap_ms": float(gaps.max()),
+        "p99_gap_ms": float(np.percentile(gaps, 99)),
+        "median_gap_ms": float(statistics.median(gaps)),
+        "frames_drawn": len(frames),
+        "network_calls": calls,
+        "seconds": seconds,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=50)
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--guidance", type=float, default=3.0)
+    parser.add_argument("--switch-interval", type=float, default=None,
+                        help="sys.setswitchinterval in seconds (default: the app's)")
+    args = parser.parse_args()
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    from PySide6.QtCore import QSettings
+    from PySide6.QtWidgets import QApplication
+
+    from diffusion_studio.core.errors import InputError
+    from diffusion_studio.core.model import load_model
+    from diffusion_studio.ui.main_window import MainWindow
+
+    app = QApplication([])
+    if args.switch_interval:
+        import sys
+
+        sys.setswitchinterval(args.switch_interval)
+    try:
+        model = load_model(None, device="cpu")
+    except InputError:
+        model = stand_in_model()
+    settings_file = Path(tempfile.mkdtemp()) / "settings.ini"
+    window = MainWindow(
+        model, QSettings(str(settings_file), QSettings.Format.IniFormat), load_default=False
+    )
+    window.show()
+    panel = window.panel
+    panel.ddim.setChecked(True)
+    panel.steps.setValue(args.steps)
+    panel.batch.setValue(args.batch)
+    panel.class_box.setCurrentIndex(1)
+    panel.guidance.setValue(args.guidance)
+    panel.jump_n_sample.setValue(2)
+    app.processEvents()
+    import torch
+
+    print(
+        f"model: {model.info.name}, {model.info.parameters / 1e6:.2f} M parameters, device cpu, "
+        f"{torch.get_num_threads()} torch threads, platform {app.platformName()}"
+    )
+    print(f"DDIM {args.steps} steps, batch {args.batch}, guidance {args.guidance}, live view on")
+    for inpaint in (False, True):
+        result = measure(window, app, inpaint)
+        kind = "RePaint (half, 2 resamples)" if inpaint else "sampling"
+        print(
+            f"{kind:<28} max gap {result['max_gap_ms']:6.1f} ms  p99 {result['p99_gap_ms']:5.1f} ms"
+            f"  median {result['median_gap_ms']:4.1f} ms  | {result['network_calls']} calls in "
+            f"{result['seconds']:.1f} s, {result['frames_drawn']} frames drawn"
+        )
+    window.close()
+
+
+if __name__ == "__main__":
+    main()
