@@ -57,8 +57,8 @@ class SchedulePlot(pg.PlotWidget):
         plot = self.getPlotItem()
         plot.setLabel("bottom", "timestep t")
         plot.setTitle(
-            "<span style='color:#2a7fd4'>alpha-bar</span> and "
-            "<span style='color:#d4802a'>beta / max</span> over t; dots: this run's steps",
+            "<span style='color:#2a7fd4'>alpha-bar</span>, "
+            "<span style='color:#d4802a'>beta / max</span>; dots: this run",
             size="9pt",
         )
         plot.showGrid(x=True, y=True, alpha=0.2)
@@ -103,7 +103,7 @@ class PathPlot(pg.PlotWidget):
         plot = self.getPlotItem()
         plot.setLabel("bottom", "network call")
         plot.setLabel("left", "timestep")
-        plot.setTitle("the run's path through the timesteps", size="9pt")
+        plot.setTitle("the timestep of each call", size="9pt")
         plot.showGrid(x=True, y=True, alpha=0.2)
         plot.setMouseEnabled(x=False, y=False)
         self.path = plot.plot(pen=pg.mkPen("#2a7fd4", width=1.5))

@@ -101,7 +101,10 @@ class MainWindow(FilesMixin, QMainWindow):
         left_layout.addWidget(self.panel, 1)
         scroll = QScrollArea(widgetResizable=True)
         scroll.setWidget(left)
-        scroll.setMinimumWidth(270)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        scroll.setMinimumWidth(
+            left.sizeHint().width() + scroll.verticalScrollBar().sizeHint().width() + 4
+        )
         dock = QDockWidget("Model and sampler", self, objectName="settings-dock")
         dock.setWidget(scroll)
         dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable)

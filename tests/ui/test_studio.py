@@ -227,3 +227,52 @@ def test_closing_mid_run_stops_the_thread(qtbot, window, slow_model) -> None:
     assert not thread.isRunning()
     assert len(slow_model) < 500
     assert not any(t.name == "inference" for t in threading.enumerate())
+
+
+def test_settings_and_layout_persist(qtbot, tmp_path, tiny_model_dir) -> None:
+    from PySide6.QtCore import QSettings
+
+    from diffusion_studio.core.model import load_model
+    from diffusion_studio.ui.main_window import MainWindow
+
+    settings = QSettings(str(tmp_path / "persist.ini"), QSettings.Format.IniFormat)
+    first = MainWindow(load_model(tiny_model_dir), settings=settings, load_default=False)
+    qtbot.addWidget(first)
+    first.panel.ddpm.setChecked(True)
+    first.panel.steps.setValue(33)
+    first.panel.seed.setText("99")
+    first.canvas_panel.opacity.setValue(20)
+    first.show()
+    gallery_dock = first.gallery.parentWidget()
+    top = Qt.DockWidgetArea.TopDockWidgetArea
+    first.addDockWidget(top, gallery_dock)  # the person moved the gallery to the top
+    first.close()
+    second = MainWindow(load_model(tiny_model_dir), settings=settings, load_default=False)
+    qtbot.addWidget(second)
+    request = second.panel.request()
+    assert (request.sampler, request.num_inference_steps, request.seed) == ("ddpm", 33, 99)
+    assert second.canvas_panel.opacity.value() == 20
+    second.show()
+    assert second.dockWidgetArea(second.gallery.parentWidget()) == top  # the layout comes back
+    assert second.settings.value("window/geometry") is not None
+    second.close()
+
+
+def test_menus_reach_the_presets_and_the_sample_images(window) -> None:
+    actions = {a.text(): a for menu in window.menuBar().actions() for a in _all(menu.menu())}
+    actions["Alternating lines"].trigger()
+    assert window.canvas.mask[1::2].all() and not window.canvas.mask[::2].any()
+    actions[sample_images()[2].stem].trigger()
+    assert window.canvas.source is not None
+    shortcuts = [s.toString() for s in window.run_action.shortcuts()]
+    assert "Ctrl+Return" in shortcuts and window.cancel_action.shortcut().toString() == "Esc"
+    assert window.undo_action.shortcut().toString() == "Ctrl+Z"
+    assert window.redo_action.shortcut().toString() == "Ctrl+Shift+Z"
+
+
+def _all(menu):
+    for action in menu.actions():
+        if action.menu() is not None:
+            yield from _all(action.menu())
+        else:
+            yield action

@@ -1,0 +1,89 @@
+"""Screenshots of the real window for the README: mid-run, and a finished inpainting.
+
+    xvfb-run -a -s "-screen 0 1400x900x24" python scripts/screenshots.py --out docs
+
+Uses the embedded model (or --model FOLDER), a throwaway settings file, and the shipped
+sample images.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+
+def wait_until(app, condition, timeout_s: float = 600.0) -> None:
+    started = time.monotonic()
+    while not condition():
+        app.processEvents()
+        time.sleep(0.005)
+        if time.monotonic() - started > timeout_s:
+            raise TimeoutError("the window did not get there in time")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", help="a model folder (default: the embedded model)")
+    parser.add_argument("--out", type=Path, default=Path("docs"))
+    parser.add_argument("--class", dest="class_", default="Smileys & Emotion")
+    parser.add_argument("--image", default="fox-face", help="a sample image's name")
+    args = parser.parse_args()
+    from PySide6.QtCore import QSettings
+    from PySide6.QtWidgets import QApplication
+
+    from diffusion_studio.core.model import load_model
+    from diffusion_studio.core.resources import sample_images
+    from diffusion_studio.ui.main_window import MainWindow
+
+    app = QApplication([])
+    settings = QSettings(str(Path(tempfile.mkdtemp()) / "s.ini"), QSettings.Format.IniFormat)
+    window = MainWindow(load_model(args.model), settings, load_default=False)
+    window.resize(1360, 860)
+    window.show()
+    wait_until(app, window.isVisible)
+    args.out.mkdir(parents=True, exist_ok=True)
+    panel = window.panel
+
+    # 1. mid-run: DDIM from noise, a batch of one class, x_t beside the predicted x_0
+    panel.ddim.setChecked(True)
+    panel.steps.setValue(100)
+    panel.batch.setValue(4)
+    panel.seed.setText("7")
+    panel.class_box.setCurrentIndex(max(0, panel.class_box.findText(args.class_)))
+    panel.guidance.setValue(3.0)
+    frames = []
+    window.sampler.frame.connect(frames.append)
+    window.run()
+    wait_until(app, lambda: frames and frames[-1].index >= 38)
+    app.processEvents()
+    window.grab().save(str(args.out / "studio-mid-run.png"))
+    wait_until(app, lambda: not window.sampler.running)
+
+    # 2. a finished inpainting: a sample image, half of it regenerated with RePaint
+    source = next(p for p in sample_images() if p.stem == args.image)
+    window.load_source(source)
+    window.canvas_panel.side.setCurrentText("left")
+    window.canvas_panel.apply_preset("half")
+    panel.batch.setValue(1)
+    panel.steps.setValue(50)
+    panel.jump_length.setValue(10)
+    panel.jump_n_sample.setValue(5)
+    panel.class_box.setCurrentIndex(max(0, panel.class_box.findText("Animals & Nature")))
+    window.run()
+    wait_until(app, lambda: not window.sampler.running)
+    app.processEvents()
+    window.grab().save(str(args.out / "studio-inpainting.png"))
+
+    # 3. the forward process tab, on the same image
+    window.tabs.setCurrentIndex(1)
+    window.forward.t.setValue(300)
+    app.processEvents()
+    window.grab().save(str(args.out / "studio-forward-process.png"))
+    window.close()
+    print(f"wrote {', '.join(sorted(p.name for p in args.out.glob('studio-*.png')))}")
+
+
+if __name__ == "__main__":
+    main()
