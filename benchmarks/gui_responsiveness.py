@@ -96,8 +96,12 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=50)
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--guidance", type=float, default=3.0)
-    parser.add_argument("--switch-interval", type=float, default=None,
-                        help="sys.setswitchinterval in seconds (default: the app's)")
+    parser.add_argument(
+        "--switch-interval",
+        type=float,
+        default=None,
+        help="sys.setswitchinterval in seconds (default: the app's)",
+    )
     args = parser.parse_args()
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     from PySide6.QtCore import QSettings
