@@ -23,7 +23,7 @@ from diffusers import DDIMPipeline, DDIMScheduler, UNet2DModel
 
 from diffusion_studio.core.generate import SampleRequest, generate
 from diffusion_studio.core.images import to_uint8
-from diffusion_studio.core.model import DiffusionModel, ModelInfo
+from diffusion_studio.core.model import DiffusionModel
 from diffusion_studio.core.schedule import NoiseSchedule
 
 
@@ -94,24 +94,11 @@ def main() -> None:
         channels, size, steps, repeats = (8, 16), 16, 5, 1
     unet = make_unet(channels, size)
     schedule = NoiseSchedule.linear()
-    info = ModelInfo(
-        name="bench",
-        path="",
-        layout="flat",
-        resolution=(size, size),
-        in_channels=3,
-        out_channels=3,
-        parameters=sum(p.numel() for p in unet.parameters()),
-        prediction_type="epsilon",
-        beta_schedule="linear",
-        num_train_timesteps=1000,
-        variance_type="fixed_small",
-    )
-    model = DiffusionModel(unet, schedule, info)
+    model = DiffusionModel.from_unet(unet, schedule, {"name": "bench"})
     pipe = DDIMPipeline(unet=unet, scheduler=DDIMScheduler.from_config(schedule.to_config()))
     pipe.set_progress_bar_config(disable=True)
     print(
-        f"UNet {info.parameters / 1e6:.2f} M parameters, {size}x{size}, DDIM {steps} steps, "
+        f"UNet {model.info.parameters / 1e6:.2f} M parameters, {size}x{size}, DDIM {steps} steps, "
         f"torch {torch.__version__}, {torch.get_num_threads()} threads, device cpu"
     )
     clock = NetworkClock(unet)

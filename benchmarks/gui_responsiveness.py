@@ -23,29 +23,15 @@ import numpy as np
 
 def stand_in_model():
     """A random network shaped like the default model: the train command's small preset."""
-    from diffusion_studio.core.model import DiffusionModel, ModelInfo
+    from diffusion_studio.core.model import DiffusionModel
     from diffusion_studio.core.train import TrainConfig, build_unet, make_schedule
 
     config = TrainConfig(data="", output="")
-    names = tuple(f"class {i}" for i in range(9))
-    unet = build_unet(config, 3, len(names)).eval().requires_grad_(False)
-    schedule = make_schedule(config)
-    info = ModelInfo(
-        name="random stand-in (small preset)",
-        path="",
-        layout="flat",
-        resolution=(32, 32),
-        in_channels=3,
-        out_channels=3,
-        parameters=sum(p.numel() for p in unet.parameters()),
-        prediction_type="epsilon",
-        beta_schedule="linear",
-        num_train_timesteps=1000,
-        variance_type="fixed_small",
-        class_names=names,
-        null_class=len(names),
+    names = [f"class {i}" for i in range(9)]
+    studio = {"name": "random stand-in (small preset)", "class_names": names}
+    return DiffusionModel.from_unet(
+        build_unet(config, 3, len(names)), make_schedule(config), studio
     )
-    return DiffusionModel(unet, schedule, info)
 
 
 def measure(window, app, inpaint: bool) -> dict[str, float]:

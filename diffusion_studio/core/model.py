@@ -95,6 +95,48 @@ class DiffusionModel:
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     bf16: bool = False
 
+    @classmethod
+    def from_unet(
+        cls,
+        unet: UNet2DModel,
+        schedule: NoiseSchedule,
+        studio: dict[str, Any] | None = None,
+        *,
+        path: str = "",
+        layout: Layout = "flat",
+        device: torch.device | None = None,
+        bf16: bool = False,
+    ) -> DiffusionModel:
+        """A model from a network in memory; `studio` as the JSON beside the weights."""
+        studio = studio or {}
+        class_names, null_class = _class_names(unet, studio)
+        size = unet.config.sample_size
+        info = ModelInfo(
+            name=str(studio.get("name") or "model"),
+            path=path,
+            layout=layout,
+            resolution=(size, size) if isinstance(size, int) else (int(size[0]), int(size[1])),
+            in_channels=unet.config.in_channels,
+            out_channels=unet.config.out_channels,
+            parameters=sum(p.numel() for p in unet.parameters()),
+            prediction_type=schedule.prediction_type,
+            beta_schedule=schedule.beta_schedule if not schedule.trained_betas else "trained",
+            num_train_timesteps=schedule.num_train_timesteps,
+            variance_type=schedule.variance_type,
+            class_names=class_names,
+            null_class=null_class,
+            description=str(studio.get("description", "")),
+            license=str(studio.get("license", "")),
+            data=str(studio.get("data", "")),
+        )
+        if info.out_channels != info.in_channels:
+            raise InputError(
+                f"{info.name} outputs {info.out_channels} channels for {info.in_channels} in "
+                "(a learned variance); the studio runs fixed-variance models"
+            )
+        device = device or torch.device("cpu")
+        return cls(unet.eval().requires_grad_(False).to(device), schedule, info, device, bf16)
+
     def class_index(self, name_or_index: str | int) -> int:
         """A class given by name (case-insensitive) or index, checked against the model."""
         names = self.info.class_names
@@ -306,33 +348,17 @@ def load_model(
     )
     studio_file = folder.root / STUDIO_FILE
     studio = _read_json(studio_file) if studio_file.is_file() else {}
-    class_names, null_class = _class_names(unet, studio)
-    size = unet.config.sample_size
-    info = ModelInfo(
-        name=str(studio.get("name") or folder.root.resolve().name),
+    studio.setdefault("name", folder.root.resolve().name)
+    target = pick_device(device) if not isinstance(device, torch.device) else device
+    return DiffusionModel.from_unet(
+        unet,
+        schedule,
+        studio,
         path=str(folder.root),
         layout=folder.layout,
-        resolution=(size, size) if isinstance(size, int) else (int(size[0]), int(size[1])),
-        in_channels=unet.config.in_channels,
-        out_channels=unet.config.out_channels,
-        parameters=sum(p.numel() for p in unet.parameters()),
-        prediction_type=schedule.prediction_type,
-        beta_schedule=schedule.beta_schedule if not schedule.trained_betas else "trained",
-        num_train_timesteps=schedule.num_train_timesteps,
-        variance_type=schedule.variance_type,
-        class_names=class_names,
-        null_class=null_class,
-        description=str(studio.get("description", "")),
-        license=str(studio.get("license", "")),
-        data=str(studio.get("data", "")),
+        device=target,
+        bf16=bf16,
     )
-    if info.out_channels != info.in_channels:
-        raise InputError(
-            f"{info.name} outputs {info.out_channels} channels for {info.in_channels} in "
-            "(a learned variance); the studio runs fixed-variance models"
-        )
-    target = pick_device(device) if not isinstance(device, torch.device) else device
-    return DiffusionModel(unet.to(target), schedule, info, target, bf16)
 
 
 def save_model(

@@ -58,8 +58,15 @@ class CanvasPanel(QWidget):
         self.caption = QLabel(wordWrap=True)
 
         tools = QHBoxLayout()
-        for widget in (self.brush, self.eraser, QLabel("Size"), self.size, QLabel("Overlay"),
-                       self.opacity, self.model_view):  # fmt: skip
+        for widget in (
+            self.brush,
+            self.eraser,
+            QLabel("Size"),
+            self.size,
+            QLabel("Overlay"),
+            self.opacity,
+            self.model_view,
+        ):
             tools.addWidget(widget)
         tools.addStretch(1)
         presets = QHBoxLayout()

@@ -50,17 +50,26 @@ def export_entries(entries: list[GalleryEntry], options: ExportOptions) -> list[
         request = entry.request
         stem = options.folder / f"{options.prefix}-{request.seed}"
         metadata, parameters = export_metadata(request, job.model, job.inpaint)
-        written.append(save_png(stem.with_suffix(".png"), entry.image, metadata=metadata,
-                                parameters=parameters, upscale=options.upscale,
-                                overwrite=options.overwrite))  # fmt: skip
+        written.append(
+            save_png(
+                stem.with_suffix(".png"),
+                entry.image,
+                metadata=metadata,
+                parameters=parameters,
+                upscale=options.upscale,
+                overwrite=options.overwrite,
+            )
+        )
         if options.with_inputs and job.inpaint:
             mask = job.inpaint_mask[0, 0].cpu().numpy() > 0.5
             written.append(save_mask(mask, f"{stem}-mask.png", overwrite=options.overwrite))
             source = to_uint8(job.source)[0]
             written.append(save_png(f"{stem}-source.png", source, overwrite=options.overwrite))
         if options.trajectory:
-            frames = [np.concatenate([f.x_t[entry.index], f.x0_pred[entry.index]], axis=1)
-                      for f in entry.result.trajectory.frames]  # fmt: skip
+            frames = [
+                np.concatenate([f.x_t[entry.index], f.x0_pred[entry.index]], axis=1)
+                for f in entry.result.trajectory.frames
+            ]
             path = Path(f"{stem}-steps{options.trajectory}")
             written.append(save_animation(path, frames, overwrite=options.overwrite))
     return written
@@ -69,8 +78,9 @@ def export_entries(entries: list[GalleryEntry], options: ExportOptions) -> list[
 class ExportDialog(QDialog):
     """Choose the folder and what to write; `written` lists the files afterwards."""
 
-    def __init__(self, entries: list[GalleryEntry], settings: QSettings,
-                 parent: QWidget | None = None) -> None:  # fmt: skip
+    def __init__(
+        self, entries: list[GalleryEntry], settings: QSettings, parent: QWidget | None = None
+    ) -> None:
         super().__init__(parent)
         self.setWindowTitle(f"Export {len(entries)} image(s)")
         self.entries = entries

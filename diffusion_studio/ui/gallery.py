@@ -64,9 +64,11 @@ class Gallery(QListWidget):
         for index in reversed(range(len(result.images))):
             entry = GalleryEntry(result, index)
             pixmap = QPixmap.fromImage(to_qimage(entry.image)).scaled(
-                THUMBNAIL, THUMBNAIL, Qt.AspectRatioMode.KeepAspectRatio,
+                THUMBNAIL,
+                THUMBNAIL,
+                Qt.AspectRatioMode.KeepAspectRatio,
                 Qt.TransformationMode.FastTransformation,
-            )  # fmt: skip
+            )
             item = QListWidgetItem(QIcon(pixmap), f"seed {entry.request.seed}")
             item.setData(Qt.ItemDataRole.UserRole, entry)
             item.setToolTip(_describe(entry))
