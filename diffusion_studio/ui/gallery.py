@@ -73,7 +73,9 @@ class Gallery(QListWidget):
             item.setData(Qt.ItemDataRole.UserRole, entry)
             item.setToolTip(_describe(entry))
             self.insertItem(0, item)
+        self.blockSignals(True)  # the new run is on show already, as a whole batch
         self.setCurrentRow(0)
+        self.blockSignals(False)
 
     def entries(self, selected_only: bool = False) -> list[GalleryEntry]:
         items = (

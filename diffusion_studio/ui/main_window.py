@@ -60,7 +60,6 @@ class MainWindow(FilesMixin, QMainWindow):
         self.settings = settings or QSettings()
         self.model: DiffusionModel | None = None
         self.sampler = Sampler(self)
-        self.last_result: RunResult | None = None
         self._build()
         build_menus(self)
         self._connect()
@@ -280,7 +279,6 @@ class MainWindow(FilesMixin, QMainWindow):
 
     @Slot(object)
     def _on_finished(self, result: RunResult) -> None:
-        self.last_result = result
         self.gallery.add_result(result)
         self.live.show_trajectory(result.trajectory)
         seconds = result.seconds
@@ -308,13 +306,8 @@ class MainWindow(FilesMixin, QMainWindow):
     def inspect(self, entry: GalleryEntry) -> None:
         """Show a gallery image's run, scrubbable."""
         if not self.sampler.running:
-            self.live.start_run(
-                call_timesteps(
-                    entry.result.job.request,
-                    entry.result.job.model.schedule,
-                    entry.result.job.inpaint,
-                )
-            )
+            job = entry.result.job
+            self.live.start_run(call_timesteps(job.request, job.model.schedule, job.inpaint))
             self.live.show_trajectory(entry.result.trajectory, image=entry.index)
 
     def show_error(self, message: str) -> None:
