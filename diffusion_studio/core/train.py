@@ -16,7 +16,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -154,6 +154,7 @@ class TrainState:
     optimizer: torch.optim.Optimizer
     lr_scheduler: torch.optim.lr_scheduler.LRScheduler
     wall_time: float = 0.0
+    commands: list[str] = field(default_factory=list)  # the first started the run; resumes
 
 
 def training_step(
@@ -234,6 +235,7 @@ def save_checkpoint(
         "optimizer": state.optimizer.state_dict(),
         "lr_scheduler": state.lr_scheduler.state_dict(),
         "torch_rng": torch.get_rng_state(),
+        "commands": state.commands,
     }
     tmp = path.with_suffix(".tmp")
     torch.save(payload, tmp)
@@ -280,6 +282,7 @@ def load_checkpoint(path: Path, state: TrainState, config: TrainConfig, unet: UN
     torch.set_rng_state(payload["torch_rng"])
     state.step = int(payload["step"])
     state.wall_time = float(payload.get("wall_time", 0.0))
+    state.commands = [*payload.get("commands", []), *state.commands]
 
 
 def studio_metadata(
@@ -292,7 +295,8 @@ def studio_metadata(
         "data": config.data_description or data.description,
         "license": config.license,
         "training": {
-            "command": command,
+            "command": state.commands[0] if state.commands else command,
+            "resumed_with": state.commands[1:],
             "steps": state.step,
             "wall_time_s": round(state.wall_time, 1),
             "hardware": hardware_description(),
@@ -384,7 +388,7 @@ def run_training(
     lr_scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: min(1.0, (step + 1) / max(config.warmup_steps, 1))
     )
-    state = TrainState(0, unet, ema, optimizer, lr_scheduler)
+    state = TrainState(0, unet, ema, optimizer, lr_scheduler, commands=[command] if command else [])
     if resume:
         found = latest_checkpoint(config.checkpoints)
         if found is None:

@@ -96,14 +96,16 @@ def test_a_killed_and_resumed_run_ends_at_the_same_weights(tmp_path, labelled_np
     straight = run_training(config(tmp_path, labelled_npz, "straight"), progress=False)
     interrupted = config(tmp_path, labelled_npz, "resumed")
     # "killed" after step 6: the last checkpoint is step 4, so steps 5 and 6 are done again
-    run_training(interrupted, progress=False, stop_after=6)
+    run_training(interrupted, progress=False, stop_after=6, command="train")
     assert latest_checkpoint(interrupted.checkpoints).name == "checkpoint-0000004.pt"
     assert not Path(interrupted.output).exists()
-    resumed = run_training(interrupted, progress=False, resume=True)
+    resumed = run_training(interrupted, progress=False, resume=True, command="train --resume")
     a = load_file(straight / "diffusion_pytorch_model.safetensors")
     b = load_file(resumed / "diffusion_pytorch_model.safetensors")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     assert load_model(resumed).info.class_names == ("a", "b", "c")
+    training = json.loads((resumed / "diffusion_studio.json").read_text())["training"]
+    assert (training["command"], training["resumed_with"]) == ("train", ["train --resume"])
 
 
 def test_training_moves_the_weights_and_the_ema_lags(tmp_path, labelled_npz):
