@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 from PySide6.QtGui import QDragEnterEvent, QDropEvent, QGuiApplication, QImage
-from PySide6.QtWidgets import QFileDialog, QMessageBox
+from PySide6.QtWidgets import QFileDialog
 
 from diffusion_studio.core.errors import InputError
 from diffusion_studio.core.export import read_png_metadata
@@ -74,26 +74,18 @@ class FilesMixin:
         if entry is not None:
             self.set_source_image(entry.image)
 
-    def import_mask(self) -> None:
+    def import_mask(self, invert: bool = False) -> None:
+        """A mask file: white = generate, or with `invert` white = keep (RePaint's files)."""
+        convention = "white = keep, inverted on import" if invert else "white = generate"
         path, _ = QFileDialog.getOpenFileName(
             self,
-            "Import a mask (white = generate)",
+            f"Import a mask ({convention})",
             self.settings.value("folders/mask", ""),
             IMAGE_FILTER,
         )
-        if not path:
-            return
-        self.settings.setValue("folders/mask", str(Path(path).parent))
-        invert = (
-            QMessageBox.question(
-                self,
-                "Mask convention",
-                "Is this mask white = KEEP (RePaint's files)?\n\nYes inverts it; No reads it as "
-                "the studio's convention, white = generate.",
-            )
-            == QMessageBox.StandardButton.Yes
-        )
-        self.load_mask_file(path, invert=invert)
+        if path:
+            self.settings.setValue("folders/mask", str(Path(path).parent))
+            self.load_mask_file(path, invert=invert)
 
     def load_mask_file(self, path: str | Path, invert: bool = False) -> bool:
         try:
@@ -103,20 +95,24 @@ class FilesMixin:
             return False
         return True
 
-    def export_mask(self) -> None:
+    def export_mask(self, invert: bool = False) -> None:
+        """The mask as PNG at the model's size: white = generate, or inverted (white = keep)."""
+        convention = "white = keep" if invert else "white = generate"
         path, _ = QFileDialog.getSaveFileName(
             self,
-            "Export the mask (white = generate)",
+            f"Export the mask ({convention})",
             self.settings.value("folders/mask", ""),
             "PNG (*.png)",
         )
-        if path:
-            if not path.lower().endswith(".png"):
-                path += ".png"
-            try:
-                save_mask(self.canvas.mask, path, overwrite=True)
-            except (InputError, OSError) as exc:
-                self.show_error(f"Could not save the mask: {exc}")
+        if not path:
+            return
+        self.settings.setValue("folders/mask", str(Path(path).parent))
+        if not path.lower().endswith(".png"):
+            path += ".png"
+        try:
+            save_mask(self.canvas.mask, path, invert=invert, overwrite=True)
+        except (InputError, OSError) as exc:
+            self.show_error(f"Could not save the mask: {exc}")
 
     # --- export and drop-back -----------------------------------------------------------
 

@@ -276,3 +276,17 @@ def _all(menu):
             yield from _all(action.menu())
         else:
             yield action
+
+
+def test_mask_files_come_in_with_an_explicit_invert(window, tmp_path) -> None:
+    from diffusion_studio.core.masks import save_mask
+
+    keep_left = np.zeros((16, 16), dtype=bool)
+    keep_left[:, :8] = True  # a RePaint file: white = keep the left half
+    save_mask(keep_left, tmp_path / "repaint.png")
+    assert window.load_mask_file(tmp_path / "repaint.png", invert=True)
+    assert np.array_equal(window.canvas.mask, ~keep_left)  # generate the right half
+    assert window.load_mask_file(tmp_path / "repaint.png")  # the studio's own convention
+    assert np.array_equal(window.canvas.mask, keep_left)
+    assert not window.load_mask_file(tmp_path / "missing.png")
+    assert "does not exist" in window.error.text()
