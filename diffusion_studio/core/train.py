@@ -155,6 +155,7 @@ class TrainState:
     lr_scheduler: torch.optim.lr_scheduler.LRScheduler
     wall_time: float = 0.0
     commands: list[str] = field(default_factory=list)  # the first started the run; resumes
+    hardware: list[str] = field(default_factory=list)  # each machine that trained some steps
 
 
 def training_step(
@@ -236,6 +237,7 @@ def save_checkpoint(
         "lr_scheduler": state.lr_scheduler.state_dict(),
         "torch_rng": torch.get_rng_state(),
         "commands": state.commands,
+        "hardware": state.hardware,
     }
     tmp = path.with_suffix(".tmp")
     torch.save(payload, tmp)
@@ -283,6 +285,7 @@ def load_checkpoint(path: Path, state: TrainState, config: TrainConfig, unet: UN
     state.step = int(payload["step"])
     state.wall_time = float(payload.get("wall_time", 0.0))
     state.commands = [*payload.get("commands", []), *state.commands]
+    state.hardware = list(payload.get("hardware", []))
 
 
 def studio_metadata(
@@ -299,7 +302,7 @@ def studio_metadata(
             "resumed_with": state.commands[1:],
             "steps": state.step,
             "wall_time_s": round(state.wall_time, 1),
-            "hardware": hardware_description(),
+            "hardware": "; ".join(state.hardware) or hardware_description(),
             "config": dataclasses.asdict(config),
         },
     }
@@ -409,6 +412,8 @@ def run_training(
     smoothed = None
     started = time.monotonic() - state.wall_time
     stop_on_sigterm = _sigterm_as_interrupt()
+    if state.step < last_step and hardware_description() not in state.hardware:
+        state.hardware.append(hardware_description())
     try:
         while state.step < last_step:
             with accelerator.autocast():

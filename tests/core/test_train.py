@@ -23,6 +23,7 @@ from diffusion_studio.core.model import load_model
 from diffusion_studio.core.train import (
     TrainConfig,
     batch_indices,
+    hardware_description,
     latest_checkpoint,
     run_training,
 )
@@ -106,6 +107,18 @@ def test_a_killed_and_resumed_run_ends_at_the_same_weights(tmp_path, labelled_np
     assert load_model(resumed).info.class_names == ("a", "b", "c")
     training = json.loads((resumed / "diffusion_studio.json").read_text())["training"]
     assert (training["command"], training["resumed_with"]) == ("train", ["train --resume"])
+    assert training["hardware"] == hardware_description()  # once: both parts ran here
+
+
+def test_the_hardware_is_that_of_the_runs_not_of_an_export(tmp_path, labelled_npz, monkeypatch):
+    settings = config(tmp_path, labelled_npz, "run", steps=4)
+    run_training(settings, progress=False, command="train")
+    monkeypatch.setattr(train_module, "hardware_description", lambda: "another machine")
+    # resuming at the last step trains nothing and writes the model from the checkpoint
+    exported = run_training(settings, progress=False, resume=True, command="export")
+    training = json.loads((exported / "diffusion_studio.json").read_text())["training"]
+    assert training["hardware"] != "another machine"
+    assert training["steps"] == 4
 
 
 def test_training_moves_the_weights_and_the_ema_lags(tmp_path, labelled_npz):
