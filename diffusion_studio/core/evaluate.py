@@ -245,16 +245,15 @@ def score(
 
 
 def evaluation_rows(sampler: str, etas: Sequence[float]) -> list[tuple[str, SampleRequest]]:
-    """The rows of the DDIM paper's Table 1: DDIM at each eta, and DDPM with beta-tilde and with
-    beta (the paper's sigma-hat)."""
+    """The rows of the DDIM paper's Table 1: DDIM at each eta, and DDPM with beta (the paper's
+    sigma-hat). DDPM with beta-tilde is DDIM at eta = 1, so it gets a row only without that."""
     rows = []
     if sampler in ("ddim", "both"):
         rows += [(f"DDIM eta={eta:g}", SampleRequest(sampler="ddim", eta=eta)) for eta in etas]
     if sampler in ("ddpm", "both"):
-        rows += [
-            ("DDPM beta~", SampleRequest(sampler="ddpm", variance_type="fixed_small")),
-            ("DDPM beta", SampleRequest(sampler="ddpm", variance_type="fixed_large")),
-        ]
+        if not any(eta == 1 for eta in etas) or sampler == "ddpm":
+            rows.append(("DDPM beta~", SampleRequest(sampler="ddpm", variance_type="fixed_small")))
+        rows.append(("DDPM beta", SampleRequest(sampler="ddpm", variance_type="fixed_large")))
     return rows
 
 

@@ -11,6 +11,7 @@ import torch
 from diffusion_studio.cli import main
 from diffusion_studio.core.evaluate import (
     FeatureStats,
+    evaluation_rows,
     frechet_distance,
     held_out_split,
     load_classifier,
@@ -90,3 +91,10 @@ def test_eval_prints_the_tables(capsys, tmp_path) -> None:
     assert code == 0
     for row in ("DDIM eta=0", "DDPM beta~", "DDPM beta", "S=2", "S=3", "floor", "held-out"):
         assert row in out
+
+
+def test_ddpm_with_beta_tilde_has_no_row_of_its_own_beside_ddim_eta_one() -> None:
+    names = [name for name, _ in evaluation_rows("both", [0.0, 1.0])]
+    assert names == ["DDIM eta=0", "DDIM eta=1", "DDPM beta"]
+    assert [name for name, _ in evaluation_rows("both", [0.0])][-2:] == ["DDPM beta~", "DDPM beta"]
+    assert [name for name, _ in evaluation_rows("ddpm", [1.0])] == ["DDPM beta~", "DDPM beta"]

@@ -112,6 +112,23 @@ def test_the_sampler_draws_noise_only_from_its_generator() -> None:
     assert not torch.equal(first, run(6))
 
 
+@pytest.mark.parametrize("spacing", ["leading", "trailing", "quadratic"])
+def test_ddpm_with_beta_tilde_is_ddim_with_eta_one(spacing) -> None:
+    """The DDIM paper's remark: eta = 1 is DDPM's posterior variance, on any sub-sequence."""
+    schedule = NoiseSchedule.linear()
+    timesteps = schedule.timesteps(20, spacing)
+
+    def run(update_for) -> torch.Tensor:
+        g = torch.Generator().manual_seed(7)
+        x_T = randn_like(torch.empty(2, 3, 4, 4), g)
+        net = lambda x, t: torch.tanh(x) * (t / 1000)  # noqa: E731
+        return list(sample(net, x_T, timesteps, update_for(g)))[-1].x_t
+
+    ddpm = run(lambda g: ddpm_update(schedule, g, variance_type="fixed_small"))
+    ddim = run(lambda g: ddim_update(schedule, g, 1.0))
+    torch.testing.assert_close(ddpm, ddim, rtol=0, atol=1e-5)
+
+
 def conditional_net(x_t: torch.Tensor, t: int, labels: torch.Tensor) -> torch.Tensor:
     return x_t * (labels.view(-1, 1, 1, 1).float() + 1) / 10 + t / 1000
 
