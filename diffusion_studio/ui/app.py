@@ -7,6 +7,7 @@ import sys
 
 from PySide6.QtWidgets import QApplication
 
+from diffusion_studio.ui.autosave import default_root
 from diffusion_studio.ui.main_window import APP_NAME, MainWindow
 
 ORGANIZATION = "Diffusion Studio"
@@ -37,6 +38,6 @@ def run(argv: list[str] | None = None) -> int:
     app.setApplicationName(APP_NAME)
     app.setOrganizationName(ORGANIZATION)
     app.setDesktopFileName(DESKTOP_FILE)  # Wayland matches the window to its icon by this
-    window = MainWindow()
+    window = MainWindow(autosave=default_root())
     window.show()
     return app.exec()

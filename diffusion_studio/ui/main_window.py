@@ -32,6 +32,7 @@ from diffusion_studio.core.generate import SampleRequest, call_timesteps, valida
 from diffusion_studio.core.images import to_tensor
 from diffusion_studio.core.masks import mask_to_tensor
 from diffusion_studio.core.model import DiffusionModel, load_model, pick_device
+from diffusion_studio.ui.autosave import Autosave
 from diffusion_studio.ui.canvas_panel import CanvasPanel
 from diffusion_studio.ui.files import FilesMixin
 from diffusion_studio.ui.forward_view import ForwardView
@@ -53,6 +54,7 @@ class MainWindow(FilesMixin, QMainWindow):
         model: DiffusionModel | None = None,
         settings: QSettings | None = None,
         load_default: bool = True,
+        autosave: Path | None = None,
     ) -> None:
         super().__init__()
         self.setWindowTitle(f"{APP_NAME} {__version__}")
@@ -68,6 +70,9 @@ class MainWindow(FilesMixin, QMainWindow):
             self.set_model(model)
         elif load_default:
             QTimer.singleShot(0, self._load_default_model)
+        self.autosave = Autosave(self, autosave) if autosave is not None else None
+        if self.autosave is not None:  # after the default model, whose size the work needs
+            QTimer.singleShot(0, self.autosave.offer_restore)
         self._update_actions()
 
     # --- building -----------------------------------------------------------------------
@@ -362,6 +367,8 @@ class MainWindow(FilesMixin, QMainWindow):
 
     def closeEvent(self, event: QCloseEvent) -> None:
         self.save_settings()
+        if self.autosave is not None:
+            self.autosave.close()
         if not self.sampler.shutdown():
             self.statusBar().showMessage("Waiting for the inference thread to stop...")
         event.accept()

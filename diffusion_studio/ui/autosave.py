@@ -1,0 +1,204 @@
+"""Autosave: the source image, the mask and the settings kept on disk as they change, so that a
+crash (or a kill -9) loses nothing a person painted.
+
+Each running studio owns a folder ROOT/<session>/ holding a QLockFile. A folder whose lock can
+be taken belongs to a studio that died without closing: its work is offered back at the next
+start. A clean close removes the studio's own folder.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+from PIL import Image
+from PySide6.QtCore import QLockFile, QObject, QStandardPaths, QTimer
+from PySide6.QtWidgets import QMessageBox
+
+from diffusion_studio.core.errors import InputError
+from diffusion_studio.core.export import atomic_write, save_png
+from diffusion_studio.core.generate import SampleRequest
+from diffusion_studio.core.masks import load_mask, resize_mask, save_mask
+
+if TYPE_CHECKING:
+    from diffusion_studio.ui.main_window import MainWindow
+
+SAVE_DELAY_MS = 250  # a burst of changes (a stroke, a slider drag) is written once
+LOCK = "session.lock"
+STATE = "state.json"
+SOURCE = "source.png"
+MASK = "mask.png"
+
+
+def default_root() -> Path:
+    """Where the autosaves live: the platform's per-user application data folder."""
+    location = QStandardPaths.StandardLocation.AppLocalDataLocation
+    return Path(QStandardPaths.writableLocation(location)) / "autosave"
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What a session left behind: its folder, when it was saved, and the work itself."""
+
+    folder: Path
+    saved_at: float
+    source: np.ndarray | None
+    mask: np.ndarray | None
+    request: SampleRequest | None
+    caption: str
+    model_path: str
+
+    @property
+    def holds_work(self) -> bool:
+        """An image or a painted mask: something a person would miss."""
+        return self.source is not None or (self.mask is not None and bool(self.mask.any()))
+
+
+def read_snapshot(folder: Path) -> Snapshot | None:
+    """The work saved in `folder`, or None if it holds nothing readable."""
+    try:
+        state = json.loads((folder / STATE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    source = mask = request = None
+    if (folder / SOURCE).is_file():
+        with contextlib.suppress(OSError, ValueError), Image.open(folder / SOURCE) as im:
+            source = np.asarray(im.convert("RGB" if im.mode != "L" else "L"))
+            if source.ndim == 2:
+                source = source[..., None]
+    if (folder / MASK).is_file():
+        with contextlib.suppress(InputError):
+            mask = load_mask(folder / MASK)
+    if isinstance(state.get("request"), dict):
+        with contextlib.suppress(InputError, TypeError, ValueError):
+            request = SampleRequest.from_dict(state["request"])
+    return Snapshot(
+        folder,
+        float(state.get("saved_at", 0.0)),
+        source,
+        mask,
+        request,
+        str(state.get("caption", "")),
+        str(state.get("model_path", "")),
+    )
+
+
+class Autosave(QObject):
+    """Keeps a window's work in ROOT/<session>/ and offers back what a crashed session left."""
+
+    def __init__(self, window: MainWindow, root: Path) -> None:
+        super().__init__(window)
+        self.window = window
+        self.root = root
+        self.folder = root / f"session-{os.getpid()}-{time.time_ns()}"
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self._lock = QLockFile(str(self.folder / LOCK))
+        self._lock.setStaleLockTime(0)  # stale only when its process is gone, never by age
+        self._lock.tryLock(0)
+        self.ask: Callable[[Snapshot], bool] = self._ask_with_a_dialog
+        self._timer = QTimer(self, singleShot=True, interval=SAVE_DELAY_MS)
+        self._timer.timeout.connect(self.save_now)
+        window.canvas.mask_changed.connect(self._timer.start)
+        window.canvas.source_changed.connect(self._timer.start)
+        window.panel.changed.connect(self._timer.start)
+
+    # --- saving -------------------------------------------------------------------------
+
+    def save_now(self) -> None:
+        """Write the current work (image, mask, settings); a failure is said, never raised."""
+        self._timer.stop()
+        window = self.window
+        try:
+            source = window.canvas.source
+            if source is not None:
+                save_png(self.folder / SOURCE, source, overwrite=True)
+            else:
+                (self.folder / SOURCE).unlink(missing_ok=True)
+            save_mask(window.canvas.mask, self.folder / MASK, overwrite=True)
+            state = {
+                "saved_at": time.time(),
+                "request": window.panel.request().to_dict(),
+                "caption": window.canvas_panel.caption.text(),
+                "model_path": window.model.info.path if window.model else "",
+            }
+            text = json.dumps(state, indent=1).encode()
+            atomic_write(self.folder / STATE, lambda f: f.write(text), overwrite=True)
+        except (OSError, InputError) as exc:
+            window.statusBar().showMessage(f"Autosave failed: {exc}", 8000)
+
+    def close(self) -> None:
+        """A clean exit: nothing to restore, so the session's folder goes."""
+        self._timer.stop()
+        self._lock.unlock()
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+    # --- restoring ----------------------------------------------------------------------
+
+    def left_behind(self) -> list[Snapshot]:
+        """What sessions that died without closing left, newest first (their locks are free)."""
+        found = []
+        for folder in self.root.glob("session-*"):
+            if folder == self.folder or not folder.is_dir():
+                continue
+            lock = QLockFile(str(folder / LOCK))
+            lock.setStaleLockTime(0)
+            if not lock.tryLock(0):
+                continue  # a studio that is running now
+            lock.unlock()
+            snapshot = read_snapshot(folder)
+            if snapshot is not None and snapshot.holds_work:
+                found.append(snapshot)
+            else:  # nothing loaded, nothing painted, or nothing readable
+                shutil.rmtree(folder, ignore_errors=True)
+        return sorted(found, key=lambda s: s.saved_at, reverse=True)
+
+    def offer_restore(self) -> bool:
+        """Offer back the newest work a crash left (self.ask says yes or no); True if restored.
+
+        Older sessions stay on disk and are offered at the next start: none is dropped unasked.
+        """
+        sessions = self.left_behind()
+        if not sessions:
+            return False
+        snapshot = sessions[0]
+        if not self.ask(snapshot):
+            shutil.rmtree(snapshot.folder, ignore_errors=True)
+            return False
+        self.restore(snapshot)
+        shutil.rmtree(snapshot.folder, ignore_errors=True)
+        self.save_now()
+        return True
+
+    def restore(self, snapshot: Snapshot) -> None:
+        window = self.window
+        wanted, current = snapshot.model_path, window.model.info.path if window.model else ""
+        if wanted and wanted != current and Path(wanted).is_dir():
+            window.load_model_folder(wanted)  # the model the work was made for, if it is there
+        if snapshot.request is not None:
+            window.panel.set_request(snapshot.request)
+        if snapshot.source is not None:
+            window.set_source_image(snapshot.source)
+            window.canvas_panel.caption.setText(snapshot.caption)
+        if snapshot.mask is not None:
+            window.canvas.set_mask(resize_mask(snapshot.mask, window.canvas.image_size))
+        window.statusBar().showMessage("The work of the last session is back", 8000)
+
+    def _ask_with_a_dialog(self, snapshot: Snapshot) -> bool:
+        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(snapshot.saved_at))
+        answer = QMessageBox.question(
+            self.window,
+            "Restore your work?",
+            "Diffusion Studio did not close properly last time. Restore the image, mask and "
+            f"settings you had at {when}?",
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+            QMessageBox.StandardButton.Yes,
+        )
+        return answer == QMessageBox.StandardButton.Yes
