@@ -1,6 +1,6 @@
 """`diffusion-studio`: the window with no command; headless jobs as subcommands.
 
-    diffusion-studio                      open the studio
+    diffusion-studio [FILE ...]           open the studio (with images, or PNGs it exported)
     diffusion-studio sample  [options]    generate images
     diffusion-studio inpaint [options]    regenerate the masked part of an image (RePaint)
     diffusion-studio info    [--model]    describe a model
@@ -41,7 +41,8 @@ def _build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog=PROG, description="A studio for pixel-space diffusion models.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", parser_class=_Parser, metavar="COMMAND")
-    commands.add_parser("gui", help="open the studio window (the default)")
+    gui = commands.add_parser("gui", help="open the studio window (the default)")
+    gui.add_argument("files", nargs="*", metavar="FILE", help="images, or PNGs it exported")
     sample = commands.add_parser("sample", help="generate images")
     inpaint = commands.add_parser(
         "inpaint", help="regenerate the masked part of an image (RePaint)"
@@ -255,11 +256,14 @@ def _add_eval_parser(commands: argparse._SubParsersAction) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and Path(argv[0]).is_file():  # `diffusion-studio picture.png`, as file managers do
+        argv = ["gui", *argv]
     args = _build_parser().parse_args(argv)
     if args.command in (None, "gui"):
         from diffusion_studio.ui.app import run
 
-        return run()
+        return run(getattr(args, "files", []))
     try:
         if args.command == "info":
             return _info(args)
@@ -295,7 +299,7 @@ def _info(args: argparse.Namespace) -> int:
     return 0
 
 
-def _train(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
+def _train(args: argparse.Namespace, argv: Sequence[str]) -> int:
     import shlex
 
     from diffusion_studio.core.train import TrainConfig, run_training
@@ -304,7 +308,7 @@ def _train(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
     config = TrainConfig(
         data=args.data, output=args.out, **{k: v for k, v in vars(args).items() if k in fields}
     )
-    command = shlex.join([PROG, *(sys.argv[1:] if argv is None else argv)])
+    command = shlex.join([PROG, *argv])
     path = run_training(
         config, command=command, resume=args.resume, progress=not args.quiet, cpu=args.cpu
     )

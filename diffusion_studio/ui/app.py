@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Sequence
 
+from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication
 
 from diffusion_studio.ui.autosave import default_root
@@ -28,16 +30,18 @@ def display_problem() -> str | None:
     )
 
 
-def run(argv: list[str] | None = None) -> int:
-    """Open the window and run the event loop; returns the exit code."""
+def run(files: Sequence[str] = ()) -> int:
+    """Open the window (with `files`: images, or PNGs it exported) and run the event loop."""
     problem = display_problem()
     if problem:
         print(f"diffusion-studio: error: {problem}", file=sys.stderr)
         return 2
-    app = QApplication.instance() or QApplication(argv if argv is not None else sys.argv[:1])
+    app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName(APP_NAME)
     app.setOrganizationName(ORGANIZATION)
     app.setDesktopFileName(DESKTOP_FILE)  # Wayland matches the window to its icon by this
     window = MainWindow(autosave=default_root())
     window.show()
+    for path in files:  # after the default model has loaded: its size fits the image
+        QTimer.singleShot(0, lambda path=path: window.open_file(path))
     return app.exec()

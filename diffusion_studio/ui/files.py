@@ -161,14 +161,21 @@ class FilesMixin:
         if event.mimeData().hasUrls() or event.mimeData().hasImage():
             event.acceptProposedAction()
 
+    def open_file(self, path: str | Path) -> bool:
+        """A file given to the studio (dropped, or named on the command line): a PNG it
+        exported brings its settings back; any other image becomes the source."""
+        path = Path(path)
+        if path.suffix.lower() == ".png" and self.restore_from_png(path):
+            return True
+        if not path.is_file():
+            self.show_error(f"{path} does not exist or is not a file")
+            return False
+        return self.load_source(path)
+
     def dropEvent(self, event: QDropEvent) -> None:
         data = event.mimeData()
         for url in data.urls():
-            path = Path(url.toLocalFile())
-            if path.suffix.lower() == ".png" and self.restore_from_png(path):
-                event.acceptProposedAction()
-                return
-            if path.is_file() and self.load_source(path):
+            if url.isLocalFile() and self.open_file(url.toLocalFile()):
                 event.acceptProposedAction()
                 return
         if data.hasImage():

@@ -211,6 +211,12 @@ def test_dropping_an_image_makes_it_the_source(window) -> None:
     assert "resized to 16x16" in window.canvas_panel.caption.text()
 
 
+def test_a_file_named_that_is_not_there_is_a_message(window, tmp_path) -> None:
+    assert not window.open_file(tmp_path / "gone.png")
+    assert window.error.isVisible() and "gone.png does not exist" in window.error.text()
+    assert window.canvas.source is None
+
+
 def test_a_bad_model_folder_keeps_the_current_model(window, tmp_path) -> None:
     before = window.model
     assert not window.load_model_folder(tmp_path / "nowhere")
