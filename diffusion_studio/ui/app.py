@@ -7,8 +7,10 @@ import sys
 from collections.abc import Sequence
 
 from PySide6.QtCore import QTimer
+from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication
 
+from diffusion_studio.core.resources import resources_dir
 from diffusion_studio.ui.autosave import default_root
 from diffusion_studio.ui.main_window import APP_NAME, MainWindow
 
@@ -40,6 +42,7 @@ def run(files: Sequence[str] = ()) -> int:
     app.setApplicationName(APP_NAME)
     app.setOrganizationName(ORGANIZATION)
     app.setDesktopFileName(DESKTOP_FILE)  # Wayland matches the window to its icon by this
+    app.setWindowIcon(QIcon(str(resources_dir() / "icon.png")))
     window = MainWindow(autosave=default_root())
     window.show()
     for path in files:  # after the default model has loaded: its size fits the image
