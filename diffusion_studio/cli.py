@@ -142,7 +142,7 @@ def _add_sampler_options(sub: argparse.ArgumentParser) -> None:
 
 
 def _add_train_parser(commands: argparse._SubParsersAction) -> None:
-    from diffusion_studio.core.train import UNET_PRESETS, TrainConfig
+    from diffusion_studio.core.train_config import UNET_PRESETS, TrainConfig
 
     defaults = TrainConfig(data="", output="")
     train = commands.add_parser("train", help="train a model on a folder of images or an .npz")

@@ -335,3 +335,19 @@ def test_a_file_given_alone_opens_the_window_with_it(monkeypatch, tmp_path) -> N
 def test_a_misspelt_command_is_not_taken_for_a_file(capsys) -> None:
     code, _, err = run(capsys, "smaple --steps 3")
     assert code == 2 and "invalid choice" in err
+
+
+def test_version_and_help_answer_without_importing_torch() -> None:
+    probe = (
+        "import sys\n"
+        "from diffusion_studio.cli import main\n"
+        "for argv in (['--version'], ['--help'], ['train', '--help'], ['sample', '--help']):\n"
+        "    try:\n"
+        "        main(argv)\n"
+        "    except SystemExit:\n"
+        "        pass\n"
+        "print(sorted(m for m in ('torch', 'diffusers', 'PySide6') if m in sys.modules))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "[]"

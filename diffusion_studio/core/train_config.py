@@ -1,0 +1,68 @@
+"""What decides a training run (TrainConfig) and the network sizes, apart from the training code,
+so that the command line can offer them without importing torch."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from diffusion_studio.core.errors import InputError
+
+# name: (block_out_channels, layers_per_block, levels with self-attention)
+UNET_PRESETS: dict[str, tuple[tuple[int, ...], int, tuple[int, ...]]] = {
+    "tiny": ((16, 32), 1, ()),  # tests and smoke runs
+    "small": ((32, 64, 64, 128), 1, (2,)),  # the embedded emoji model: 3.0 M parameters
+    "base": ((64, 128, 128, 256), 2, (2,)),  # about 20 M, for a GPU
+}
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that decides a training run. Saved in every checkpoint and in the model."""
+
+    data: str
+    output: str
+    resolution: int = 32
+    preset: str = "small"
+    prediction_type: str = "epsilon"
+    beta_schedule: str = "linear"
+    num_train_timesteps: int = 1000
+    steps: int = 20_000
+    batch_size: int = 64
+    learning_rate: float = 3e-4
+    warmup_steps: int = 500
+    weight_decay: float = 0.0
+    ema_decay: float = 0.9995
+    p_uncond: float = 0.1  # Ho & Salimans 2022: 0.1-0.2 works for classifier-free guidance
+    hflip: bool = False
+    seed: int = 0
+    checkpoint_every: int = 1000
+    sample_every: int = 2000
+    checkpoint_dir: str | None = None  # default: OUTPUT-checkpoints beside the output
+    name: str | None = None
+    license: str = ""
+    data_description: str = ""
+
+    @property
+    def checkpoints(self) -> Path:
+        if self.checkpoint_dir:
+            return Path(self.checkpoint_dir)
+        output = Path(self.output)
+        return output.with_name(output.name + "-checkpoints")
+
+    def validate(self) -> None:
+        if self.preset not in UNET_PRESETS:
+            raise InputError(f"unknown preset {self.preset!r}; use {', '.join(UNET_PRESETS)}")
+        if self.prediction_type not in ("epsilon", "v_prediction"):
+            raise InputError("the prediction type must be epsilon or v_prediction")
+        if self.beta_schedule not in ("linear", "cosine"):
+            raise InputError("the beta schedule must be linear or cosine")
+        for name in ("steps", "batch_size", "checkpoint_every", "sample_every", "resolution"):
+            if getattr(self, name) < 1:
+                raise InputError(f"{name.replace('_', ' ')} must be at least 1")
+        if not 0.0 <= self.p_uncond < 1.0:
+            raise InputError("the label drop probability must be in [0, 1)")
+        if not 0.0 < self.ema_decay < 1.0:
+            raise InputError("the EMA decay must be in (0, 1)")
+        if self.learning_rate <= 0:
+            raise InputError("the learning rate must be positive")
