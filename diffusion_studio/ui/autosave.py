@@ -99,7 +99,8 @@ class Autosave(QObject):
         self.window = window
         self.root = root
         self.folder = root / f"session-{os.getpid()}-{time.time_ns()}"
-        self.folder.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(OSError):  # if it cannot be made, each save says so
+            self.folder.mkdir(parents=True, exist_ok=True)
         self._lock = QLockFile(str(self.folder / LOCK))
         self._lock.setStaleLockTime(0)  # stale only when its process is gone, never by age
         self._lock.tryLock(0)

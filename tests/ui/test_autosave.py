@@ -207,3 +207,17 @@ def test_restored_settings_come_back_whole(qtbot, studio) -> None:
     snap = read_snapshot(window.autosave.folder)
     assert snap.request.num_inference_steps == 17 and snap.request.sampler == "ddpm"
     assert snap.request.seed == 9
+
+
+def test_an_autosave_folder_that_cannot_be_made_is_a_message(qtbot, tmp_path, tiny_model_dir):
+    blocked = tmp_path / "a-file"
+    blocked.write_text("not a folder")
+    settings = QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat)
+    window = MainWindow(
+        load_model(tiny_model_dir), settings=settings, load_default=False, autosave=blocked
+    )
+    qtbot.addWidget(window)
+    window.canvas.fill()
+    window.autosave.save_now()
+    assert window.statusBar().currentMessage().startswith("Autosave failed")
+    window.close()
