@@ -252,6 +252,11 @@ def _add_eval_parser(commands: argparse._SubParsersAction) -> None:
         help="images per network call (default 32 on a CPU, where small batches run faster; "
         "256 on a GPU)",
     )
+    evaluate.add_argument(
+        "--compile",
+        action="store_true",
+        help="torch.compile the network first: a few minutes, then about 1.5x faster on a CPU",
+    )
     evaluate.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -335,6 +340,8 @@ def _evaluate(args: argparse.Namespace) -> int:
     from diffusion_studio.core.model import load_model
 
     model = load_model(args.model, device=args.device)
+    if args.compile:
+        model.compile()
     classifier, card, real = load_classifier()
     if model.info.class_names != card.class_names:
         raise InputError(

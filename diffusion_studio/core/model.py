@@ -174,13 +174,21 @@ class DiffusionModel:
             raise InputError(f"{info.name} was trained without a null class, so guidance must be 1")
         return classifier_free_guidance(self._forward, labels, info.null_class, guidance_scale)
 
+    def compile(self) -> None:
+        """torch.compile the network, for static shapes: each new batch size costs a compile
+        (a minute or two on a CPU), then every call runs faster (about 1.5x on a CPU)."""
+        self.unet = torch.compile(self.unet, dynamic=False)
+
     def _forward(
         self, x_t: torch.Tensor, t: int, class_labels: torch.Tensor | None
     ) -> torch.Tensor:
+        # t as a tensor (what diffusers makes of an int anyway), so a compiled network does not
+        # specialise on its value and recompile at every step
+        timestep = torch.tensor(t, dtype=torch.long, device=x_t.device)
         if not self.bf16:
-            return self.unet(x_t, t, class_labels=class_labels).sample
+            return self.unet(x_t, timestep, class_labels=class_labels).sample
         with torch.autocast(self.device.type, dtype=torch.bfloat16):
-            return self.unet(x_t, t, class_labels=class_labels).sample.float()
+            return self.unet(x_t, timestep, class_labels=class_labels).sample.float()
 
 
 def pick_device(name: str | None = None) -> torch.device:

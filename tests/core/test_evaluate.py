@@ -98,3 +98,23 @@ def test_ddpm_with_beta_tilde_has_no_row_of_its_own_beside_ddim_eta_one() -> Non
     assert names == ["DDIM eta=0", "DDIM eta=1", "DDPM beta"]
     assert [name for name, _ in evaluation_rows("both", [0.0])][-2:] == ["DDPM beta~", "DDPM beta"]
     assert [name for name, _ in evaluation_rows("ddpm", [1.0])] == ["DDPM beta~", "DDPM beta"]
+
+
+def test_eval_compile_compiles_the_network_once(capsys, tmp_path, monkeypatch) -> None:
+    classes = load_classifier()[1].class_names
+    path = save_model(
+        make_unet(size=32, num_class_embeds=len(classes) + 1),
+        NoiseSchedule.linear(),
+        tmp_path / "m",
+        studio={"class_names": list(classes)},
+    )
+    compiled = []
+
+    def fake_compile(module, **options):  # compiling for real takes minutes: count instead
+        compiled.append(options)
+        return module
+
+    monkeypatch.setattr(torch, "compile", fake_compile)
+    argv = ["eval", "--model", str(path), "--steps", "2", "--eta", "0", "-n", "9", "--quiet"]
+    assert main([*argv, "--compile"]) == 0
+    assert compiled == [{"dynamic": False}]
