@@ -193,6 +193,12 @@ def _add_train_parser(commands: argparse._SubParsersAction) -> None:
         help="where checkpoints and previews go (default: OUT-checkpoints)",
     )
     train.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
+    train.add_argument(
+        "--init",
+        dest="init_from",
+        metavar="FOLDER",
+        help="start from this model's weights (same preset; fine-tuning, or epsilon to v)",
+    )
     train.add_argument("--cpu", action="store_true", help="train on the CPU even with a GPU")
     train.add_argument("--name", help="the model's name (default: the folder's)")
     train.add_argument("--license", default="", help="the licence of the weights")

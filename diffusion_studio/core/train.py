@@ -62,6 +62,23 @@ def build_unet(config: TrainConfig, channels: int, num_classes: int) -> UNet2DMo
     )
 
 
+def init_weights(unet: UNet2DModel, config: TrainConfig) -> None:
+    """Start from the weights of the model folder config.init_from, which must have the shape
+    this run builds. Its prediction type may differ: an epsilon model fine-tuned into
+    v-prediction, as Stable Diffusion 2's v model was, keeps what it knows at low noise."""
+    from diffusion_studio.core.model import load_model
+
+    source = load_model(config.init_from, device="cpu").unet
+    try:
+        unet.load_state_dict(source.state_dict())
+    except RuntimeError as exc:
+        detail = str(exc).splitlines()[0]
+        raise InputError(
+            f"--init {config.init_from}: its network is not the {config.preset} preset's shape "
+            f"for this data ({detail})"
+        ) from None
+
+
 def make_schedule(config: TrainConfig) -> NoiseSchedule:
     beta_schedule = "squaredcos_cap_v2" if config.beta_schedule == "cosine" else "linear"
     return NoiseSchedule.from_config(
@@ -327,6 +344,8 @@ def run_training(
     data = load_training_data(config.data, config.resolution)
     images = data.as_tensor()
     unet = build_unet(config, data.channels, len(data.class_names))
+    if config.init_from and not resume:
+        init_weights(unet, config)
     ema = build_unet(config, data.channels, len(data.class_names)).requires_grad_(False)
     ema.load_state_dict(unet.state_dict())
     optimizer = torch.optim.AdamW(

@@ -39,6 +39,7 @@ class TrainConfig:
     checkpoint_every: int = 1000
     sample_every: int = 2000
     checkpoint_dir: str | None = None  # default: OUTPUT-checkpoints beside the output
+    init_from: str | None = None  # a model folder whose weights start the run (fine-tuning)
     name: str | None = None
     license: str = ""
     data_description: str = ""

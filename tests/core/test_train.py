@@ -219,3 +219,34 @@ def test_accelerate_launch_with_one_cpu_process(tmp_path, image_folder):
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert load_model(tmp_path / "m").info.resolution == (16, 16)
+
+
+def test_init_starts_from_a_models_weights_even_for_another_prediction(tmp_path, labelled_npz):
+    first = run_training(config(tmp_path, labelled_npz, "eps", steps=4), progress=False)
+    tuned = config(
+        tmp_path,
+        labelled_npz,
+        "v",
+        steps=1,
+        prediction_type="v_prediction",
+        init_from=str(first),
+        learning_rate=1e-12,  # one step that cannot move the weights visibly
+        warmup_steps=1,
+    )
+    out = run_training(tuned, progress=False)
+    a = load_file(first / "diffusion_pytorch_model.safetensors")
+    b = load_file(out / "diffusion_pytorch_model.safetensors")
+    assert a.keys() == b.keys() and all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
+    assert load_model(out).schedule.prediction_type == "v_prediction"
+    fresh = run_training(config(tmp_path, labelled_npz, "fresh", steps=1), progress=False)
+    c = load_file(fresh / "diffusion_pytorch_model.safetensors")
+    assert not all(torch.allclose(a[k], c[k], atol=1e-6) for k in a)  # not the seed's weights
+
+
+def test_init_from_a_network_of_another_shape_says_so(tmp_path, image_folder, labelled_npz):
+    unconditional = run_training(config(tmp_path, image_folder, "plain", steps=1), progress=False)
+    with pytest.raises(InputError, match=r"--init .* not the tiny preset's shape"):
+        run_training(
+            config(tmp_path, labelled_npz, "c", steps=1, init_from=str(unconditional)),
+            progress=False,
+        )
