@@ -3,7 +3,7 @@
 A 5 ms precise timer on the GUI thread records when it fires; the largest gap between two of
 its ticks is the longest the window could not react (a click, a repaint). The bar: no gap over
 50 ms. It runs the studio's own window, sampler thread and live view on the embedded default
-model (or, before that ships, a random network of the same size and classes).
+model.
 
     QT_QPA_PLATFORM=offscreen python benchmarks/gui_responsiveness.py
     xvfb-run -a python benchmarks/gui_responsiveness.py --steps 100 --batch 8
@@ -19,19 +19,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-
-
-def stand_in_model():
-    """A random network shaped like the default model: the train command's small preset."""
-    from diffusion_studio.core.model import DiffusionModel
-    from diffusion_studio.core.train import TrainConfig, build_unet, make_schedule
-
-    config = TrainConfig(data="", output="")
-    names = [f"class {i}" for i in range(9)]
-    studio = {"name": "random stand-in (small preset)", "class_names": names}
-    return DiffusionModel.from_unet(
-        build_unet(config, 3, len(names)), make_schedule(config), studio
-    )
 
 
 def measure(window, app, inpaint: bool) -> dict[str, float]:
@@ -93,7 +80,6 @@ def main() -> None:
     from PySide6.QtCore import QSettings
     from PySide6.QtWidgets import QApplication
 
-    from diffusion_studio.core.errors import InputError
     from diffusion_studio.core.model import load_model
     from diffusion_studio.ui.main_window import MainWindow
 
@@ -102,10 +88,7 @@ def main() -> None:
         import sys
 
         sys.setswitchinterval(args.switch_interval)
-    try:
-        model = load_model(None, device="cpu")
-    except InputError:
-        model = stand_in_model()
+    model = load_model(None, device="cpu")  # the embedded default model
     settings_file = Path(tempfile.mkdtemp()) / "settings.ini"
     window = MainWindow(
         model, QSettings(str(settings_file), QSettings.Format.IniFormat), load_default=False

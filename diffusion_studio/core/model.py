@@ -344,8 +344,9 @@ def load_model(
         path = default_model_dir()
         if not path.is_dir():
             raise InputError(
-                "no model given, and the embedded default model has not shipped yet: "
-                "pass --model FOLDER (a diffusers UNet2DModel folder)"
+                "no model given, and the embedded default model is missing from this "
+                f"installation ({path}): reinstall diffusion-studio, or pass --model FOLDER "
+                "(a diffusers UNet2DModel folder)"
             )
     folder = _find_folder(Path(path).expanduser())
     unet = _build_unet(folder.unet)

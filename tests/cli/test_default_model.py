@@ -1,0 +1,57 @@
+"""The embedded default model: it ships, loads offline, and is what runs when no model is named."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+from PIL import Image
+
+from diffusion_studio.cli import main
+from diffusion_studio.core.export import read_png_metadata
+from diffusion_studio.core.model import load_model
+from diffusion_studio.core.resources import default_model_dir
+
+EMOJI_CATEGORIES = (
+    "Activities",
+    "Animals & Nature",
+    "Flags",
+    "Food & Drink",
+    "Objects",
+    "People & Body",
+    "Smileys & Emotion",
+    "Symbols",
+    "Travel & Places",
+)
+
+
+def test_the_default_model_ships_as_safetensors_under_30_mb() -> None:
+    folder = default_model_dir()
+    weights = folder / "diffusion_pytorch_model.safetensors"
+    assert weights.is_file() and weights.stat().st_size <= 30 * 2**20
+    assert not list(folder.glob("*.bin")) and not list(folder.glob("*.pt"))
+    card = (folder / "README.md").read_text(encoding="utf-8")
+    for fact in ("Noto Emoji", "Twemoji", "Apache", "CC BY 4.0", "diffusion-studio train"):
+        assert fact in card
+
+
+def test_no_model_means_the_embedded_class_conditional_emoji_model() -> None:
+    model = load_model(None, device="cpu")
+    info = model.info
+    assert (info.resolution, info.in_channels, info.out_channels) == ((32, 32), 3, 3)
+    assert info.class_names == EMOJI_CATEGORIES
+    assert info.prediction_type == "epsilon"
+    training = json.loads((default_model_dir() / "diffusion_studio.json").read_text())["training"]
+    assert training["steps"] > 0 and training["command"].startswith("diffusion-studio train")
+
+
+def test_sample_without_model_uses_it(capsys, tmp_path) -> None:
+    out = tmp_path / "flag.png"
+    command = "sample --steps 4 --class Flags --guidance 3 --seed 5 --quiet --out"
+    code = main([*command.split(), str(out)])
+    assert code == 0, capsys.readouterr().err
+    image = np.asarray(Image.open(out).convert("RGB"))
+    assert image.shape == (32, 32, 3) and image.std() > 0
+    metadata = read_png_metadata(out)
+    assert metadata["request"]["class_label"] == EMOJI_CATEGORIES.index("Flags")
+    assert metadata["model"] == "emoji32"

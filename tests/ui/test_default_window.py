@@ -1,0 +1,20 @@
+"""The window opens on the embedded default model, with no folder to pick."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QSettings
+
+from diffusion_studio.ui.main_window import MainWindow
+
+
+def test_the_window_opens_on_the_embedded_model(qtbot, tmp_path) -> None:
+    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
+    window = MainWindow(settings=settings)
+    qtbot.addWidget(window)
+    qtbot.waitUntil(lambda: window.model is not None, timeout=10_000)
+    assert window.model_name.text() == "emoji32"
+    assert window.canvas.image_size == (32, 32)
+    classes = [window.panel.class_box.itemText(i) for i in range(window.panel.class_box.count())]
+    assert classes[0] == "unconditional" and "Smileys & Emotion" in classes and len(classes) == 10
+    assert window.run_action.isEnabled()
+    window.close()
