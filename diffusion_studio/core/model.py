@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import pickle
 import shutil
 import tempfile
@@ -398,6 +399,7 @@ def save_model(
         _write_json(scheduler_dir / SCHEDULER_FILE, schedule.to_config())
         if studio:
             _write_json(staging / STUDIO_FILE, studio)
+        _modes_as_made_by_hand(staging)
         if path.exists():
             shutil.rmtree(path)
         staging.replace(path)
@@ -406,6 +408,18 @@ def save_model(
             shutil.rmtree(staging)
         raise
     return path
+
+
+def _modes_as_made_by_hand(folder: Path) -> None:
+    """mkdtemp and safetensors make a folder and files only their owner can read; give them
+    the modes the umask gives any new file (0o644 and 0o755 under the usual umask 022)."""
+    probe = folder / ".mode-probe"
+    os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+    file_mode = probe.stat().st_mode & 0o777
+    probe.unlink()
+    dir_mode = file_mode | ((file_mode & 0o444) >> 2)  # x wherever r
+    for item in [folder, *folder.rglob("*")]:
+        item.chmod(dir_mode if item.is_dir() else file_mode)
 
 
 def _model_index() -> dict[str, Any]:

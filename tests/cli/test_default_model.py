@@ -40,7 +40,7 @@ def test_no_model_means_the_embedded_class_conditional_emoji_model() -> None:
     info = model.info
     assert (info.resolution, info.in_channels, info.out_channels) == ((32, 32), 3, 3)
     assert info.class_names == EMOJI_CATEGORIES
-    assert info.prediction_type == "epsilon"
+    assert info.prediction_type == "v_prediction"
     training = json.loads((default_model_dir() / "diffusion_studio.json").read_text())["training"]
     assert training["steps"] > 0 and training["command"].startswith("diffusion-studio train")
 

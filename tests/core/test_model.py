@@ -214,3 +214,13 @@ def test_bf16_autocast_keeps_the_sampler_in_float32(tiny_model_dir) -> None:
     out16 = bf16.model_fn(1, 1.0, 1)(x, 50)
     assert out16.dtype == torch.float32
     assert (out16 - out32).abs().max() < 0.1
+
+
+def test_a_saved_model_is_readable_as_any_new_file_is(tmp_path) -> None:
+    probe = tmp_path / "probe"
+    probe.touch()
+    expected = probe.stat().st_mode & 0o777  # what the umask gives a new file here
+    path = save_model(make_unet(), NoiseSchedule.linear(100), tmp_path / "m", studio={"a": 1})
+    for item in path.rglob("*"):
+        assert item.stat().st_mode & 0o777 == expected, item.name
+    assert path.stat().st_mode & 0o444 == expected & 0o444
