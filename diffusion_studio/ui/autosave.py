@@ -19,13 +19,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-from PIL import Image
 from PySide6.QtCore import QLockFile, QObject, QStandardPaths, QTimer
 from PySide6.QtWidgets import QMessageBox
 
 from diffusion_studio.core.errors import InputError
 from diffusion_studio.core.export import atomic_write, save_png
 from diffusion_studio.core.generate import SampleRequest
+from diffusion_studio.core.images import load_image
 from diffusion_studio.core.masks import load_mask, resize_mask, save_mask
 
 if TYPE_CHECKING:
@@ -70,10 +70,9 @@ def read_snapshot(folder: Path) -> Snapshot | None:
         return None
     source = mask = request = None
     if (folder / SOURCE).is_file():
-        with contextlib.suppress(OSError, ValueError), Image.open(folder / SOURCE) as im:
-            source = np.asarray(im.convert("RGB" if im.mode != "L" else "L"))
-            if source.ndim == 2:
-                source = source[..., None]
+        with contextlib.suppress(InputError):
+            image = load_image(folder / SOURCE, channels=int(state.get("channels", 3)))
+            source = np.asarray(image).reshape(image.height, image.width, -1)
     if (folder / MASK).is_file():
         with contextlib.suppress(InputError):
             mask = load_mask(folder / MASK)
@@ -127,6 +126,7 @@ class Autosave(QObject):
             state = {
                 "saved_at": time.time(),
                 "request": window.panel.request().to_dict(),
+                "channels": source.shape[2] if source is not None else 3,
                 "caption": window.canvas_panel.caption.text(),
                 "model_path": window.model.info.path if window.model else "",
             }

@@ -76,14 +76,20 @@ def test_the_shipped_classifier_is_small_and_knows_the_samples() -> None:
     assert right >= 6, list(zip(expected, predicted))
 
 
-def test_eval_prints_the_tables(capsys, tmp_path) -> None:
+@pytest.fixture
+def emoji_shaped_model(tmp_path):
+    """A tiny random model with the classifier's classes, which eval accepts."""
     classes = load_classifier()[1].class_names
-    path = save_model(
+    return save_model(
         make_unet(size=32, num_class_embeds=len(classes) + 1),
         NoiseSchedule.linear(),
         tmp_path / "m",
         studio={"class_names": list(classes)},
     )
+
+
+def test_eval_prints_the_tables(capsys, emoji_shaped_model) -> None:
+    path = emoji_shaped_model
     code = main(
         ["eval", "--model", str(path), "--steps", "2,3", "--eta", "0", "-n", "9", "--quiet"]
     )
@@ -100,14 +106,8 @@ def test_ddpm_with_beta_tilde_has_no_row_of_its_own_beside_ddim_eta_one() -> Non
     assert [name for name, _ in evaluation_rows("ddpm", [1.0])] == ["DDPM beta~", "DDPM beta"]
 
 
-def test_eval_compile_compiles_the_network_once(capsys, tmp_path, monkeypatch) -> None:
-    classes = load_classifier()[1].class_names
-    path = save_model(
-        make_unet(size=32, num_class_embeds=len(classes) + 1),
-        NoiseSchedule.linear(),
-        tmp_path / "m",
-        studio={"class_names": list(classes)},
-    )
+def test_eval_compile_compiles_the_network_once(emoji_shaped_model, monkeypatch) -> None:
+    path = emoji_shaped_model
     compiled = []
 
     def fake_compile(module, **options):  # compiling for real takes minutes: count instead
