@@ -16,6 +16,7 @@ from diffusion_studio.ui.main_window import APP_NAME, MainWindow
 
 ORGANIZATION = "Diffusion Studio"
 DESKTOP_FILE = "org.diffusionstudio.DiffusionStudio"
+WM_CLASS = "diffusion-studio"
 
 
 def display_problem() -> str | None:
@@ -38,7 +39,9 @@ def run(files: Sequence[str] = ()) -> int:
     if problem:
         print(f"diffusion-studio: error: {problem}", file=sys.stderr)
         return 2
-    app = QApplication.instance() or QApplication(sys.argv[:1])
+    # argv[0] names the window's WM_CLASS on X11, which the .desktop file's StartupWMClass
+    # matches: the same name whether started as a script, with python -m or from the bundle
+    app = QApplication.instance() or QApplication([WM_CLASS])
     app.setApplicationName(APP_NAME)
     app.setOrganizationName(ORGANIZATION)
     app.setDesktopFileName(DESKTOP_FILE)  # Wayland matches the window to its icon by this
