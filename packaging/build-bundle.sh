@@ -11,8 +11,8 @@ bundle=dist/diffusion-studio
 exe=$bundle/diffusion-studio
 echo "== bundle: $(du -sh "$bundle" | cut -f1)"
 
-smoke=$(mktemp -d)
-trap 'rm -rf "$smoke"' EXIT
+smoke=build/bundle-smoke  # kept: the sample to look at, the window's log
+rm -rf "$smoke" && mkdir -p "$smoke"
 "$exe" --version
 "$exe" info
 "$exe" sample --class Flags --guidance 3 --steps 20 -n 4 --quiet --grid "$smoke/flags.png"
