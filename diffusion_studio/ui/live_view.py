@@ -58,8 +58,13 @@ class SchedulePlot(pg.PlotWidget):
         plot.setLabel("bottom", "timestep t")
         plot.setTitle(
             "<span style='color:#2a7fd4'>alpha-bar</span>, "
-            "<span style='color:#d4802a'>beta / max</span>; dots: this run",
+            "<span style='color:#d4802a'>beta/max</span>; dots: run",
             size="9pt",
+        )
+        self.setToolTip(
+            "The noise schedule: alpha-bar (the share of the signal left at t) and beta over"
+            " its maximum. The dots are the timesteps this run visits; the line is the current"
+            " one."
         )
         plot.showGrid(x=True, y=True, alpha=0.2)
         plot.setMouseEnabled(x=False, y=False)
@@ -104,6 +109,10 @@ class PathPlot(pg.PlotWidget):
         plot.setLabel("bottom", "network call")
         plot.setLabel("left", "timestep")
         plot.setTitle("the timestep of each call", size="9pt")
+        self.setToolTip(
+            "The timestep of every network call: a staircase down to 0; RePaint's resampling"
+            " jumps back up and comes down again."
+        )
         plot.showGrid(x=True, y=True, alpha=0.2)
         plot.setMouseEnabled(x=False, y=False)
         self.path = plot.plot(pen=pg.mkPen("#2a7fd4", width=1.5))
