@@ -58,6 +58,7 @@ class ModelInfo:
     variance_type: str
     class_names: tuple[str, ...] = ()
     null_class: int | None = None
+    default_class: int = 0  # the class the window opens on
     description: str = ""
     license: str = ""
     data: str = ""
@@ -126,6 +127,7 @@ class DiffusionModel:
             variance_type=schedule.variance_type,
             class_names=class_names,
             null_class=null_class,
+            default_class=_default_class(class_names, studio),
             description=str(studio.get("description", "")),
             license=str(studio.get("license", "")),
             data=str(studio.get("data", "")),
@@ -331,6 +333,16 @@ def _class_names(unet: UNet2DModel, studio: dict[str, Any]) -> tuple[tuple[str, 
         )
     null_class = studio.get("null_class", num_embeds - 1 if len(names) == num_embeds - 1 else None)
     return tuple(names), null_class
+
+
+def _default_class(names: tuple[str, ...], studio: dict[str, Any]) -> int:
+    """The index of the JSON's "default_class" (a class name), else the first class."""
+    name = studio.get("default_class")
+    if name is None or not names:
+        return 0
+    if name not in names:
+        raise InputError(f"{STUDIO_FILE}: default_class {name!r} is not one of its class_names")
+    return names.index(name)
 
 
 def load_model(

@@ -165,7 +165,7 @@ class SamplerPanel(QWidget):
             for index, name in enumerate(info.class_names):
                 self.class_box.addItem(name, index)
             # open on a class, guided: what a class-conditional model does best
-            self.class_box.setCurrentIndex(self.class_box.findData(0))
+            self.class_box.setCurrentIndex(self.class_box.findData(info.default_class))
         self.conditioning.setEnabled(bool(info and info.class_names))
         self._on_changed()
 

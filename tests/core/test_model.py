@@ -185,6 +185,23 @@ def test_save_and_load_round_trip_with_class_names(tmp_path, layout) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m"]  # no staging folder left
 
 
+@pytest.mark.parametrize(
+    ("default_class", "index"), [(None, 0), ("triangle", 2), ("hexagon", "not one of")]
+)
+def test_the_default_class_is_named_in_the_json(tmp_path, default_class, index) -> None:
+    studio = {"class_names": CLASS_NAMES}
+    if default_class is not None:
+        studio["default_class"] = default_class
+    path = save_model(
+        make_unet(num_class_embeds=4), NoiseSchedule.linear(), tmp_path / "m", studio=studio
+    )
+    if isinstance(index, str):
+        with pytest.raises(InputError, match=index):
+            load_model(path)
+    else:
+        assert load_model(path).info.default_class == index
+
+
 def test_class_names_must_fit_the_network(tmp_path) -> None:
     path = save_model(
         make_unet(num_class_embeds=4),

@@ -16,9 +16,12 @@ def test_the_window_opens_on_the_embedded_model(qtbot, tmp_path) -> None:
     assert window.canvas.image_size == (32, 32)
     classes = [window.panel.class_box.itemText(i) for i in range(window.panel.class_box.count())]
     assert classes[0] == "unconditional" and "Smileys & Emotion" in classes and len(classes) == 10
-    # a first run makes emoji of a category, guided, not the weaker unconditional samples
+    # a first run makes emoji of the model's default category, guided, not the weaker
+    # unconditional samples
     request = window.panel.request()
-    assert request.class_label == 0 and request.guidance_scale > 1
+    assert window.panel.class_box.currentText() == "Smileys & Emotion"
+    assert request.class_label == window.model.class_index("Smileys & Emotion")
+    assert request.guidance_scale > 1
     assert window.panel.guidance.isEnabled()
     assert window.run_action.isEnabled()
     window.close()
