@@ -36,8 +36,8 @@ def test_the_installer_writes_the_entry_and_icon(tmp_path) -> None:
     exe = shutil.which("diffusion-studio", path=str(Path(sys.executable).parent))
     if exe is None:
         pytest.skip("diffusion-studio is not installed beside this python")
-    env = {**os.environ, "XDG_DATA_HOME": str(tmp_path), "PATH": str(Path(exe).parent)}
-    env["PATH"] += os.pathsep + os.environ.get("PATH", "")
+    path = os.pathsep.join([str(Path(exe).parent), os.environ.get("PATH", "")])
+    env = {**os.environ, "XDG_DATA_HOME": str(tmp_path), "PATH": path}
     subprocess.run(
         ["bash", str(PACKAGING / "install-desktop-entry.sh")],
         env=env,
