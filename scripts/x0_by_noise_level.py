@@ -24,7 +24,7 @@ def main() -> None:
     parser.add_argument("-n", type=int, default=64)
     args = parser.parse_args()
     model = load_model(args.model, device="cpu")
-    unet, schedule = model.unet.eval(), model.schedule
+    unet, schedule = model.unet, model.schedule
     data = np.load(args.data)
     chosen = np.random.default_rng(0).choice(len(data["images"]), args.n, replace=False)
     x_0 = torch.from_numpy(data["images"][chosen]).permute(0, 3, 1, 2).float() / 127.5 - 1
@@ -36,15 +36,8 @@ def main() -> None:
             noise = torch.randn(x_0.shape, generator=g)
             timesteps = torch.full((len(x_0),), t)
             x_t = schedule.q_sample(x_0, timesteps, noise)
-            ab = float(schedule.alphas_cumprod[t])
             out = unet(x_t, timesteps, class_labels=labels).sample
-            if schedule.prediction_type == "v_prediction":
-                x0_pred = ab**0.5 * x_t - (1 - ab) ** 0.5 * out
-            elif schedule.prediction_type == "sample":
-                x0_pred = out
-            else:
-                x0_pred = (x_t - (1 - ab) ** 0.5 * out) / ab**0.5
-            x0_pred = x0_pred.clamp(-1, 1)
+            x0_pred = schedule.predict(out, x_t, t)[0].clamp(-1, 1)
             error = ((x0_pred - x_0) ** 2).mean()
             print(f"t = {t:4d}: x0 MSE {error:.4f}, mean {x0_pred.mean():.3f}")
 
