@@ -80,7 +80,7 @@ def main() -> None:
     from PySide6.QtCore import QSettings
     from PySide6.QtWidgets import QApplication
 
-    from diffusion_studio.core.model import load_model
+    from diffusion_studio.core.model_files import load_model
     from diffusion_studio.ui.main_window import MainWindow
 
     app = QApplication([])

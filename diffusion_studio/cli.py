@@ -11,6 +11,7 @@ Bad input gives one line on stderr and exit code 2.
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -29,7 +30,19 @@ if TYPE_CHECKING:
     from diffusion_studio.core.model import DiffusionModel
 
 PROG = "diffusion-studio"
+MAX_EVAL_SAMPLES = 1_000_000
 EXIT_BAD_INPUT = 2
+
+
+def _number(text: str) -> float:
+    """argparse's type for a float flag: finite numbers only (float() takes nan and inf)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
+    return value
 
 
 class _Parser(argparse.ArgumentParser):
@@ -100,9 +113,17 @@ def _add_sampler_options(sub: argparse.ArgumentParser) -> None:
     )
     sub.add_argument(
         "--eta",
-        type=float,
+        type=_number,
         default=0.0,
         help="DDIM noise: 0 deterministic, 1 like DDPM (default 0)",
+    )
+    sub.add_argument(
+        "--use-clipped-model-output",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="DDIM: re-derive the noise from the clipped x0, as guided-diffusion does (the "
+        "default); --no-use-clipped-model-output keeps the network's, as diffusers' "
+        "DDIMScheduler does by default",
     )
     sub.add_argument(
         "--spacing",
@@ -126,7 +147,7 @@ def _add_sampler_options(sub: argparse.ArgumentParser) -> None:
     )
     sub.add_argument(
         "--guidance",
-        type=float,
+        type=_number,
         metavar="SCALE",
         default=1.0,
         help="classifier-free guidance scale; 1 = off (default 1)",
@@ -162,10 +183,10 @@ def _add_train_parser(commands: argparse._SubParsersAction) -> None:
         ("--resolution", int, "resolution", "image size in pixels"),
         ("--steps", int, "steps", "optimizer steps in all"),
         ("--batch-size", int, "batch_size", "images per step (over all GPUs)"),
-        ("--lr", float, "learning_rate", "AdamW learning rate"),
+        ("--lr", _number, "learning_rate", "AdamW learning rate"),
         ("--warmup", int, "warmup_steps", "steps of linear learning-rate warm-up"),
-        ("--ema-decay", float, "ema_decay", "EMA decay of the weights that are saved"),
-        ("--p-uncond", float, "p_uncond", "probability of dropping the label (guidance)"),
+        ("--ema-decay", _number, "ema_decay", "EMA decay of the weights that are saved"),
+        ("--p-uncond", _number, "p_uncond", "probability of dropping the label (guidance)"),
         ("--seed", int, "seed", "seed of the initial weights and of every step's draws"),
         ("--checkpoint-every", int, "checkpoint_every", "steps between checkpoints"),
         ("--sample-every", int, "sample_every", "steps between preview grids"),
@@ -200,6 +221,11 @@ def _add_train_parser(commands: argparse._SubParsersAction) -> None:
         help="start from this model's weights (same preset; fine-tuning, or epsilon to v)",
     )
     train.add_argument("--cpu", action="store_true", help="train on the CPU even with a GPU")
+    train.add_argument(
+        "--force",
+        action="store_true",
+        help="replace an existing --out, if it is a model folder (nothing else is replaced)",
+    )
     train.add_argument("--name", help="the model's name (default: the folder's)")
     train.add_argument("--license", default="", help="the licence of the weights")
     train.add_argument("--data-description", default="", help="what the data is, for the card")
@@ -240,7 +266,7 @@ def _add_eval_parser(commands: argparse._SubParsersAction) -> None:
     )
     evaluate.add_argument(
         "--guidance",
-        type=float,
+        type=_number,
         default=3.0,
         metavar="SCALE",
         help="classifier-free guidance scale (default 3)",
@@ -300,7 +326,7 @@ def _fail(message: str) -> int:
 
 
 def _info(args: argparse.Namespace) -> int:
-    from diffusion_studio.core.model import load_model
+    from diffusion_studio.core.model_files import load_model
 
     model = load_model(args.model, device=args.device)
     rows = [*model.info.summary(), ("Device", str(model.device))]
@@ -321,7 +347,12 @@ def _train(args: argparse.Namespace, argv: Sequence[str]) -> int:
     )
     command = shlex.join([PROG, *argv])
     path = run_training(
-        config, command=command, resume=args.resume, progress=not args.quiet, cpu=args.cpu
+        config,
+        command=command,
+        resume=args.resume,
+        progress=not args.quiet,
+        cpu=args.cpu,
+        force=args.force,
     )
     print(path)
     return 0
@@ -329,9 +360,12 @@ def _train(args: argparse.Namespace, argv: Sequence[str]) -> int:
 
 def _numbers(text: str, kind: type, flag: str) -> list:
     try:
-        return [kind(part) for part in text.split(",") if part.strip()]
+        values = [kind(part) for part in text.split(",") if part.strip()]
     except ValueError:
         raise InputError(f"{flag} takes numbers separated by commas, got {text!r}") from None
+    if not values or not all(math.isfinite(v) for v in values) or len(values) > 100:
+        raise InputError(f"{flag} takes 1 to 100 finite numbers separated by commas, got {text!r}")
+    return values
 
 
 def _evaluate(args: argparse.Namespace) -> int:
@@ -343,8 +377,11 @@ def _evaluate(args: argparse.Namespace) -> int:
         format_table,
         load_classifier,
     )
-    from diffusion_studio.core.model import load_model
+    from diffusion_studio.core.generate import validate
+    from diffusion_studio.core.model_files import load_model
 
+    if not 1 <= args.n <= MAX_EVAL_SAMPLES:
+        raise InputError(f"-n must be from 1 to {MAX_EVAL_SAMPLES:,} samples, got {args.n}")
     model = load_model(args.model, device=args.device)
     if args.compile:
         model.compile()
@@ -358,8 +395,19 @@ def _evaluate(args: argparse.Namespace) -> int:
     etas = _numbers(args.eta, float, "--eta")
     if args.batch is not None and args.batch < 1:
         raise InputError("--batch must be at least 1")
-    batch = args.batch or (32 if model.device.type == "cpu" else 256)
+    batch = min(args.batch or (32 if model.device.type == "cpu" else 256), args.n)
     rows = evaluation_rows(args.sampler, etas)
+    for _, request in rows:  # every setting is checked before the first is run
+        for s in steps:
+            setting = replace(
+                request,
+                num_inference_steps=s,
+                guidance_scale=args.guidance,
+                timestep_spacing=args.spacing,
+                seed=args.seed,
+                batch_size=batch,
+            )
+            validate(setting, model)
     total = len(rows) * len(steps)
     print(
         f"{model.info.name}: {args.n} samples per setting, guidance {args.guidance}, "
@@ -393,10 +441,16 @@ def _evaluate(args: argparse.Namespace) -> int:
 def _generate(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from diffusion_studio.core.export import even_indices
-    from diffusion_studio.core.generate import SampleRequest, generate, network_calls, validate
+    from diffusion_studio.core.export import MAX_ANIMATION_FRAMES, even_indices
+    from diffusion_studio.core.generate import (
+        SampleRequest,
+        check_resources,
+        generate,
+        network_calls,
+        validate,
+    )
     from diffusion_studio.core.images import to_uint8
-    from diffusion_studio.core.model import load_model
+    from diffusion_studio.core.model_files import load_model
 
     inpaint = args.command == "inpaint"
     model = load_model(args.model, device=args.device, bf16=args.bf16)
@@ -411,11 +465,14 @@ def _generate(args: argparse.Namespace) -> int:
         guidance_scale=args.guidance,
         jump_length=args.jump_length if inpaint else 10,
         jump_n_sample=args.jump_n_sample if inpaint else 10,
+        use_clipped_model_output=args.use_clipped_model_output,
     )
     requests = _requests_per_class(request, model, args.class_)
     for each in requests:
-        validate(each, model)  # bad settings are reported before anything about files
+        validate(each, model, inpaint)  # bad settings are reported before anything about files
     outputs = _Outputs.plan(args, requests, model)
+    if outputs.trajectory:  # the kept frames, x_t and x0 of the batch each
+        check_resources(request, model, inpaint, frames_kept=2 * MAX_ANIMATION_FRAMES)
     source = inpaint_mask = None
     if inpaint:
         source, inpaint_mask = _inpaint_inputs(args, model)

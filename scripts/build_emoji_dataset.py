@@ -74,7 +74,7 @@ def read_package(tarball: Path, style: str) -> tuple[list[dict], dict[str, bytes
 
 def on_white(png: bytes) -> Image.Image:
     """The PNG (RGBA, LA or palette with transparency) composited over opaque white, as RGB."""
-    image = Image.open(io.BytesIO(png)).convert("RGBA")
+    image = Image.open(io.BytesIO(png), formats=["PNG"]).convert("RGBA")
     return Image.alpha_composite(Image.new("RGBA", image.size, WHITE), image).convert("RGB")
 
 

@@ -14,7 +14,7 @@ import argparse
 import numpy as np
 import torch
 
-from diffusion_studio.core.model import load_model
+from diffusion_studio.core.model_files import load_model
 
 
 def main() -> None:

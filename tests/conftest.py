@@ -8,7 +8,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 import pytest
 
-from diffusion_studio.core.model import save_model
+from diffusion_studio.core.model_files import save_model
 from diffusion_studio.core.schedule import NoiseSchedule
 from tests.helpers import CLASS_NAMES, make_unet
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,6 +13,7 @@ import torch
 
 from diffusion_studio.core.errors import InputError
 from diffusion_studio.core.images import fit_to_size, load_image, to_pil
+from diffusion_studio.core.limits import MAX_CLASSES
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff")
 
@@ -56,26 +59,41 @@ def _fit(image: np.ndarray, resolution: int, channels: int) -> np.ndarray:
 
 def _from_npz(path: Path, resolution: int, channels: int) -> TrainingData:
     try:
-        archive = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as exc:
-        raise InputError(f"{path} is not a readable .npz archive: {exc}") from None
-    if "images" not in archive.files:
-        raise InputError(f"{path} has no 'images' array (it has: {', '.join(archive.files)})")
-    images = archive["images"]
+        with np.load(path, allow_pickle=False) as archive:
+            names = list(archive.files)
+            if "images" not in names:
+                raise InputError(f"{path} has no 'images' array (it has: {', '.join(names)})")
+            images = archive["images"]
+            labels = archive["labels"] if "labels" in names else None
+            categories = archive["categories"] if "categories" in names else None
+    except InputError:
+        raise
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
+        raise InputError(f"{path} is not a readable .npz archive (damaged?): {exc}") from None
     if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] not in (1, 3):
         raise InputError(
             f"{path}: 'images' must be (N, H, W, 3) uint8, got {images.dtype} {images.shape}"
         )
+    if len(images) == 0:
+        raise InputError(f"{path}: 'images' holds no images")
     if images.shape[1:3] != (resolution, resolution) or images.shape[-1] != channels:
         images = np.stack([_fit(image, resolution, channels) for image in images])
-    labels, class_names = None, ()
-    if "labels" in archive.files:
-        labels = archive["labels"].astype(np.int64)
-        if labels.shape != (len(images),) or labels.min(initial=0) < 0:
-            raise InputError(f"{path}: 'labels' must be (N,) non-negative integers")
+    class_names: tuple[str, ...] = ()
+    if labels is not None:
+        if labels.dtype.kind not in "iu" or labels.shape != (len(images),):
+            raise InputError(f"{path}: 'labels' must be (N,) whole numbers, one per image")
+        labels = labels.astype(np.int64)
+        if labels.min(initial=0) < 0:
+            raise InputError(f"{path}: 'labels' must be 0 or more")
         count = int(labels.max(initial=-1)) + 1
-        if "categories" in archive.files:
-            class_names = tuple(str(c) for c in archive["categories"])
+        if count > MAX_CLASSES:
+            raise InputError(
+                f"{path}: labels go up to {count - 1}; the limit is {MAX_CLASSES:,} classes"
+            )
+        if categories is not None:
+            if categories.ndim != 1 or categories.dtype.kind not in "US":
+                raise InputError(f"{path}: 'categories' must be a list of names")
+            class_names = tuple(str(c) for c in categories)
             if len(class_names) < count:
                 raise InputError(
                     f"{path}: labels go up to {count - 1} but there are only "

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import os
-import secrets
 import struct
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -16,37 +14,9 @@ import numpy as np
 from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 
-from diffusion_studio.core.errors import InputError, OutputExistsError
-from diffusion_studio.core.images import MAX_IMAGE_PIXELS, to_pil
-
-
-def atomic_write(
-    path: str | os.PathLike[str], write: Callable[[BinaryIO], None], *, overwrite: bool = False
-) -> Path:
-    """Write a file through `write(f)` into a temporary file beside it, then os.replace it in.
-
-    A crash or an error leaves either the old file or none, never half a file. Raises
-    OutputExistsError if the file exists and `overwrite` is False.
-    """
-    path = Path(path)
-    if path.exists() and not overwrite:
-        raise OutputExistsError(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    # os.open with 0o666 lets the umask decide the mode, as for any new file (mkstemp gives 0600)
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    return path
-
+from diffusion_studio.core.errors import InputError
+from diffusion_studio.core.files import atomic_write
+from diffusion_studio.core.images import MAX_IMAGE_PIXELS, to_pil, to_rgb
 
 # --- PNG with the request as metadata -------------------------------------------------------
 
@@ -66,7 +36,7 @@ def save_png(
     upscale: int = 1,
     overwrite: bool = False,
 ) -> Path:
-    """Save a uint8 (H, W, 3), (H, W, 1) or (H, W) image as PNG, atomically.
+    """Save a uint8 (H, W, 3), (H, W, 4), (H, W, 1) or (H, W) image as PNG, atomically.
 
     `metadata` is stored as sorted JSON under METADATA_KEY and `parameters` as plain text
     under PARAMETERS_KEY; each goes in a tEXt chunk when ASCII, else in an iTXt (UTF-8) one.
@@ -219,7 +189,11 @@ def save_animation(
     if len(shapes) > 1:
         raise InputError(f"{path}: all frames must have one size, got {sorted(shapes)}")
 
-    pictures = [to_pil(frames[i]) for i in even_indices(len(frames), max_frames)]
+    kept = [frames[i] for i in even_indices(len(frames), max_frames)]
+    if fmt == "GIF":  # GIF's transparency is all or nothing: RGBA frames go onto white
+        pictures = [to_pil(frame if frame.shape[-1] != 4 else to_rgb(frame)) for frame in kept]
+    else:
+        pictures = [to_pil(frame) for frame in kept]
     if fmt == "GIF":
         duration_ms = max(duration_ms, GIF_MIN_FRAME_MS)
         # Pillow's default palette for RGB frames (median cut) costs ~0.4 s per 256x256
@@ -230,7 +204,8 @@ def save_animation(
         ]
         options: dict[str, Any] = {}
     else:
-        pictures = [p.convert("RGB") for p in pictures]  # WebP has no grey mode
+        # WebP has no grey mode; its alpha keeps an RGBA model's transparency
+        pictures = [p if p.mode == "RGBA" else p.convert("RGB") for p in pictures]
         # Lossless "quality" is effort; on trajectories 25/1 was 3x faster than 50/3 and no bigger.
         options = {"lossless": True, "quality": 25, "method": 1}
     durations = [duration_ms] * (len(pictures) - 1) + [max(duration_ms, LAST_FRAME_MS)]

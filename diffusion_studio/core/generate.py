@@ -7,6 +7,7 @@ source image is given; RePaint inpainting when a source and an inpaint_mask are.
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from itertools import pairwise
@@ -15,8 +16,16 @@ from typing import Any, Literal, get_args
 import torch
 
 from diffusion_studio.core.errors import InputError
+from diffusion_studio.core.limits import (
+    MAX_BATCH,
+    MAX_NETWORK_CALLS,
+    activation_bytes,
+    format_bytes,
+    memory_budget,
+    repaint_calls,
+)
 from diffusion_studio.core.model import DiffusionModel
-from diffusion_studio.core.repaint import count_network_calls, jump_schedule, repaint
+from diffusion_studio.core.repaint import jump_schedule, repaint
 from diffusion_studio.core.sampling import Step, ddim_update, ddpm_update, randn_like, sample
 from diffusion_studio.core.schedule import (
     TIMESTEP_SPACINGS,
@@ -29,6 +38,9 @@ from diffusion_studio.core.schedule import (
 Sampler = Literal["ddpm", "ddim"]
 SAMPLERS: tuple[str, ...] = get_args(Sampler)
 MAX_SEED = 2**63 - 1
+
+
+MAX_GUIDANCE = 100.0  # A1111's CFG slider ends at 30
 
 
 @dataclass(frozen=True)
@@ -49,6 +61,9 @@ class SampleRequest:
     guidance_scale: float = 1.0
     jump_length: int = 10  # RePaint only, in inference steps
     jump_n_sample: int = 10  # RePaint only; 1 = no resampling
+    # DDIM: eps re-derived from the clipped x_0 (diffusers' use_clipped_model_output=True,
+    # guided-diffusion's choice); False is diffusers' DDIMScheduler.step default
+    use_clipped_model_output: bool = True
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -58,60 +73,140 @@ class SampleRequest:
         return dataclasses.replace(self, seed=self.seed + index, batch_size=1)
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> SampleRequest:
-        """A request from `to_dict`'s output (e.g. PNG metadata); unknown keys are ignored."""
-        known = {f.name: f for f in dataclasses.fields(cls)}
-        values = {k: v for k, v in data.items() if k in known}
-        for key, value in values.items():
-            wanted = (
-                (int,) if key in _INT_FIELDS else (int, float) if key in _FLOAT_FIELDS else None
-            )
-            if value is None and key == "class_label":
+    def from_dict(cls, data: object) -> SampleRequest:
+        """A request from `to_dict`'s output (PNG metadata, an autosave, the settings), checked
+        field by field: types, known names, finite numbers in range. Unknown keys are ignored;
+        InputError names the first bad field."""
+        if not isinstance(data, Mapping):
+            raise InputError(f"the settings should be a JSON object, got {type(data).__name__}")
+        values = {}
+        for name, kind in _FIELD_KINDS.items():
+            if name not in data:
                 continue
-            if wanted and (isinstance(value, bool) or not isinstance(value, wanted)):
-                raise InputError(f"setting {key!r} should be a number, got {value!r}")
-        return cls(**values)
+            value = data[name]
+            if not _of_kind(value, kind):
+                raise InputError(
+                    f"setting {name!r} should be {_KIND_TEXT[kind]}, got {value!r:.80}"
+                )
+            values[name] = float(value) if kind == "float" else value
+        request = cls(**values)
+        request.check()
+        return request
+
+    def check(self) -> None:
+        """Raise InputError for a value no model can run (any model-specific limit aside)."""
+        r = self
+        if r.sampler not in SAMPLERS:
+            raise InputError(f"unknown sampler {r.sampler!r}; use ddpm or ddim")
+        for name in ("eta", "guidance_scale"):
+            value = getattr(r, name)
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise InputError(f"{name.replace('_', ' ')} must be a number, got {value!r}")
+            if not math.isfinite(value):
+                raise InputError(f"{name.replace('_', ' ')} must be a finite number, got {value}")
+        if not 0.0 <= r.eta <= 1.0:
+            raise InputError(f"eta must be between 0 and 1, got {r.eta}")
+        if not 0.0 <= r.guidance_scale <= MAX_GUIDANCE:
+            raise InputError(
+                f"the guidance scale must be from 0 to {MAX_GUIDANCE:g}, got {r.guidance_scale}"
+            )
+        if r.timestep_spacing is not None and r.timestep_spacing not in TIMESTEP_SPACINGS:
+            choices = ", ".join(TIMESTEP_SPACINGS)
+            raise InputError(f"unknown timestep spacing {r.timestep_spacing!r}; use {choices}")
+        if r.variance_type is not None and r.variance_type not in VARIANCE_TYPES:
+            raise InputError(
+                f"unknown variance {r.variance_type!r}; use {', '.join(VARIANCE_TYPES)}"
+            )
+        if not 1 <= r.batch_size <= MAX_BATCH:
+            raise InputError(f"the batch size must be from 1 to {MAX_BATCH:,}, got {r.batch_size}")
+        if not 0 <= r.seed <= MAX_SEED - r.batch_size:
+            raise InputError(f"the seed must be between 0 and {MAX_SEED - r.batch_size}")
+        if r.jump_length < 1 or r.jump_n_sample < 1:
+            raise InputError("the jump length and the resample count must be at least 1")
+        if r.class_label is not None and r.class_label < 0:
+            raise InputError(f"the class must be 0 or more, got {r.class_label}")
 
 
-_INT_FIELDS = {
-    "num_inference_steps",
-    "seed",
-    "batch_size",
-    "class_label",
-    "jump_length",
-    "jump_n_sample",
+_FIELD_KINDS = {
+    "sampler": "text",
+    "num_inference_steps": "int",
+    "eta": "float",
+    "timestep_spacing": "text or null",
+    "variance_type": "text or null",
+    "seed": "int",
+    "batch_size": "int",
+    "class_label": "int or null",
+    "guidance_scale": "float",
+    "jump_length": "int",
+    "jump_n_sample": "int",
+    "use_clipped_model_output": "bool",
 }
-_FLOAT_FIELDS = {"eta", "guidance_scale"}
+_KIND_TEXT = {
+    "text": "a name",
+    "text or null": "a name or null",
+    "int": "a whole number",
+    "int or null": "a whole number or null",
+    "float": "a number",
+    "bool": "true or false",
+}
 
 
-def validate(request: SampleRequest, model: DiffusionModel) -> None:
-    """Raise InputError, with what to change, for a request this model cannot run."""
+def _of_kind(value: object, kind: str) -> bool:
+    if value is None:
+        return kind.endswith("or null")
+    if kind == "bool":
+        return isinstance(value, bool)
+    if isinstance(value, bool):
+        return False
+    if kind.startswith("text"):
+        return isinstance(value, str) and len(value) <= 64
+    if kind.startswith("int"):
+        return isinstance(value, int) and abs(value) <= 2**64
+    return isinstance(value, int | float)
+
+
+def validate(request: SampleRequest, model: DiffusionModel, inpaint: bool = False) -> None:
+    """Raise InputError, with what to change, for a request this model cannot run: its
+    values, and the network calls and memory it needs (checked before anything is made)."""
+    request.check()
     r, T = request, model.schedule.num_train_timesteps
-    if r.sampler not in SAMPLERS:
-        raise InputError(f"unknown sampler {r.sampler!r}; use ddpm or ddim")
     if not 1 <= r.num_inference_steps <= T:
         raise InputError(
             f"steps must be between 1 and {T} (the model's training steps), "
             f"got {r.num_inference_steps}"
         )
-    if not 0.0 <= r.eta <= 1.0:
-        raise InputError(f"eta must be between 0 and 1, got {r.eta}")
-    if r.timestep_spacing is not None and r.timestep_spacing not in TIMESTEP_SPACINGS:
-        raise InputError(
-            f"unknown timestep spacing {r.timestep_spacing!r}; use {', '.join(TIMESTEP_SPACINGS)}"
-        )
-    if r.variance_type is not None and r.variance_type not in VARIANCE_TYPES:
-        raise InputError(f"unknown variance {r.variance_type!r}; use {', '.join(VARIANCE_TYPES)}")
-    if not 0 <= r.seed <= MAX_SEED - r.batch_size:
-        raise InputError(f"the seed must be between 0 and {MAX_SEED - r.batch_size}")
-    if r.batch_size < 1:
-        raise InputError(f"the batch size must be at least 1, got {r.batch_size}")
-    if r.guidance_scale < 0:
-        raise InputError(f"the guidance scale must be 0 or more, got {r.guidance_scale}")
-    if r.jump_length < 1 or r.jump_n_sample < 1:
-        raise InputError("the jump length and the resample count must be at least 1")
     if r.class_label is not None:
         model.class_index(r.class_label)
+    check_resources(request, model, inpaint)
+
+
+def check_resources(
+    request: SampleRequest, model: DiffusionModel, inpaint: bool, frames_kept: int = 0
+) -> None:
+    """Refuse a run whose network calls or memory are over the limits (core/limits.py).
+
+    frames_kept: trajectory frames (x_t and x0 of the batch) the caller keeps in memory.
+    """
+    calls = network_calls(request, inpaint)
+    if calls > MAX_NETWORK_CALLS:
+        raise InputError(
+            f"this RePaint run would make {calls:,} network calls; the limit is "
+            f"{MAX_NETWORK_CALLS:,}: lower the resample count (--jump-n-sample) or the steps"
+        )
+    height, width = model.info.resolution
+    guided = model.info.conditional and request.guidance_scale not in (0.0, 1.0)
+    images = request.batch_size * (2 if guided else 1)
+    pixels = request.batch_size * height * width * model.info.in_channels
+    need = images * activation_bytes(model.unet.config, height, width) + pixels * (
+        8 + 2 * frames_kept
+    )
+    budget = memory_budget(model.device.type, model.device.index)
+    if need > budget:
+        raise InputError(
+            f"{request.batch_size} images of {width}x{height} need about {format_bytes(need)} "
+            f"on {model.device}, and {format_bytes(budget)} is free: generate fewer at a time "
+            "(a smaller batch, -n)"
+        )
 
 
 def call_timesteps(request: SampleRequest, schedule: NoiseSchedule, inpaint: bool) -> list[int]:
@@ -125,11 +220,10 @@ def call_timesteps(request: SampleRequest, schedule: NoiseSchedule, inpaint: boo
 
 
 def network_calls(request: SampleRequest, inpaint: bool) -> int:
-    """How many network calls (Steps) a run of this request makes."""
+    """How many network calls (Steps) a run of this request makes, counted, not built."""
     if not inpaint:
         return request.num_inference_steps
-    path = jump_schedule(request.num_inference_steps, request.jump_length, request.jump_n_sample)
-    return count_network_calls(path)
+    return repaint_calls(request.num_inference_steps, request.jump_length, request.jump_n_sample)
 
 
 def generate(
@@ -143,7 +237,7 @@ def generate(
     source (1, C, H, W) in [-1, 1] at the model's size and inpaint_mask (1, 1, H, W), 1 =
     generate, select RePaint; both or neither. The last Step's x_t holds the images.
     """
-    validate(request, model)
+    validate(request, model, inpaint=source is not None)
     schedule, device = model.schedule, model.device
     channels, (height, width) = model.info.in_channels, model.info.resolution
     if (source is None) != (inpaint_mask is None):
@@ -158,7 +252,7 @@ def generate(
     if request.sampler == "ddpm":
         update = ddpm_update(schedule, generators, request.variance_type)
     else:
-        update = ddim_update(schedule, generators, request.eta)
+        update = ddim_update(schedule, generators, request.eta, request.use_clipped_model_output)
     model_fn = model.model_fn(request.class_label, request.guidance_scale, request.batch_size)
     if source is None or inpaint_mask is None:
         return sample(model_fn, x_T, timesteps, update)
@@ -217,6 +311,8 @@ def parameters_text(request: SampleRequest, model: DiffusionModel, inpaint: bool
     }
     if request.sampler == "ddim":
         fields["Eta"] = request.eta
+        if not request.use_clipped_model_output:
+            fields["DDIM eps"] = "unclipped"
     if inpaint:
         fields["RePaint jump length"] = request.jump_length
         fields["RePaint resamples"] = request.jump_n_sample

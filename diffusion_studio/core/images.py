@@ -13,9 +13,23 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps
+from PIL import (  # the plugins of IMAGE_FORMATS, registered with Image.open by import
+    BmpImagePlugin,  # noqa: F401
+    GifImagePlugin,  # noqa: F401
+    Image,
+    ImageOps,
+    JpegImagePlugin,  # noqa: F401
+    PngImagePlugin,  # noqa: F401
+    TiffImagePlugin,  # noqa: F401
+    WebPImagePlugin,  # noqa: F401
+)
 
 from diffusion_studio.core.errors import InputError
+
+IMAGE_FORMATS: tuple[str, ...] = ("PNG", "JPEG", "WEBP", "BMP", "TIFF", "GIF")
+"""The only formats Pillow may open here, by the file's content, whatever its name. None of
+them hands the file to another program (Pillow's EPS, PS and PDF support runs Ghostscript).
+JPEG includes the MPO files of many cameras, which Pillow opens with the JPEG plugin."""
 
 MAX_IMAGE_PIXELS: int = 4096 * 4096
 """Largest image (width * height) load_image accepts; bigger files are refused unread."""
@@ -24,6 +38,7 @@ MAX_IMAGE_PIXELS: int = 4096 * 4096
 # tiles outside the image). OSError covers UnidentifiedImageError and "image file is truncated".
 _DECODE_ERRORS = (OSError, SyntaxError, EOFError, ValueError, struct.error)
 
+CHANNEL_MODES = {1: "L", 3: "RGB", 4: "RGBA"}
 _GREY_MODES = frozenset({"1", "L", "LA", "La", "I", "F"})
 _ALPHA_MODES = frozenset({"RGBA", "RGBa", "LA", "La", "PA"})
 
@@ -31,18 +46,19 @@ _ALPHA_MODES = frozenset({"RGBA", "RGBa", "LA", "La", "PA"})
 def load_image(
     path: str | os.PathLike[str], *, channels: int = 3, background: int = 255
 ) -> Image.Image:
-    """Load an image file safely as mode "RGB" (channels=3) or "L" (channels=1), fully decoded.
+    """Load an image file safely as mode "RGB" (channels=3), "L" (1) or "RGBA" (4), decoded.
 
-    EXIF orientation is applied first; transparency is composited onto the grey level
+    Only IMAGE_FORMATS are opened, recognised by the content. EXIF orientation is applied
+    first; for 1 and 3 channels transparency is composited onto the grey level
     `background` (white for pictures; masks use black, "not painted"); 16-bit and 32-bit
     images are scaled (not clipped) to 8 bit; animated files give their first frame.
     Raises InputError naming the file for a missing, unreadable, truncated or too large image.
     """
     path = Path(path)
-    if channels not in (1, 3):
+    if channels not in CHANNEL_MODES:
         raise InputError(
             f"cannot load {path} for a {channels}-channel model: "
-            "only 1-channel (grey) and 3-channel (RGB) models are supported"
+            "only 1-channel (grey), 3-channel (RGB) and 4-channel (RGBA) models are supported"
         )
     if not path.is_file():
         raise InputError(f"{path} does not exist or is not a file; check the path")
@@ -52,7 +68,7 @@ def load_image(
         # the warning is turned into an error here only, not in the global filters.
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as im:
+            with Image.open(path, formats=IMAGE_FORMATS) as im:
                 _check_size(path, im.size)
                 im.seek(0)  # first frame of an animation
                 image = ImageOps.exif_transpose(im)  # loads the pixels; a new, detached image
@@ -62,7 +78,8 @@ def load_image(
         raise InputError(_too_large_message(path, None)) from e
     except Image.UnidentifiedImageError as e:
         raise InputError(
-            f"{path} is not an image Pillow can read; use a PNG, JPEG, WebP, BMP, GIF or TIFF"
+            f"{path} is not an image the studio opens (by its content, whatever its name); "
+            "use a PNG, JPEG, WebP, BMP, GIF or TIFF"
         ) from e
     except _DECODE_ERRORS as e:
         raise InputError(f"{path} could not be read (is it truncated or corrupt?): {e}") from e
@@ -74,7 +91,7 @@ def load_image(
 
 def from_rgba(rgba: np.ndarray, channels: int = 3, background: int = 255) -> np.ndarray:
     """An (H, W, 4) uint8 RGBA array (a pasted picture) as (H, W, C) uint8, alpha composited
-    onto the grey level `background` as load_image does."""
+    onto the grey level `background` as load_image does (kept for 4 channels)."""
     image = _to_8bit(Image.fromarray(np.ascontiguousarray(rgba), "RGBA"), channels, background)
     array = np.asarray(image)
     return array[..., None] if array.ndim == 2 else array
@@ -97,7 +114,7 @@ def _too_large_message(path: Path, size: tuple[int, int] | None) -> str:
 
 
 def _to_8bit(image: Image.Image, channels: int, background: int) -> Image.Image:
-    """Convert any Pillow mode to "RGB" or "L" the way a person expects to see it."""
+    """Convert any Pillow mode to "RGB", "L" or "RGBA" the way a person expects to see it."""
     mode = image.mode
     if mode.startswith("I;16") or mode in ("I", "F"):
         image = Image.fromarray(_scale_to_uint8(np.asarray(image)))  # 2-D uint8: mode "L"
@@ -106,11 +123,13 @@ def _to_8bit(image: Image.Image, channels: int, background: int) -> Image.Image:
     elif mode == "P" and not image.has_transparency_data:
         image = image.convert("RGB")
 
+    if channels == 4:
+        return image.convert("RGBA")  # alpha is data for an RGBA model: kept, not composited
     if image.mode in _ALPHA_MODES or image.has_transparency_data:
         grey = image.mode in _GREY_MODES
         image = _composite(image.convert("LA" if grey else "RGBA"), background)
 
-    target = "L" if channels == 1 else "RGB"
+    target = CHANNEL_MODES[channels]
     if image.mode != target:
         image = image.convert(target)  # 1 -> L, CMYK/YCbCr/LAB/HSV -> RGB, grey <-> colour
     return image
@@ -232,11 +251,26 @@ def to_uint8(x: torch.Tensor) -> np.ndarray:
 
 
 def to_pil(array: np.ndarray) -> Image.Image:
-    """Wrap a uint8 image array as PIL: (H, W, 3) -> "RGB", (H, W, 1) or (H, W) -> "L"."""
+    """Wrap a uint8 image array as PIL: (H, W, 3) -> "RGB", (H, W, 4) -> "RGBA",
+    (H, W, 1) or (H, W) -> "L"."""
     if array.dtype != np.uint8:
         raise ValueError(f"expected a uint8 array, got {array.dtype}")
     if array.ndim == 3 and array.shape[2] == 1:
         array = array[:, :, 0]
-    if not (array.ndim == 2 or (array.ndim == 3 and array.shape[2] == 3)):
-        raise ValueError(f"expected (H, W, 3), (H, W, 1) or (H, W), got {array.shape}")
-    return Image.fromarray(np.ascontiguousarray(array))  # uint8 2-D: "L", (H, W, 3): "RGB"
+    if not (array.ndim == 2 or (array.ndim == 3 and array.shape[2] in (3, 4))):
+        raise ValueError(f"expected (H, W, 3), (H, W, 4), (H, W, 1) or (H, W), got {array.shape}")
+    return Image.fromarray(np.ascontiguousarray(array))  # 2-D: "L", 3: "RGB", 4: "RGBA"
+
+
+def to_rgb(array: np.ndarray, background: int = 255) -> np.ndarray:
+    """Any (H, W, C) or (N, H, W, C) uint8 image as RGB for a screen or a GIF: grey is
+    repeated, RGBA composited onto the grey level `background`, RGB returned as it is."""
+    channels = array.shape[-1]
+    if channels == 3:
+        return array
+    if channels == 1:
+        return np.repeat(array, 3, axis=-1)
+    if channels != 4:
+        raise ValueError(f"expected 1, 3 or 4 channels, got {array.shape}")
+    colour, alpha = array[..., :3].astype(np.uint32), array[..., 3:].astype(np.uint32)
+    return ((colour * alpha + background * (255 - alpha) + 127) // 255).astype(np.uint8)

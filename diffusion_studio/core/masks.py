@@ -20,7 +20,7 @@ import torch
 from PIL import Image, ImageDraw
 
 from diffusion_studio.core.errors import InputError
-from diffusion_studio.core.export import atomic_write
+from diffusion_studio.core.files import atomic_write
 from diffusion_studio.core.images import centre_crop_box, load_image
 
 MaskPreset = Literal["wide", "thin", "outer", "half", "every-second-pixel", "alternating-lines"]

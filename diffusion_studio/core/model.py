@@ -1,44 +1,26 @@
-"""Diffusion models on disk: diffusers' UNet2DModel in its two folder layouts, read offline.
+"""A loaded diffusion model: diffusers' UNet2DModel, its noise schedule and what the studio
+knows of it (ModelInfo), on one device; the adapter to the samplers' model callable.
 
-(a) flat, as the google/ddpm-* repositories: config.json + diffusion_pytorch_model.safetensors
-    (or .bin) + scheduler_config.json;
-(b) pipeline: model_index.json + unet/ + scheduler/.
-Studio facts that diffusers has no key for (class names, data, licence) live in STUDIO_FILE
-beside them. Nothing here touches the network.
+Model folders are read and written in core/model_files.py, the one boundary for files.
 """
 
 from __future__ import annotations
 
-import contextlib
-import json
-import os
-import pickle
-import shutil
-import tempfile
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Literal
 
 import torch
 from diffusers import UNet2DModel
-from safetensors import SafetensorError
-from safetensors.torch import load_file
 
-from diffusion_studio.core.errors import InputError, OutputExistsError
-from diffusion_studio.core.resources import default_model_dir
+from diffusion_studio.core.errors import InputError
+from diffusion_studio.core.limits import MAX_CLASSES
 from diffusion_studio.core.sampling import ModelFn, classifier_free_guidance
 from diffusion_studio.core.schedule import NoiseSchedule
 
 STUDIO_FILE = "diffusion_studio.json"
-SCHEDULER_FILE = "scheduler_config.json"
-# In order of preference: safetensors before any pickle.
-WEIGHT_FILES = (
-    "diffusion_pytorch_model.safetensors",
-    "diffusion_pytorch_model.fp16.safetensors",
-    "diffusion_pytorch_model.bin",
-    "diffusion_pytorch_model.fp16.bin",
-)
+SUPPORTED_CHANNELS = (1, 3, 4)  # grey, RGB, RGBA
 Layout = Literal["flat", "pipeline"]
+MAX_TEXT = 10_000  # characters of a name, a licence or a description in the studio JSON
 
 
 @dataclass(frozen=True)
@@ -114,7 +96,7 @@ class DiffusionModel:
         class_names, null_class = _class_names(unet, studio)
         size = unet.config.sample_size
         info = ModelInfo(
-            name=str(studio.get("name") or "model"),
+            name=_text(studio, "name", 200) or "model",
             path=path,
             layout=layout,
             resolution=(size, size) if isinstance(size, int) else (int(size[0]), int(size[1])),
@@ -128,14 +110,14 @@ class DiffusionModel:
             class_names=class_names,
             null_class=null_class,
             default_class=_default_class(class_names, studio),
-            description=str(studio.get("description", "")),
-            license=str(studio.get("license", "")),
-            data=str(studio.get("data", "")),
+            description=_text(studio, "description"),
+            license=_text(studio, "license"),
+            data=_text(studio, "data"),
         )
-        if info.out_channels != info.in_channels:
+        if info.in_channels not in SUPPORTED_CHANNELS or info.out_channels != info.in_channels:
             raise InputError(
-                f"{info.name} outputs {info.out_channels} channels for {info.in_channels} in "
-                "(a learned variance); the studio runs fixed-variance models"
+                f"{info.name} takes {info.in_channels} channels and outputs {info.out_channels}; "
+                "the studio runs fixed-variance models of 1, 3 or 4 channels"
             )
         device = device or torch.device("cpu")
         return cls(unet.eval().requires_grad_(False).to(device), schedule, info, device, bf16)
@@ -225,113 +207,44 @@ def available_devices() -> list[str]:
     return [*devices, "cpu"]
 
 
-@dataclass(frozen=True)
-class _Folder:
-    root: Path
-    unet: Path
-    layout: Layout
-    scheduler_config: Path | None
-
-
-def _find_folder(path: Path) -> _Folder:
-    if not path.exists():
-        raise InputError(f"model folder {path} does not exist")
-    if not path.is_dir():
-        raise InputError(f"{path} is a file; give the model's folder (with config.json)")
-    if (path / "model_index.json").is_file():
-        unet, scheduler = path / "unet", path / "scheduler" / SCHEDULER_FILE
-        if not (unet / "config.json").is_file():
-            raise InputError(f"{path} has model_index.json but no unet/config.json")
-        return _Folder(path, unet, "pipeline", scheduler if scheduler.is_file() else None)
-    if not (path / "config.json").is_file():
-        raise InputError(
-            f"{path} is not a diffusers model folder: it has neither config.json "
-            "nor model_index.json"
-        )
-    scheduler = path / SCHEDULER_FILE
-    if not scheduler.is_file():  # the unet/ folder of a pipeline, given directly
-        scheduler = path.parent / "scheduler" / SCHEDULER_FILE
-    return _Folder(path, path, "flat", scheduler if scheduler.is_file() else None)
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InputError(f"{path} is not readable JSON: {exc}") from None
-    if not isinstance(data, dict):
-        raise InputError(f"{path} should hold a JSON object")
-    return data
-
-
-def _load_state_dict(folder: Path) -> dict[str, torch.Tensor]:
-    weights = next((folder / n for n in WEIGHT_FILES if (folder / n).is_file()), None)
-    if weights is None:
-        raise InputError(f"{folder} has no weights: expected {WEIGHT_FILES[0]} (or a .bin)")
-    if weights.suffix == ".safetensors":
-        try:
-            return load_file(weights)
-        except (SafetensorError, OSError) as exc:
-            raise InputError(f"{weights} is not a valid safetensors file ({exc})") from None
-    try:
-        # weights_only=True: a pickle may only hold tensors and plain containers, never code.
-        state = torch.load(weights, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError) as exc:
-        raise InputError(_refused_pickle_message(weights)) from exc
-    if not isinstance(state, dict):
-        raise InputError(f"{weights} does not hold a state dict of tensors")
-    return state
-
-
-def _refused_pickle_message(weights: Path) -> str:
-    try:
-        unsafe = torch.serialization.get_unsafe_globals_in_checkpoint(weights)
-    except (ValueError, RuntimeError, OSError, EOFError, pickle.UnpicklingError):
-        unsafe = []  # not a torch checkpoint at all
-    if unsafe:
-        return (
-            f"{weights} was refused: this pickle would import {', '.join(unsafe[:3])}, and the "
-            "studio never runs code from a model file (convert it to safetensors)"
-        )
-    return f"{weights} is not a readable PyTorch checkpoint (damaged, or not model weights)"
-
-
-def _build_unet(folder: Path) -> UNet2DModel:
-    config = _read_json(folder / "config.json")
-    class_name = config.get("_class_name", "UNet2DModel")
-    if class_name != "UNet2DModel":
-        raise InputError(
-            f"{folder} holds a {class_name}; the studio runs pixel-space UNet2DModel networks"
-        )
-    try:
-        unet = UNet2DModel.from_config(config)
-    except (TypeError, ValueError, KeyError) as exc:
-        raise InputError(
-            f"{folder / 'config.json'} does not describe a UNet2DModel: {exc}"
-        ) from None
-    state = {k: v.float() for k, v in _load_state_dict(folder).items()}
-    try:
-        unet.load_state_dict(state, strict=True)
-    except RuntimeError as exc:
-        detail = str(exc).splitlines()[1:2] or [str(exc)]
-        raise InputError(
-            f"the weights in {folder} do not match its config.json: {detail[0].strip()[:200]}"
-        ) from None
-    return unet.eval().requires_grad_(False)
+def _text(studio: dict[str, Any], key: str, limit: int = MAX_TEXT) -> str:
+    value = studio.get(key, "")
+    if value is None:
+        return ""
+    if not isinstance(value, str) or len(value) > limit:
+        raise InputError(f"{key} must be a text of at most {limit:,} characters")
+    return value
 
 
 def _class_names(unet: UNet2DModel, studio: dict[str, Any]) -> tuple[tuple[str, ...], int | None]:
+    """The class names and the null class (for guidance), checked against the network."""
     num_embeds = unet.config.num_class_embeds
     if not num_embeds or unet.config.class_embed_type is not None:
         return (), None
-    names = [str(n) for n in studio.get("class_names", [])]
+    names = studio.get("class_names", [])
+    if (
+        not isinstance(names, list)
+        or len(names) > MAX_CLASSES
+        or not all(isinstance(n, str) and 0 < len(n) <= 200 for n in names)
+    ):
+        raise InputError(
+            f"class_names must be a list of up to {MAX_CLASSES:,} names of 1 to 200 characters"
+        )
     if not names:
         return tuple(f"class {i}" for i in range(num_embeds)), None
     if len(names) not in (num_embeds, num_embeds - 1):
         raise InputError(
-            f"{STUDIO_FILE} names {len(names)} classes but the network has {num_embeds} embeddings"
+            f"class_names lists {len(names)} classes but the network has {num_embeds} embeddings"
         )
     null_class = studio.get("null_class", num_embeds - 1 if len(names) == num_embeds - 1 else None)
+    if null_class is not None and (
+        isinstance(null_class, bool)
+        or not isinstance(null_class, int)
+        or not 0 <= null_class < num_embeds
+    ):
+        raise InputError(
+            f"null_class must be an embedding index from 0 to {num_embeds - 1}, got {null_class!r}"
+        )
     return tuple(names), null_class
 
 
@@ -340,110 +253,6 @@ def _default_class(names: tuple[str, ...], studio: dict[str, Any]) -> int:
     name = studio.get("default_class")
     if name is None or not names:
         return 0
-    if name not in names:
-        raise InputError(f"{STUDIO_FILE}: default_class {name!r} is not one of its class_names")
+    if not isinstance(name, str) or name not in names:
+        raise InputError(f"default_class {name!r} is not one of its class_names")
     return names.index(name)
-
-
-def load_model(
-    path: str | Path | None = None, *, device: str | torch.device | None = None, bf16: bool = False
-) -> DiffusionModel:
-    """Load a UNet2DModel and its schedule from a local folder (None: the embedded default).
-
-    Safetensors are preferred; a .bin goes through torch.load(weights_only=True) only. Without a
-    scheduler_config.json the DDPM paper's linear schedule (T = 1000) is used.
-    """
-    if path is None:
-        path = default_model_dir()
-        if not path.is_dir():
-            raise InputError(
-                "no model given, and the embedded default model is missing from this "
-                f"installation ({path}): reinstall diffusion-studio, or pass --model FOLDER "
-                "(a diffusers UNet2DModel folder)"
-            )
-    folder = _find_folder(Path(path).expanduser())
-    unet = _build_unet(folder.unet)
-    schedule = (
-        NoiseSchedule.from_config(_read_json(folder.scheduler_config))
-        if folder.scheduler_config
-        else NoiseSchedule.linear()
-    )
-    studio_file = folder.root / STUDIO_FILE
-    studio = _read_json(studio_file) if studio_file.is_file() else {}
-    studio.setdefault("name", folder.root.resolve().name)
-    target = pick_device(device) if not isinstance(device, torch.device) else device
-    return DiffusionModel.from_unet(
-        unet,
-        schedule,
-        studio,
-        path=str(folder.root),
-        layout=folder.layout,
-        device=target,
-        bf16=bf16,
-    )
-
-
-def save_model(
-    unet: UNet2DModel,
-    schedule: NoiseSchedule,
-    path: str | Path,
-    *,
-    studio: dict[str, Any] | None = None,
-    layout: Layout = "flat",
-    overwrite: bool = False,
-) -> Path:
-    """Write a model folder in either diffusers layout, with safetensors weights.
-
-    The folder is written beside its destination and moved into place when complete.
-    """
-    path = Path(path)
-    if path.exists() and not overwrite:
-        raise OutputExistsError(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}."))
-    try:
-        unet_dir, scheduler_dir = staging, staging
-        if layout == "pipeline":
-            unet_dir, scheduler_dir = staging / "unet", staging / "scheduler"
-            _write_json(staging / "model_index.json", _model_index())
-        unet.save_pretrained(unet_dir, safe_serialization=True)
-        scheduler_dir.mkdir(exist_ok=True)
-        _write_json(scheduler_dir / SCHEDULER_FILE, schedule.to_config())
-        if studio:
-            _write_json(staging / STUDIO_FILE, studio)
-        _modes_as_made_by_hand(staging)
-        if path.exists():
-            shutil.rmtree(path)
-        staging.replace(path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            shutil.rmtree(staging)
-        raise
-    return path
-
-
-def _modes_as_made_by_hand(folder: Path) -> None:
-    """mkdtemp and safetensors make a folder and files only their owner can read; give them
-    the modes the umask gives any new file (0o644 and 0o755 under the usual umask 022)."""
-    probe = folder / ".mode-probe"
-    os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
-    file_mode = probe.stat().st_mode & 0o777
-    probe.unlink()
-    dir_mode = file_mode | ((file_mode & 0o444) >> 2)  # x wherever r
-    for item in [folder, *folder.rglob("*")]:
-        item.chmod(dir_mode if item.is_dir() else file_mode)
-
-
-def _model_index() -> dict[str, Any]:
-    import diffusers
-
-    return {
-        "_class_name": "DDPMPipeline",
-        "_diffusers_version": diffusers.__version__,
-        "scheduler": ["diffusers", "DDPMScheduler"],
-        "unet": ["diffusers", "UNet2DModel"],
-    }
-
-
-def _write_json(path: Path, data: dict[str, Any]) -> None:
-    path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")

@@ -98,19 +98,27 @@ def _ddpm_update(
     return mean + variance**0.5 * randn_like(x_t, generator), x0_pred
 
 
-def ddim_update(schedule: NoiseSchedule, generator: Generators, eta: float) -> Update:
+def ddim_update(
+    schedule: NoiseSchedule,
+    generator: Generators,
+    eta: float,
+    use_clipped_model_output: bool = True,
+) -> Update:
     """DDIM, Song et al. 2021 (https://arxiv.org/abs/2010.02502), eq. 12 with sigma of eq. 16.
 
-    eta = 0 is the deterministic DDIM; eta = 1 is DDPM with the posterior variance. Any
-    sub-sequence works, evenly spaced or not: the previous timestep is the one passed in.
+    eta = 0 is the deterministic DDIM; eta = 1 is DDPM with the posterior variance (exactly,
+    with use_clipped_model_output: the noise re-derived from the clipped x_0; see
+    NoiseSchedule.predict). Any sub-sequence works, evenly spaced or not: the previous
+    timestep is the one passed in.
     """
-    return partial(_ddim_update, schedule, generator, eta)
+    return partial(_ddim_update, schedule, generator, eta, use_clipped_model_output)
 
 
 def _ddim_update(
     schedule: NoiseSchedule,
     generator: Generators,
     eta: float,
+    use_clipped_model_output: bool,
     model_output: torch.Tensor,
     x_t: torch.Tensor,
     t: int,
@@ -118,7 +126,7 @@ def _ddim_update(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     alpha_prod_t, alpha_prod_t_prev = schedule.alpha_bar(t), schedule.alpha_bar(t_prev)
     # 1. predicted x_0 and eps, the "predicted x_0" term of eq. 12
-    x0_pred, eps = schedule.predict(model_output, x_t, t)
+    x0_pred, eps = schedule.predict(model_output, x_t, t, use_clipped_model_output)
     # 2. sigma_t(eta), eq. 16
     std_dev_t = (
         eta

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from diffusion_studio.core.errors import InputError
+from diffusion_studio.core.limits import MAX_TRAIN_TIMESTEPS
 
 BetaSchedule = Literal["linear", "scaled_linear", "squaredcos_cap_v2"]
 PredictionType = Literal["epsilon", "v_prediction", "sample"]
@@ -29,6 +30,33 @@ TIMESTEP_SPACINGS: tuple[str, ...] = get_args(TimestepSpacing)
 
 # diffusers' "*_log" variants differ from these only in how the variance is stored.
 _VARIANCE_ALIASES = {"fixed_small_log": "fixed_small", "fixed_large_log": "fixed_large"}
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _config_value(
+    config: Mapping[str, Any], key: str, default: float, kind: type, low: float, high: float
+) -> Any:
+    """config[key] (or the default) as `kind`, checked to be in [low, high]."""
+    value = config.get(key, default)
+    if value is None:
+        value = default
+    whole = isinstance(value, int) and not isinstance(value, bool)
+    if not _is_number(value) or (kind is int and not whole) or not low <= value <= high:
+        what = "a whole number" if kind is int else "a number"
+        raise InputError(f"{key} must be {what} from {low:g} to {high:g}, got {value!r}")
+    return kind(value)
+
+
+def _config_choice(
+    config: Mapping[str, Any], key: str, default: str, choices: tuple[str, ...]
+) -> str:
+    value = config.get(key, default)
+    if value not in choices:
+        raise InputError(f"{key} {value!r} is not supported; use one of {', '.join(choices)}")
+    return str(value)
 
 
 def make_betas(
@@ -87,34 +115,41 @@ class NoiseSchedule:
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> NoiseSchedule:
-        """From a diffusers scheduler_config (DDPMScheduler, DDIMScheduler...) and its defaults."""
-        T = int(config.get("num_train_timesteps", 1000))
-        beta_start = float(config.get("beta_start", 1e-4))
-        beta_end = float(config.get("beta_end", 0.02))
-        beta_schedule = str(config.get("beta_schedule", "linear"))
+        """From a diffusers scheduler_config (DDPMScheduler, DDIMScheduler...) and its defaults.
+
+        Every value is checked for its type and range; InputError names the key.
+        """
+        T = _config_value(config, "num_train_timesteps", 1000, int, 2, MAX_TRAIN_TIMESTEPS)
+        beta_start = _config_value(config, "beta_start", 1e-4, float, 0.0, 1.0)
+        beta_end = _config_value(config, "beta_end", 0.02, float, 0.0, 1.0)
+        beta_schedule = _config_choice(config, "beta_schedule", "linear", BETA_SCHEDULES)
         trained = config.get("trained_betas")
         if trained is not None:
+            if (
+                not isinstance(trained, list)
+                or not 2 <= len(trained) <= MAX_TRAIN_TIMESTEPS
+                or not all(_is_number(b) for b in trained)
+            ):
+                raise InputError(
+                    f"trained_betas must be a list of 2 to {MAX_TRAIN_TIMESTEPS:,} numbers"
+                )
             betas = np.asarray(trained, dtype=np.float64)
         else:
-            if T < 2:
-                raise InputError(f"num_train_timesteps must be at least 2, got {T}")
             betas = make_betas(beta_schedule, T, beta_start, beta_end)
-        prediction_type = str(config.get("prediction_type", "epsilon"))
-        if prediction_type not in PREDICTION_TYPES:
-            raise InputError(
-                f"prediction_type {prediction_type!r} is not supported; "
-                f"use one of {', '.join(PREDICTION_TYPES)}"
-            )
-        variance_type = str(config.get("variance_type") or "fixed_small")
+        prediction_type = _config_choice(config, "prediction_type", "epsilon", PREDICTION_TYPES)
+        variance_type = config.get("variance_type") or "fixed_small"
         variance_type = _VARIANCE_ALIASES.get(variance_type, variance_type)
         if variance_type not in VARIANCE_TYPES:
             raise InputError(
                 f"variance_type {variance_type!r} (a learned variance) is not supported; "
                 f"use one of {', '.join(VARIANCE_TYPES)}"
             )
-        spacing = str(config.get("timestep_spacing", "leading"))
+        spacing = config.get("timestep_spacing", "leading")
         if spacing not in TIMESTEP_SPACINGS:
-            spacing = "leading"
+            spacing = "leading"  # diffusers has others (e.g. for Karras sigmas); take the default
+        clip_sample = config.get("clip_sample", True)
+        if not isinstance(clip_sample, bool):
+            raise InputError(f"clip_sample must be true or false, got {clip_sample!r}")
         return cls(
             betas=betas,
             beta_schedule=beta_schedule,
@@ -122,10 +157,10 @@ class NoiseSchedule:
             beta_end=beta_end,
             prediction_type=prediction_type,  # type: ignore[arg-type]
             variance_type=variance_type,  # type: ignore[arg-type]
-            clip_sample=bool(config.get("clip_sample", True)),
-            clip_sample_range=float(config.get("clip_sample_range", 1.0)),
+            clip_sample=clip_sample,
+            clip_sample_range=_config_value(config, "clip_sample_range", 1.0, float, 1e-6, 1e6),
             timestep_spacing=spacing,  # type: ignore[arg-type]
-            steps_offset=int(config.get("steps_offset", 0)),
+            steps_offset=_config_value(config, "steps_offset", 0, int, 0, T - 1),
             trained_betas=trained is not None,
         )
 
@@ -185,13 +220,19 @@ class NoiseSchedule:
         return coef_x0 * x_0 + coef_xt * x_t, beta_tilde
 
     def predict(
-        self, model_output: torch.Tensor, x_t: torch.Tensor, t: int
+        self,
+        model_output: torch.Tensor,
+        x_t: torch.Tensor,
+        t: int,
+        use_clipped_model_output: bool = True,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """The predicted x_0 and noise from a network output of this schedule's prediction_type.
 
-        x_0 is clipped to +-clip_sample_range when the config asks for it, and the noise is then
-        re-derived from the clipped x_0, so DDIM with eta = 1 is exactly DDPM (guided-diffusion's
-        choice; diffusers' use_clipped_model_output=True).
+        x_0 is clipped to +-clip_sample_range when the config asks for it. With
+        use_clipped_model_output the noise is then re-derived from the clipped x_0, so DDIM
+        with eta = 1 is exactly DDPM (guided-diffusion's choice, and diffusers'
+        use_clipped_model_output=True); without it the noise stays the network's (diffusers'
+        DDIMScheduler.step default). DDPM uses x_0 only, so the choice matters for DDIM.
         """
         ab = self.alpha_bar(t)
         sqrt_ab, sqrt_one_minus_ab = ab**0.5, (1 - ab) ** 0.5
@@ -208,7 +249,8 @@ class NoiseSchedule:
             eps = (x_t - sqrt_ab * x_0) / sqrt_one_minus_ab
         if self.clip_sample:
             x_0 = x_0.clamp(-self.clip_sample_range, self.clip_sample_range)
-            eps = (x_t - sqrt_ab * x_0) / sqrt_one_minus_ab
+            if use_clipped_model_output:
+                eps = (x_t - sqrt_ab * x_0) / sqrt_one_minus_ab
         return x_0, eps
 
     def timesteps(
@@ -219,6 +261,7 @@ class NoiseSchedule:
         leading, trailing and linspace have diffusers' meanings (steps_offset applies to leading
         only). quadratic is the DDIM paper's CIFAR10 choice, tau_i = floor(c i^2) (App. D.2), with
         c chosen so the last is T - 1 and equal neighbours pushed apart so all S are distinct.
+        Trailing and quadratic give exactly S distinct steps starting at T - 1, for every S.
         """
         T, S = self.num_train_timesteps, num_inference_steps
         spacing = spacing or self.timestep_spacing
@@ -229,13 +272,20 @@ class NoiseSchedule:
         if spacing == "leading":
             steps = np.arange(S) * (T // S) + self.steps_offset
         elif spacing == "trailing":
-            steps = np.round(np.arange(T, 0, -T / S)).astype(np.int64)[::-1] - 1
+            # diffusers' round(arange(T, 0, -T / S)) - 1, in integers: its float arange makes
+            # S + 1 steps for some S (61 of T = 1000); here round(T k / S) - 1, half to even
+            # as np.round, for k = 1..S
+            quotient, remainder = np.divmod(T * np.arange(1, S + 1, dtype=np.int64), S)
+            up = (2 * remainder > S) | ((2 * remainder == S) & (quotient % 2 == 1))
+            steps = quotient + up - 1
         elif spacing == "linspace":
             steps = np.round(np.linspace(0, T - 1, S)).astype(np.int64)
         elif spacing == "quadratic":
-            steps = np.floor(np.arange(S) ** 2 * ((T - 1) / max(S - 1, 1) ** 2)).astype(np.int64)
-            for i in range(1, S):
-                steps[i] = max(steps[i], steps[i - 1] + 1)
+            # floor(i^2 (T - 1) / (S - 1)^2) in integers, so the last is T - 1 exactly
+            i = np.arange(S, dtype=np.int64)
+            steps = i * i * (T - 1) // (S - 1) ** 2 if S > 1 else np.array([T - 1])
+            for k in range(1, S):
+                steps[k] = max(steps[k], steps[k - 1] + 1)
         else:
             raise InputError(
                 f"unknown timestep spacing {spacing!r}; use {', '.join(TIMESTEP_SPACINGS)}"

@@ -9,6 +9,7 @@ Hugging Face Accelerate: `accelerate launch -m diffusion_studio train ...`.
 from __future__ import annotations
 
 import dataclasses
+import json
 import platform
 import re
 import signal
@@ -16,7 +17,6 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,16 +24,28 @@ import numpy as np
 import torch
 from diffusers import UNet2DModel
 
+from diffusion_studio.core.checkpoints import (
+    TrainState,
+    latest_checkpoint,
+    load_checkpoint,
+    save_checkpoint,
+)
 from diffusion_studio.core.data import TrainingData, load_training_data
 from diffusion_studio.core.errors import InputError
 from diffusion_studio.core.export import make_grid, save_png
+from diffusion_studio.core.files import check_apart, check_folder_target, exclusive_lock
 from diffusion_studio.core.images import to_uint8
-from diffusion_studio.core.model import save_model
+from diffusion_studio.core.limits import (
+    TRAINING_FACTOR,
+    activation_bytes,
+    format_bytes,
+    memory_budget,
+)
+from diffusion_studio.core.model import STUDIO_FILE
+from diffusion_studio.core.model_files import save_model
 from diffusion_studio.core.sampling import classifier_free_guidance, ddim_update, randn_like, sample
 from diffusion_studio.core.schedule import NoiseSchedule
 from diffusion_studio.core.train_config import UNET_PRESETS, TrainConfig
-
-CHECKPOINT_VERSION = 1
 
 __all__ = ["UNET_PRESETS", "TrainConfig", "run_training"]
 
@@ -66,7 +78,7 @@ def init_weights(unet: UNet2DModel, config: TrainConfig) -> None:
     """Start from the weights of the model folder config.init_from, which must have the shape
     this run builds. Its prediction type may differ: an epsilon model fine-tuned into
     v-prediction, as Stable Diffusion 2's v model was, keeps what it knows at low noise."""
-    from diffusion_studio.core.model import load_model
+    from diffusion_studio.core.model_files import load_model
 
     source = load_model(config.init_from, device="cpu").unet
     try:
@@ -77,6 +89,33 @@ def init_weights(unet: UNet2DModel, config: TrainConfig) -> None:
             f"--init {config.init_from}: its network is not the {config.preset} preset's shape "
             f"for this data ({detail})"
         ) from None
+
+
+def check_training_memory(
+    config: TrainConfig, data: TrainingData, device: torch.device, processes: int = 1
+) -> None:
+    """Refuse a run whose step (activations kept for backward) and data would not fit."""
+    block_out_channels, _, attention = UNET_PRESETS[config.preset]
+    network = {
+        "block_out_channels": block_out_channels,
+        "down_block_types": [
+            "AttnDownBlock2D" if i in attention else "DownBlock2D"
+            for i in range(len(block_out_channels))
+        ],
+        "attention_head_dim": None,
+    }
+    per_image = activation_bytes(network, config.resolution, config.resolution)
+    batch = -(-config.batch_size // processes)
+    step = TRAINING_FACTOR * per_image * batch
+    pixels = len(data.images) * data.channels * config.resolution**2
+    need = step + 4 * pixels  # and the data, as float32
+    budget = memory_budget(device.type, device.index)
+    if need > budget:
+        raise InputError(
+            f"a step of {batch} images of {config.resolution}x{config.resolution} and the data "
+            f"need about {format_bytes(need)} on {device}, and {format_bytes(budget)} is free: "
+            "lower --batch-size or --resolution"
+        )
 
 
 def make_schedule(config: TrainConfig) -> NoiseSchedule:
@@ -103,20 +142,6 @@ def batch_indices(step: int, batch_size: int, num_images: int, seed: int) -> np.
         order = np.random.default_rng([seed, epoch]).permutation(num_images)
         indices.extend(order[offset : offset + batch_size - len(indices)])
     return np.asarray(indices)
-
-
-@dataclass
-class TrainState:
-    """What a checkpoint holds beside the config."""
-
-    step: int
-    unet: UNet2DModel
-    ema: UNet2DModel
-    optimizer: torch.optim.Optimizer
-    lr_scheduler: torch.optim.lr_scheduler.LRScheduler
-    wall_time: float = 0.0
-    commands: list[str] = field(default_factory=list)  # the first started the run; resumes
-    hardware: list[str] = field(default_factory=list)  # each machine that trained some steps
 
 
 def training_step(
@@ -171,84 +196,6 @@ def update_ema(ema: UNet2DModel, unet: UNet2DModel, step: int, max_decay: float)
         ema_param.lerp_(param.detach(), 1 - decay)
 
 
-def checkpoint_path(folder: Path, step: int) -> Path:
-    return folder / f"checkpoint-{step:07d}.pt"
-
-
-def latest_checkpoint(folder: Path) -> Path | None:
-    found = sorted(folder.glob("checkpoint-*.pt")) if folder.is_dir() else []
-    return found[-1] if found else None
-
-
-def save_checkpoint(
-    state: TrainState, config: TrainConfig, unet: UNet2DModel, keep: int = 3
-) -> Path:
-    """One dict with a version: weights, EMA, optimizer and LR state, step, config, RNG state."""
-    folder = config.checkpoints
-    folder.mkdir(parents=True, exist_ok=True)
-    path = checkpoint_path(folder, state.step)
-    payload = {
-        "version": CHECKPOINT_VERSION,
-        "step": state.step,
-        "wall_time": state.wall_time,
-        "config": dataclasses.asdict(config),
-        "model": unet.state_dict(),
-        "ema": state.ema.state_dict(),
-        "optimizer": state.optimizer.state_dict(),
-        "lr_scheduler": state.lr_scheduler.state_dict(),
-        "torch_rng": torch.get_rng_state(),
-        "commands": state.commands,
-        "hardware": state.hardware,
-    }
-    tmp = path.with_suffix(".tmp")
-    torch.save(payload, tmp)
-    tmp.replace(path)
-    for old in sorted(folder.glob("checkpoint-*.pt"))[:-keep]:
-        old.unlink()
-    return path
-
-
-# Settings a resumed run may change; anything else must match the checkpoint.
-_RESUMABLE = {
-    "steps",
-    "checkpoint_every",
-    "sample_every",
-    "checkpoint_dir",
-    "output",
-    "name",
-    "license",
-    "data_description",
-}
-
-
-def load_checkpoint(path: Path, state: TrainState, config: TrainConfig, unet: UNet2DModel) -> None:
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, OSError, EOFError) as exc:
-        raise InputError(f"checkpoint {path} is not readable: {exc}") from None
-    if payload.get("version") != CHECKPOINT_VERSION:
-        raise InputError(f"checkpoint {path} has version {payload.get('version')}")
-    saved = payload["config"]
-    changed = [
-        k
-        for k, v in dataclasses.asdict(config).items()
-        if k not in _RESUMABLE and saved.get(k) != v
-    ]
-    if changed:
-        raise InputError(
-            f"cannot resume from {path}: it was trained with other {', '.join(changed)}"
-        )
-    unet.load_state_dict(payload["model"])
-    state.ema.load_state_dict(payload["ema"])
-    state.optimizer.load_state_dict(payload["optimizer"])
-    state.lr_scheduler.load_state_dict(payload["lr_scheduler"])
-    torch.set_rng_state(payload["torch_rng"])
-    state.step = int(payload["step"])
-    state.wall_time = float(payload.get("wall_time", 0.0))
-    state.commands = [*payload.get("commands", []), *state.commands]
-    state.hardware = list(payload.get("hardware", []))
-
-
 def studio_metadata(
     config: TrainConfig, data: TrainingData, state: TrainState, command: str
 ) -> dict[str, Any]:
@@ -280,12 +227,52 @@ def safe_name(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-") or "model"
 
 
-def write_model(config: TrainConfig, data: TrainingData, state: TrainState, command: str) -> Path:
+def write_model(
+    config: TrainConfig,
+    data: TrainingData,
+    state: TrainState,
+    command: str,
+    overwrite: bool = False,
+) -> Path:
     """Save the EMA weights as the model: the flat diffusers layout plus the studio JSON."""
     studio = studio_metadata(config, data, state, command)
     return save_model(
-        state.ema, make_schedule(config), config.output, studio=studio, overwrite=True
+        state.ema, make_schedule(config), config.output, studio=studio, overwrite=overwrite
     )
+
+
+def check_output(config: TrainConfig, *, resume: bool, force: bool) -> bool:
+    """Refuse, before any work, an output or checkpoint folder that would put a person's files
+    at risk; returns whether the finished model may replace an existing --out.
+
+    --out may not be (or hold, or lie inside) the current folder, the data or the checkpoints.
+    An existing --out is replaced only with `force`, or on --resume when a training run wrote
+    it (continuing a run into its own folder), and then only if it is a model folder. A new
+    run never writes into a checkpoint folder that holds another run's checkpoints (their
+    rotation would delete them).
+    """
+    out, checkpoints = Path(config.output), config.checkpoints
+    check_apart(out, {"training data": config.data, "checkpoint folder": checkpoints})
+    check_apart(checkpoints, {"training data": config.data}, flag="--checkpoint-dir")
+    if not resume and latest_checkpoint(checkpoints) is not None:
+        raise InputError(
+            f"{checkpoints} holds the checkpoints of another run: continue it with --resume, "
+            "or give this run another --checkpoint-dir"
+        )
+    if not (out.exists() or out.is_symlink()):
+        return False
+    overwrite = force or (resume and _written_by_training(out))
+    check_folder_target(out, overwrite=overwrite)
+    return True
+
+
+def _written_by_training(folder: Path) -> bool:
+    """Whether `folder` is a model that this project's train command wrote."""
+    try:
+        studio = json.loads((folder / STUDIO_FILE).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return False
+    return isinstance(studio, dict) and isinstance(studio.get("training"), dict)
 
 
 def preview(
@@ -328,20 +315,38 @@ def run_training(
     resume: bool = False,
     progress: bool = True,
     cpu: bool = False,
+    force: bool = False,
     stop_after: int | None = None,
 ) -> Path:
     """Train (or resume) and write the model folder; returns its path.
 
-    A checkpoint is written every checkpoint_every steps and on Ctrl-C or SIGTERM (then
+    Everything that can be checked is checked before the first step (check_output, the data,
+    the memory a step needs), and one run at a time holds the output (a lock beside it). A
+    checkpoint is written every checkpoint_every steps and on Ctrl-C or SIGTERM (then
     KeyboardInterrupt is raised again). stop_after ends the run early after that many steps of
     this call, as a kill would, without writing the model (tests use it).
     """
+    config.validate()
+    overwrite = check_output(config, resume=resume, force=force)
+    with exclusive_lock(config.output, "training"):
+        return _train(config, command, resume, progress, cpu, overwrite, stop_after)
+
+
+def _train(
+    config: TrainConfig,
+    command: str,
+    resume: bool,
+    progress: bool,
+    cpu: bool,
+    overwrite: bool,
+    stop_after: int | None,
+) -> Path:
     from accelerate import Accelerator
     from tqdm import tqdm
 
-    config.validate()
     accelerator = Accelerator(cpu=cpu)
     data = load_training_data(config.data, config.resolution)
+    check_training_memory(config, data, accelerator.device, accelerator.num_processes)
     images = data.as_tensor()
     unet = build_unet(config, data.channels, len(data.class_names))
     if config.init_from and not resume:
@@ -407,7 +412,7 @@ def run_training(
     if not accelerator.is_main_process:
         return Path(config.output)
     ema.to("cpu")
-    return write_model(config, data, state, command)
+    return write_model(config, data, state, command, overwrite)
 
 
 def _sigterm_as_interrupt() -> Callable[[], None]:

@@ -3,10 +3,17 @@ so that the command line can offer them without importing torch."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
 from diffusion_studio.core.errors import InputError
+from diffusion_studio.core.limits import (
+    MAX_BATCH,
+    MAX_TRAIN_RESOLUTION,
+    MAX_TRAIN_STEPS,
+    MAX_TRAIN_TIMESTEPS,
+)
 
 # name: (block_out_channels, layers_per_block, levels with self-attention)
 UNET_PRESETS: dict[str, tuple[tuple[int, ...], int, tuple[int, ...]]] = {
@@ -52,18 +59,43 @@ class TrainConfig:
         return output.with_name(output.name + "-checkpoints")
 
     def validate(self) -> None:
+        """Raise InputError, saying what to change, for settings no run can train with."""
         if self.preset not in UNET_PRESETS:
             raise InputError(f"unknown preset {self.preset!r}; use {', '.join(UNET_PRESETS)}")
         if self.prediction_type not in ("epsilon", "v_prediction"):
             raise InputError("the prediction type must be epsilon or v_prediction")
         if self.beta_schedule not in ("linear", "cosine"):
             raise InputError("the beta schedule must be linear or cosine")
+        for name in ("learning_rate", "ema_decay", "p_uncond", "weight_decay"):
+            if not math.isfinite(getattr(self, name)):
+                raise InputError(f"{name.replace('_', ' ')} must be a finite number")
         for name in ("steps", "batch_size", "checkpoint_every", "sample_every", "resolution"):
             if getattr(self, name) < 1:
                 raise InputError(f"{name.replace('_', ' ')} must be at least 1")
+        if self.warmup_steps < 0:
+            raise InputError("the warm-up must be 0 steps or more")
+        if not 2 <= self.num_train_timesteps <= MAX_TRAIN_TIMESTEPS:
+            raise InputError(f"the training timesteps must be 2 to {MAX_TRAIN_TIMESTEPS}")
+        if self.resolution > MAX_TRAIN_RESOLUTION:
+            raise InputError(
+                f"--resolution {self.resolution} is over the limit of {MAX_TRAIN_RESOLUTION} "
+                "pixels; train at a smaller size"
+            )
+        factor = 2 ** (len(UNET_PRESETS[self.preset][0]) - 1)
+        if self.resolution % factor:
+            raise InputError(
+                f"the {self.preset} preset halves the image {factor.bit_length() - 1} times, so "
+                f"--resolution must be a multiple of {factor}; {self.resolution} is not"
+            )
+        if self.steps > MAX_TRAIN_STEPS or self.batch_size > MAX_BATCH:
+            raise InputError(
+                f"--steps is at most {MAX_TRAIN_STEPS:,} and --batch-size at most {MAX_BATCH:,}"
+            )
         if not 0.0 <= self.p_uncond < 1.0:
             raise InputError("the label drop probability must be in [0, 1)")
         if not 0.0 < self.ema_decay < 1.0:
             raise InputError("the EMA decay must be in (0, 1)")
         if self.learning_rate <= 0:
             raise InputError("the learning rate must be positive")
+        if self.weight_decay < 0:
+            raise InputError("the weight decay must be 0 or more")

@@ -23,7 +23,8 @@ from PySide6.QtCore import QLockFile, QObject, QStandardPaths, QTimer
 from PySide6.QtWidgets import QMessageBox
 
 from diffusion_studio.core.errors import InputError
-from diffusion_studio.core.export import atomic_write, save_png
+from diffusion_studio.core.export import save_png
+from diffusion_studio.core.files import atomic_write
 from diffusion_studio.core.generate import SampleRequest
 from diffusion_studio.core.images import load_image
 from diffusion_studio.core.masks import load_mask, resize_mask, save_mask

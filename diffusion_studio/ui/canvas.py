@@ -12,6 +12,7 @@ from PySide6.QtCore import QPoint, QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QImage, QMouseEvent, QPainter, QPaintEvent, QPen, QWheelEvent
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
+from diffusion_studio.core.images import to_rgb
 from diffusion_studio.core.masks import invert_mask, preset_mask
 
 MAX_UNDO = 100
@@ -255,9 +256,7 @@ class MaskCanvas(QWidget):
             checker = ((np.arange(height)[:, None] // 4 + np.arange(width) // 4) % 2) * 24 + 208
             base = np.repeat(checker[..., None], 3, axis=2).astype(np.float32)
         else:
-            base = self._source.astype(np.float32)
-            if base.shape[2] == 1:
-                base = np.repeat(base, 3, axis=2)
+            base = to_rgb(self._source).astype(np.float32)
         if self.model_view:
             base[self._mask] = 128.0
             return base.astype(np.uint8)

@@ -10,6 +10,7 @@ from PySide6.QtGui import QIcon, QImage, QPixmap
 from PySide6.QtWidgets import QListView, QListWidget, QListWidgetItem, QMenu, QWidget
 
 from diffusion_studio.core.generate import SampleRequest
+from diffusion_studio.core.images import to_rgb
 from diffusion_studio.ui.worker import RunResult
 
 THUMBNAIL = 96
@@ -33,8 +34,8 @@ class GalleryEntry:
 
 
 def to_qimage(image: np.ndarray) -> QImage:
-    """(H, W, 3) or (H, W, 1) uint8 -> a QImage that owns a copy of the pixels."""
-    image = np.ascontiguousarray(image if image.shape[-1] == 3 else np.repeat(image, 3, axis=-1))
+    """(H, W, C) uint8 -> a QImage that owns a copy of the pixels (RGBA shown over white)."""
+    image = np.ascontiguousarray(to_rgb(image))
     height, width = image.shape[:2]
     return QImage(image.data, width, height, image.strides[0], QImage.Format.Format_RGB888).copy()
 

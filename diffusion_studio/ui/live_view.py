@@ -12,6 +12,7 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QGraphicsItem, QHBoxLayout, QLabel, QSlider, QVBoxLayout, QWidget
 
 from diffusion_studio.core.export import make_grid
+from diffusion_studio.core.images import to_rgb
 from diffusion_studio.core.schedule import NoiseSchedule
 from diffusion_studio.ui.worker import Frame, Trajectory
 
@@ -36,8 +37,8 @@ class ImagePane(pg.GraphicsLayoutWidget):
         self.addItem(self.label, row=1, col=0)
 
     def show_image(self, image: np.ndarray) -> None:
-        """(H, W, C) uint8; a grey image is shown as grey."""
-        image = image[..., 0] if image.shape[-1] == 1 else image
+        """(H, W, C) uint8; a grey image is shown as grey, an RGBA one over white."""
+        image = image[..., 0] if image.shape[-1] == 1 else to_rgb(image)
         self.image.setImage(image, autoLevels=False, levels=(0, 255))
         if image.shape != self._shape:  # fit the view only when the size changes
             self._shape = image.shape

@@ -31,7 +31,8 @@ from diffusion_studio.core.errors import InputError
 from diffusion_studio.core.generate import SampleRequest, call_timesteps, validate
 from diffusion_studio.core.images import to_tensor
 from diffusion_studio.core.masks import mask_to_tensor
-from diffusion_studio.core.model import DiffusionModel, load_model, pick_device
+from diffusion_studio.core.model import DiffusionModel, pick_device
+from diffusion_studio.core.model_files import load_model
 from diffusion_studio.ui.autosave import Autosave
 from diffusion_studio.ui.canvas_panel import CanvasPanel
 from diffusion_studio.ui.files import FilesMixin

@@ -273,7 +273,7 @@ def test_a_real_process_prints_no_traceback(tmp_path, tiny_model_dir) -> None:
 
 def test_without_a_model_the_message_says_what_to_do(capsys, tmp_path, monkeypatch) -> None:
     monkeypatch.setattr(
-        "diffusion_studio.core.model.default_model_dir", lambda: tmp_path / "absent"
+        "diffusion_studio.core.model_files.default_model_dir", lambda: tmp_path / "absent"
     )
     code, _, err = run(capsys, "sample --steps 4 --quiet")
     assert code == 2 and "--model" in err

@@ -9,7 +9,7 @@ from PIL import Image
 
 from diffusion_studio.cli import main
 from diffusion_studio.core.export import read_png_metadata
-from diffusion_studio.core.model import load_model
+from diffusion_studio.core.model_files import load_model
 from diffusion_studio.core.resources import default_model_dir
 
 EMOJI_CATEGORIES = (

@@ -18,7 +18,7 @@ from diffusion_studio.core.evaluate import (
     predict,
 )
 from diffusion_studio.core.images import load_image, to_tensor
-from diffusion_studio.core.model import save_model
+from diffusion_studio.core.model_files import save_model
 from diffusion_studio.core.resources import resources_dir, sample_images
 from diffusion_studio.core.schedule import NoiseSchedule
 from tests.helpers import make_unet

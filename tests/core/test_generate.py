@@ -10,7 +10,7 @@ import torch
 from diffusion_studio.core.errors import InputError
 from diffusion_studio.core.generate import SampleRequest, generate, network_calls
 from diffusion_studio.core.masks import mask_to_tensor, preset_mask
-from diffusion_studio.core.model import load_model
+from diffusion_studio.core.model_files import load_model
 
 
 @pytest.fixture(scope="module")
@@ -122,5 +122,5 @@ def test_request_round_trips_through_a_dict() -> None:
         guidance_scale=2,
     )
     assert SampleRequest.from_dict({**request.to_dict(), "unknown": 1}) == request
-    with pytest.raises(InputError, match="should be a number"):
+    with pytest.raises(InputError, match="should be a whole number"):
         SampleRequest.from_dict({"seed": "three"})

@@ -19,6 +19,7 @@ from diffusion_studio.core.images import (
     fit_to_size,
     load_image,
     to_pil,
+    to_rgb,
     to_tensor,
     to_uint8,
 )
@@ -86,8 +87,17 @@ def test_to_pil_modes() -> None:
     grey = to_pil(np.full((2, 3, 1), 7, np.uint8))
     assert grey.mode == "L" and grey.size == (3, 2) and grey.getpixel((0, 0)) == 7
     assert to_pil(np.zeros((2, 3), np.uint8)).mode == "L"
+    assert to_pil(np.zeros((2, 3, 4), np.uint8)).mode == "RGBA"
     with pytest.raises(ValueError):
-        to_pil(np.zeros((2, 3, 4), np.uint8))
+        to_pil(np.zeros((2, 3, 2), np.uint8))
+
+
+def test_to_rgb_composites_alpha_over_white_and_repeats_grey() -> None:
+    rgba = np.array([[[200, 0, 0, 255], [200, 0, 0, 0], [0, 0, 0, 128]]], np.uint8)
+    assert to_rgb(rgba).tolist() == [[[200, 0, 0], [255, 255, 255], [127, 127, 127]]]
+    assert to_rgb(np.full((1, 2, 1), 9, np.uint8)).tolist() == [[[9, 9, 9], [9, 9, 9]]]
+    rgb = np.zeros((1, 1, 3), np.uint8)
+    assert to_rgb(rgb) is rgb
 
 
 # --- load_image ---------------------------------------------------------------------------------
@@ -246,7 +256,15 @@ def test_huge_image_is_refused_before_decoding(tmp_path: Path, width: int, heigh
 def test_bad_channel_count_is_refused(tmp_path: Path) -> None:
     Image.new("RGB", (2, 2)).save(tmp_path / "a.png")
     with pytest.raises(InputError, match="4-channel"):
-        load_image(tmp_path / "a.png", channels=4)
+        load_image(tmp_path / "a.png", channels=2)
+
+
+def test_rgba_is_kept_for_a_four_channel_model(tmp_path: Path) -> None:
+    Image.new("RGBA", (2, 2), (10, 20, 30, 40)).save(tmp_path / "a.png")
+    image = load_image(tmp_path / "a.png", channels=4)
+    assert image.mode == "RGBA" and image.getpixel((0, 0)) == (10, 20, 30, 40)
+    Image.new("RGB", (2, 2), (10, 20, 30)).save(tmp_path / "b.jpg")
+    assert load_image(tmp_path / "b.jpg", channels=4).getpixel((1, 1))[3] == 255
 
 
 # --- fit_to_size --------------------------------------------------------------------------------

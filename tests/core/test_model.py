@@ -12,13 +12,8 @@ import torch
 from diffusers import DDPMPipeline, DDPMScheduler
 
 from diffusion_studio.core.errors import InputError
-from diffusion_studio.core.model import (
-    STUDIO_FILE,
-    available_devices,
-    load_model,
-    pick_device,
-    save_model,
-)
+from diffusion_studio.core.model import STUDIO_FILE, available_devices, pick_device
+from diffusion_studio.core.model_files import load_model, save_model
 from diffusion_studio.core.schedule import NoiseSchedule
 from tests.helpers import CLASS_NAMES, make_unet
 
@@ -113,7 +108,7 @@ def test_a_pickle_that_carries_code_is_refused(tmp_path) -> None:
         ("garbage_config", "not readable JSON"),
         ("no_weights", "has no weights"),
         ("other_class", "UNet2DConditionModel"),
-        ("mismatch", "do not match its config.json"),
+        ("mismatch", r"weight .conv_in.bias. has shape \(8,\), config.json needs \(16,\)"),
     ],
 )
 def test_damaged_folders_give_a_plain_message(tmp_path, damage: str, message: str) -> None:

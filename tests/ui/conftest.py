@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from PySide6.QtCore import QSettings
 
-from diffusion_studio.core.model import load_model
+from diffusion_studio.core.model_files import load_model
 from diffusion_studio.ui.main_window import MainWindow
 from diffusion_studio.ui.worker import Sampler
 

@@ -15,7 +15,7 @@ import pytest
 from PySide6.QtCore import QSettings, Qt
 
 from diffusion_studio.core.generate import SampleRequest
-from diffusion_studio.core.model import load_model
+from diffusion_studio.core.model_files import load_model
 from diffusion_studio.core.resources import sample_images
 from diffusion_studio.ui.autosave import read_snapshot
 from diffusion_studio.ui.main_window import MainWindow
@@ -32,7 +32,7 @@ from PySide6.QtCore import QPoint, QSettings, Qt
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication
 
-from diffusion_studio.core.model import load_model
+from diffusion_studio.core.model_files import load_model
 from diffusion_studio.core.resources import sample_images
 from diffusion_studio.ui.main_window import MainWindow
 

@@ -238,7 +238,7 @@ def test_closing_mid_run_stops_the_thread(qtbot, window, slow_model) -> None:
 def test_settings_and_layout_persist(qtbot, tmp_path, tiny_model_dir) -> None:
     from PySide6.QtCore import QSettings
 
-    from diffusion_studio.core.model import load_model
+    from diffusion_studio.core.model_files import load_model
     from diffusion_studio.ui.main_window import MainWindow
 
     settings = QSettings(str(tmp_path / "persist.ini"), QSettings.Format.IniFormat)

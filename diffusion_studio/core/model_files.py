@@ -1,0 +1,380 @@
+"""The one boundary where model folders are read and written: diffusers' UNet2DModel in its
+two folder layouts, offline.
+
+(a) flat, as the google/ddpm-* repositories: config.json + diffusion_pytorch_model.safetensors
+    (or .bin) + scheduler_config.json;
+(b) pipeline: model_index.json + unet/ + scheduler/.
+Studio facts that diffusers has no key for (class names, data, licence) live in STUDIO_FILE
+beside them. Whatever is wrong with a folder (a value in config.json, a weight's shape, a
+damaged file, the studio JSON) comes out of load_model as one InputError naming the file and,
+where it applies, the key; nothing is allocated before the config is known to fit the limits.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import json
+import math
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from diffusers import UNet2DModel
+from safetensors.torch import load_file
+
+from diffusion_studio.core.errors import InputError
+from diffusion_studio.core.files import check_folder_target, replace_folder
+from diffusion_studio.core.limits import MAX_CLASSES, MAX_PARAMETERS, MAX_RESOLUTION
+from diffusion_studio.core.model import (
+    STUDIO_FILE,
+    SUPPORTED_CHANNELS,
+    DiffusionModel,
+    Layout,
+    pick_device,
+)
+from diffusion_studio.core.resources import default_model_dir
+from diffusion_studio.core.schedule import NoiseSchedule
+
+SCHEDULER_FILE = "scheduler_config.json"
+# In order of preference: safetensors before any pickle.
+WEIGHT_FILES = (
+    "diffusion_pytorch_model.safetensors",
+    "diffusion_pytorch_model.fp16.safetensors",
+    "diffusion_pytorch_model.bin",
+    "diffusion_pytorch_model.fp16.bin",
+)
+MAX_JSON_BYTES = 16 * 1024 * 1024  # a config.json with trained betas is a few hundred KB
+_UNET_DEFAULTS = {
+    name: p.default
+    for name, p in inspect.signature(UNet2DModel.__init__).parameters.items()
+    if name != "self"
+}
+
+
+@dataclass(frozen=True)
+class _Folder:
+    root: Path
+    unet: Path
+    layout: Layout
+    scheduler_config: Path | None
+
+
+def load_model(
+    path: str | Path | None = None, *, device: str | torch.device | None = None, bf16: bool = False
+) -> DiffusionModel:
+    """Load a UNet2DModel and its schedule from a local folder (None: the embedded default).
+
+    Safetensors are preferred; a .bin goes through torch.load(weights_only=True) only. Without a
+    scheduler_config.json the DDPM paper's linear schedule (T = 1000) is used.
+    """
+    if path is None:
+        path = default_model_dir()
+        if not path.is_dir():
+            raise InputError(
+                "no model given, and the embedded default model is missing from this "
+                f"installation ({path}): reinstall diffusion-studio, or pass --model FOLDER "
+                "(a diffusers UNet2DModel folder)"
+            )
+    folder = _find_folder(Path(path).expanduser())
+    unet = _build_unet(folder.unet)
+    schedule = NoiseSchedule.linear()
+    if folder.scheduler_config:
+        config = _read_json(folder.scheduler_config)
+        try:
+            schedule = NoiseSchedule.from_config(config)
+        except InputError as exc:
+            raise InputError(f"{folder.scheduler_config}: {exc}") from None
+    studio_file = folder.root / STUDIO_FILE
+    studio = _read_json(studio_file) if studio_file.is_file() else {}
+    studio.setdefault("name", folder.root.resolve().name)
+    target = pick_device(device) if not isinstance(device, torch.device) else device
+    try:
+        return DiffusionModel.from_unet(
+            unet,
+            schedule,
+            studio,
+            path=str(folder.root),
+            layout=folder.layout,
+            device=target,
+            bf16=bf16,
+        )
+    except InputError as exc:
+        where = studio_file if studio_file.is_file() else folder.unet / "config.json"
+        raise InputError(f"{where}: {exc}") from None
+
+
+def save_model(
+    unet: UNet2DModel,
+    schedule: NoiseSchedule,
+    path: str | Path,
+    *,
+    studio: dict[str, Any] | None = None,
+    layout: Layout = "flat",
+    overwrite: bool = False,
+) -> Path:
+    """Write a model folder in either diffusers layout, with safetensors weights.
+
+    The folder is written beside its destination and moved into place when complete. An
+    existing `path` is replaced only with `overwrite`, and only if it is a model folder
+    (core.files.check_folder_target): a folder holding anything else is never touched.
+    """
+    path = check_folder_target(path, overwrite=overwrite)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}."))
+    try:
+        unet_dir, scheduler_dir = staging, staging
+        if layout == "pipeline":
+            unet_dir, scheduler_dir = staging / "unet", staging / "scheduler"
+            _write_json(staging / "model_index.json", _model_index())
+        unet.save_pretrained(unet_dir, safe_serialization=True)
+        scheduler_dir.mkdir(exist_ok=True)
+        _write_json(scheduler_dir / SCHEDULER_FILE, schedule.to_config())
+        if studio:
+            _write_json(staging / STUDIO_FILE, studio)
+        _modes_as_made_by_hand(staging)
+        replace_folder(staging, path, overwrite=overwrite)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            shutil.rmtree(staging)
+        raise
+    return path
+
+
+# --- reading ----------------------------------------------------------------------------
+
+
+def _find_folder(path: Path) -> _Folder:
+    if not path.exists():
+        raise InputError(f"model folder {path} does not exist")
+    if not path.is_dir():
+        raise InputError(f"{path} is a file; give the model's folder (with config.json)")
+    if (path / "model_index.json").is_file():
+        unet, scheduler = path / "unet", path / "scheduler" / SCHEDULER_FILE
+        if not (unet / "config.json").is_file():
+            raise InputError(f"{path} has model_index.json but no unet/config.json")
+        return _Folder(path, unet, "pipeline", scheduler if scheduler.is_file() else None)
+    if not (path / "config.json").is_file():
+        raise InputError(
+            f"{path} is not a diffusers model folder: it has neither config.json "
+            "nor model_index.json"
+        )
+    scheduler = path / SCHEDULER_FILE
+    if not scheduler.is_file():  # the unet/ folder of a pipeline, given directly
+        scheduler = path.parent / "scheduler" / SCHEDULER_FILE
+    return _Folder(path, path, "flat", scheduler if scheduler.is_file() else None)
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        if path.stat().st_size > MAX_JSON_BYTES:
+            raise InputError(f"{path} is larger than {MAX_JSON_BYTES // 2**20} MB: not a config")
+        data = json.loads(path.read_text(encoding="utf-8"), parse_constant=_no_constant)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        reason = "nested too deeply" if isinstance(exc, RecursionError) else exc
+        raise InputError(f"{path} is not readable JSON: {reason}") from None
+    if not isinstance(data, dict):
+        raise InputError(f"{path} should hold a JSON object")
+    return data
+
+
+def _no_constant(name: str) -> float:
+    raise json.JSONDecodeError(f"{name} is not a number JSON allows", name, 0)
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _check_unet_config(config: dict[str, Any], file: Path) -> dict[str, Any]:
+    """The config with diffusers' defaults filled in, once every value the studio relies on has
+    the right type and range. Raises InputError naming the key."""
+    full = {**_UNET_DEFAULTS, **config}
+
+    def refuse(key: str, wanted: str) -> None:
+        raise InputError(f"{file}: {key} must be {wanted}, got {full.get(key)!r}")
+
+    size = full["sample_size"]
+    sides = size if isinstance(size, list) else [size]
+    if len(sides) not in (1, 2) or not all(_is_int(s) and 1 <= s <= MAX_RESOLUTION for s in sides):
+        refuse(
+            "sample_size", f"a whole number of pixels (or [height, width]) up to {MAX_RESOLUTION}"
+        )
+    for key in ("in_channels", "out_channels"):
+        if not _is_int(full[key]):
+            refuse(key, "a whole number")
+    if full["in_channels"] not in SUPPORTED_CHANNELS:
+        raise InputError(
+            f"{file}: in_channels is {full['in_channels']}; the studio runs models of 1 (grey), "
+            "3 (RGB) or 4 (RGBA) channels"
+        )
+    if full["out_channels"] != full["in_channels"]:
+        raise InputError(
+            f"{file}: out_channels is {full['out_channels']} for {full['in_channels']} in "
+            "(a learned variance?); the studio runs models that output their input's channels"
+        )
+    blocks = full["block_out_channels"]
+    if (
+        not isinstance(blocks, list | tuple)
+        or not 1 <= len(blocks) <= 8
+        or not all(_is_int(c) and 1 <= c <= 16384 for c in blocks)
+    ):
+        refuse("block_out_channels", "a list of 1 to 8 whole numbers from 1 to 16384")
+    for key in ("down_block_types", "up_block_types"):
+        types = full[key]
+        if not isinstance(types, list | tuple) or not all(isinstance(t, str) for t in types):
+            refuse(key, "a list of block names")
+        if len(types) != len(blocks):
+            refuse(key, f"a list of {len(blocks)} names, one per block_out_channels entry")
+    if not _is_int(full["layers_per_block"]) or not 1 <= full["layers_per_block"] <= 64:
+        refuse("layers_per_block", "a whole number from 1 to 64")
+    groups = full["norm_num_groups"]
+    if groups is not None and (not _is_int(groups) or groups < 1):
+        refuse("norm_num_groups", "a whole number of at least 1")
+    if groups is not None and any(c % groups for c in blocks):
+        refuse("norm_num_groups", f"a divisor of every block_out_channels entry {list(blocks)}")
+    head_dim = full["attention_head_dim"]
+    if head_dim is not None and (not _is_int(head_dim) or head_dim < 1):
+        refuse("attention_head_dim", "a whole number of at least 1, or null")
+    classes = full["num_class_embeds"]
+    if classes is not None and (not _is_int(classes) or not 1 <= classes <= MAX_CLASSES + 1):
+        refuse("num_class_embeds", f"a whole number from 1 to {MAX_CLASSES + 1}, or null")
+    for key in ("norm_eps", "dropout", "mid_block_scale_factor"):
+        value = full[key]
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not math.isfinite(value)
+        ):
+            refuse(key, "a finite number")
+    factor = 2 ** (len(blocks) - 1)
+    if any(s % factor for s in sides):
+        refuse(
+            "sample_size", f"a multiple of {factor} (the network halves it {len(blocks) - 1} times)"
+        )
+    return full
+
+
+def _build_unet(folder: Path) -> UNet2DModel:
+    """The network of folder/config.json with its weights: built on the meta device first (no
+    memory), so its size is checked, and the weights' keys and shapes against it, before
+    anything is allocated."""
+    file = folder / "config.json"
+    config = _read_json(file)
+    class_name = config.get("_class_name", "UNet2DModel")
+    if class_name != "UNet2DModel":
+        raise InputError(
+            f"{folder} holds a {class_name}; the studio runs pixel-space UNet2DModel networks"
+        )
+    config = _check_unet_config(config, file)
+    try:
+        with torch.device("meta"):
+            unet = UNet2DModel.from_config(config)
+    except Exception as exc:  # diffusers raises whatever its constructor meets; say it once
+        detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise InputError(
+            f"{file} does not describe a UNet2DModel diffusers can build: {detail}"
+        ) from None
+    parameters = sum(p.numel() for p in unet.parameters())
+    if parameters > MAX_PARAMETERS:
+        raise InputError(
+            f"{file} describes a network of {parameters / 1e9:,.1f} billion parameters; "
+            f"the studio's limit is {MAX_PARAMETERS / 1e9:.0f} billion"
+        )
+    weights, state = _load_state_dict(folder)
+    _check_weights(weights, state, unet.state_dict())
+    unet.load_state_dict({k: v.float() for k, v in state.items()}, strict=True, assign=True)
+    return unet.eval().requires_grad_(False)
+
+
+def _load_state_dict(folder: Path) -> tuple[Path, dict[str, torch.Tensor]]:
+    weights = next((folder / n for n in WEIGHT_FILES if (folder / n).is_file()), None)
+    if weights is None:
+        raise InputError(f"{folder} has no weights: expected {WEIGHT_FILES[0]} (or a .bin)")
+    if weights.suffix == ".safetensors":
+        try:
+            return weights, load_file(weights)
+        except Exception as exc:  # safetensors' errors differ by version; each is "unreadable"
+            raise InputError(f"{weights} is not a valid safetensors file ({exc})") from None
+    try:
+        # weights_only=True: a pickle may only hold tensors and plain containers, never code.
+        state = torch.load(weights, map_location="cpu", weights_only=True)
+    except Exception as exc:  # a refused global, a damaged zip, a truncated stream...
+        raise InputError(_refused_pickle_message(weights)) from exc
+    if not isinstance(state, dict) or not all(
+        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()
+    ):
+        raise InputError(f"{weights} does not hold a state dict of tensors")
+    return weights, state
+
+
+def _refused_pickle_message(weights: Path) -> str:
+    try:
+        unsafe = torch.serialization.get_unsafe_globals_in_checkpoint(weights)
+    except Exception:  # not a torch checkpoint at all: the plain message below says so
+        unsafe = []
+    if unsafe:
+        return (
+            f"{weights} was refused: this pickle would import {', '.join(unsafe[:3])}, and the "
+            "studio never runs code from a model file (convert it to safetensors)"
+        )
+    return f"{weights} is not a readable PyTorch checkpoint (damaged, or not model weights)"
+
+
+def _check_weights(
+    weights: Path, state: dict[str, torch.Tensor], expected: dict[str, torch.Tensor]
+) -> None:
+    """Every weight the config needs, each of its shape, and nothing else; names the key."""
+    for key, tensor in state.items():
+        if key not in expected:
+            raise InputError(f"{weights}: weight {key!r} is not part of the network in config.json")
+        if not tensor.is_floating_point():
+            raise InputError(f"{weights}: weight {key!r} is {tensor.dtype}, not floating point")
+        if tuple(tensor.shape) != tuple(expected[key].shape):
+            raise InputError(
+                f"{weights}: weight {key!r} has shape {tuple(tensor.shape)}, "
+                f"config.json needs {tuple(expected[key].shape)}"
+            )
+    missing = [key for key in expected if key not in state]
+    if missing:
+        more = f" and {len(missing) - 1} more" if len(missing) > 1 else ""
+        raise InputError(f"{weights} lacks the weight {missing[0]!r}{more} that config.json needs")
+
+
+# --- writing ----------------------------------------------------------------------------
+
+
+def _modes_as_made_by_hand(folder: Path) -> None:
+    """mkdtemp and safetensors make a folder and files only their owner can read; give them
+    the modes the umask gives any new file (0o644 and 0o755 under the usual umask 022)."""
+    probe = folder / ".mode-probe"
+    os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+    file_mode = probe.stat().st_mode & 0o777
+    probe.unlink()
+    dir_mode = file_mode | ((file_mode & 0o444) >> 2)  # x wherever r
+    for item in [folder, *folder.rglob("*")]:
+        item.chmod(dir_mode if item.is_dir() else file_mode)
+
+
+def _model_index() -> dict[str, Any]:
+    import diffusers
+
+    return {
+        "_class_name": "DDPMPipeline",
+        "_diffusers_version": diffusers.__version__,
+        "scheduler": ["diffusers", "DDPMScheduler"],
+        "unet": ["diffusers", "UNet2DModel"],
+    }
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    text = json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+    path.write_text(text, encoding="utf-8")
