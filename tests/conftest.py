@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-import pytest
+# The per-user folders (autosave, settings, caches) of everything the tests start, child
+# processes included, are a temporary folder: a test never writes into a person's home.
+_USER_FOLDERS = tempfile.mkdtemp(prefix="diffusion-studio-tests-")
+atexit.register(shutil.rmtree, _USER_FOLDERS, ignore_errors=True)
+for _name in ("XDG_DATA_HOME", "XDG_CONFIG_HOME", "XDG_CACHE_HOME", "XDG_STATE_HOME"):
+    os.environ[_name] = os.path.join(_USER_FOLDERS, _name.lower())
 
-from diffusion_studio.core.model_files import save_model
-from diffusion_studio.core.schedule import NoiseSchedule
-from tests.helpers import CLASS_NAMES, make_unet
+import pytest  # noqa: E402  (after the environment is set)
+
+from diffusion_studio.core.model_files import save_model  # noqa: E402
+from diffusion_studio.core.schedule import NoiseSchedule  # noqa: E402
+from tests.helpers import CLASS_NAMES, make_unet  # noqa: E402
 
 
 @pytest.fixture(autouse=True, scope="session")

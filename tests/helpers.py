@@ -22,3 +22,24 @@ def make_unet(size: int = 16, num_class_embeds: int | None = None, seed: int = 0
         norm_num_groups=4,
         num_class_embeds=num_class_embeds,
     ).eval()
+
+
+# config.json values a hostile or broken model folder may hold, each refused with one message
+BAD_CONFIG = {
+    "sample_size text": {"sample_size": "abc"},
+    "sample_size list": {"sample_size": [16, 16, 16]},
+    "sample_size 100000": {"sample_size": 100000},
+    "sample_size odd": {"sample_size": 15},
+    "norm_num_groups 0": {"norm_num_groups": 0},
+    "norm_num_groups 3": {"norm_num_groups": 3},
+    "layers text": {"layers_per_block": "x"},
+    "channels huge": {"block_out_channels": [100000, 100000]},
+    "channels text": {"block_out_channels": ["a", 16]},
+    "block types": {"down_block_types": ["Nope", "DownBlock2D"]},
+    "two channels": {"in_channels": 2, "out_channels": 2},
+    "learned variance": {"out_channels": 6},
+    "head dim 0": {"attention_head_dim": 0},
+    "class embeds -1": {"num_class_embeds": -1},
+    "activation": {"act_fn": "nope"},
+    "time embedding": {"time_embedding_type": "bad"},
+}

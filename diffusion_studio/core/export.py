@@ -52,7 +52,8 @@ def save_png(
     picture = to_pil(image)
     info = PngInfo()
     if metadata is not None:
-        text = json.dumps(dict(metadata), sort_keys=True, ensure_ascii=False)
+        # allow_nan=False: a NaN or an infinity never reaches a file (it would not be JSON)
+        text = json.dumps(dict(metadata), sort_keys=True, ensure_ascii=False, allow_nan=False)
         _add_text(info, METADATA_KEY, text)
     if parameters is not None:
         _add_text(info, PARAMETERS_KEY, parameters)
@@ -89,18 +90,44 @@ def read_png_metadata(path: str | os.PathLike[str]) -> dict[str, Any] | None:
         raise InputError(f"{path} could not be read (is it truncated or corrupt?): {e}") from e
     if text is None:
         return None
-    try:
-        metadata = json.loads(text)
-    except json.JSONDecodeError as e:
+    if len(text) > MAX_METADATA_CHARS:
         raise InputError(
-            f"the Diffusion Studio settings in {path} are unreadable (not valid JSON: {e})"
+            f"the Diffusion Studio settings in {path} are unreadable "
+            f"(over {MAX_METADATA_CHARS:,} characters; the studio writes a few hundred)"
+        )
+    try:
+        metadata = json.loads(text, parse_constant=_refuse_constant)
+    except (json.JSONDecodeError, RecursionError) as e:
+        reason = "nested too deeply" if isinstance(e, RecursionError) else f"not valid JSON: {e}"
+        raise InputError(
+            f"the Diffusion Studio settings in {path} are unreadable ({reason})"
         ) from e
     if not isinstance(metadata, dict):
         raise InputError(
             f"the Diffusion Studio settings in {path} are unreadable "
             f"(a JSON {type(metadata).__name__}, not an object)"
         )
+    if _depth(metadata) > MAX_METADATA_DEPTH:
+        raise InputError(
+            f"the Diffusion Studio settings in {path} are unreadable (nested too deeply)"
+        )
     return metadata
+
+
+MAX_METADATA_CHARS = 100_000
+MAX_METADATA_DEPTH = 4  # {"requests": [{"seed": 1}]} is 3 deep
+
+
+def _refuse_constant(name: str) -> float:
+    raise json.JSONDecodeError(f"{name} is not a number JSON allows", name, 0)
+
+
+def _depth(value: object) -> int:
+    if isinstance(value, dict):
+        return 1 + max((_depth(v) for v in value.values()), default=0)
+    if isinstance(value, list):
+        return 1 + max((_depth(v) for v in value), default=0)
+    return 0
 
 
 # --- Grids and animations ---------------------------------------------------------------------

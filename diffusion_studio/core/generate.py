@@ -11,11 +11,13 @@ import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from itertools import pairwise
+from pathlib import Path
 from typing import Any, Literal, get_args
 
 import torch
 
 from diffusion_studio.core.errors import InputError
+from diffusion_studio.core.export import read_png_metadata
 from diffusion_studio.core.limits import (
     MAX_BATCH,
     MAX_NETWORK_CALLS,
@@ -293,6 +295,49 @@ def export_metadata(
         "version": __version__,
     }
     return metadata, parameters_text(request, model, inpaint)
+
+
+@dataclass(frozen=True)
+class PngRecord:
+    """What an exported PNG says of how it was made, checked before anything is applied."""
+
+    request: SampleRequest
+    model: str
+    inpaint: bool
+    version: str
+
+    @classmethod
+    def from_metadata(cls, metadata: Mapping[str, Any]) -> PngRecord:
+        """The record of export_metadata's output; InputError names what is wrong."""
+        request = metadata.get("request")
+        if not isinstance(request, Mapping):
+            raise InputError('it has no settings ("request") object')
+        model, inpaint = metadata.get("model", ""), metadata.get("inpaint", False)
+        version = metadata.get("version", "")
+        if not isinstance(model, str) or len(model) > 200:
+            raise InputError("its model name is not a text of at most 200 characters")
+        if not isinstance(version, str) or len(version) > 40:
+            raise InputError("its version is not a short text")
+        if not isinstance(inpaint, bool):
+            raise InputError("its inpaint flag is not true or false")
+        requests = metadata.get("requests", [])
+        if not isinstance(requests, list) or len(requests) > 100_000:
+            raise InputError("its list of requests is not a list")
+        for each in requests:  # a grid's rows: checked too, though only the first is applied
+            SampleRequest.from_dict(each)
+        return cls(SampleRequest.from_dict(request), model, inpaint, version)
+
+
+def read_record(path: str | Path) -> PngRecord | None:
+    """The record of a PNG the studio exported; None for a PNG without one. A damaged or
+    hostile record is one InputError naming the file, and nothing of it is applied."""
+    metadata = read_png_metadata(path)
+    if metadata is None:
+        return None
+    try:
+        return PngRecord.from_metadata(metadata)
+    except InputError as exc:
+        raise InputError(f"the settings in {Path(path).name} are unreadable: {exc}") from None
 
 
 def parameters_text(request: SampleRequest, model: DiffusionModel, inpaint: bool) -> str:

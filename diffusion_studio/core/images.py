@@ -89,12 +89,13 @@ def load_image(
         raise InputError(f"{path} has colour mode {image.mode}, which cannot be converted") from e
 
 
-def from_rgba(rgba: np.ndarray, channels: int = 3, background: int = 255) -> np.ndarray:
-    """An (H, W, 4) uint8 RGBA array (a pasted picture) as (H, W, C) uint8, alpha composited
-    onto the grey level `background` as load_image does (kept for 4 channels)."""
-    image = _to_8bit(Image.fromarray(np.ascontiguousarray(rgba), "RGBA"), channels, background)
-    array = np.asarray(image)
-    return array[..., None] if array.ndim == 2 else array
+def to_channels(array: np.ndarray, channels: int, background: int = 255) -> np.ndarray:
+    """An (H, W, C) uint8 image with `channels` channels (1, 3 or 4), converted as load_image
+    converts a file: grey to colour, colour to grey, alpha composited or added."""
+    if array.shape[-1] == channels:
+        return array
+    converted = np.asarray(_to_8bit(to_pil(array), channels, background))
+    return converted[..., None] if converted.ndim == 2 else converted
 
 
 def _check_size(path: Path, size: tuple[int, int]) -> None:
@@ -213,13 +214,14 @@ def to_tensor(
 ) -> torch.Tensor:
     """Turn a uint8 image into a model input: x = u / 127.5 - 1.
 
-    Accepts a PIL image in mode "L" or "RGB", or a uint8 array (H, W) or (H, W, C).
+    Accepts a PIL image in mode "L", "RGB" or "RGBA", or a uint8 array (H, W) or (H, W, C).
     Returns (1, C, H, W) float32 in [-1, 1] on `device` (default: CPU).
     """
     if isinstance(image, Image.Image):
-        if image.mode not in ("L", "RGB"):
+        if image.mode not in ("L", "RGB", "RGBA"):
             raise ValueError(
-                f"to_tensor takes L or RGB images, got {image.mode}; load files with load_image"
+                f"to_tensor takes L, RGB or RGBA images, got {image.mode}; load files with "
+                "load_image"
             )
         image = np.asarray(image)
     if image.dtype != np.uint8 or image.ndim not in (2, 3):

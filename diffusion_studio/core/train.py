@@ -254,16 +254,16 @@ def check_output(config: TrainConfig, *, resume: bool, force: bool) -> bool:
     out, checkpoints = Path(config.output), config.checkpoints
     check_apart(out, {"training data": config.data, "checkpoint folder": checkpoints})
     check_apart(checkpoints, {"training data": config.data}, flag="--checkpoint-dir")
+    exists = out.exists() or out.is_symlink()
+    overwrite = force or (resume and _written_by_training(out))
+    if exists:
+        check_folder_target(out, overwrite=overwrite)
     if not resume and latest_checkpoint(checkpoints) is not None:
         raise InputError(
             f"{checkpoints} holds the checkpoints of another run: continue it with --resume, "
             "or give this run another --checkpoint-dir"
         )
-    if not (out.exists() or out.is_symlink()):
-        return False
-    overwrite = force or (resume and _written_by_training(out))
-    check_folder_target(out, overwrite=overwrite)
-    return True
+    return exists
 
 
 def _written_by_training(folder: Path) -> bool:

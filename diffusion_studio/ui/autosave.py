@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import shutil
 import time
@@ -63,32 +64,61 @@ class Snapshot:
         return self.source is not None or (self.mask is not None and bool(self.mask.any()))
 
 
+MAX_STATE_BYTES = 1024 * 1024
+
+
 def read_snapshot(folder: Path) -> Snapshot | None:
-    """The work saved in `folder`, or None if it holds nothing readable."""
-    try:
-        state = json.loads((folder / STATE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
+    """The work saved in `folder`, or None if it holds nothing readable.
+
+    Each part is checked on its own (the state against its schema, the images by the safe
+    loader), so a damaged state.json still gives back the image and the mask beside it.
+    """
+    state = _read_state(folder / STATE)
+    channels = state.get("channels", 3)
+    if channels not in (1, 3, 4) or isinstance(channels, bool):
+        channels = 3
     source = mask = request = None
     if (folder / SOURCE).is_file():
         with contextlib.suppress(InputError):
-            image = load_image(folder / SOURCE, channels=int(state.get("channels", 3)))
+            image = load_image(folder / SOURCE, channels=channels)
             source = np.asarray(image).reshape(image.height, image.width, -1)
     if (folder / MASK).is_file():
         with contextlib.suppress(InputError):
             mask = load_mask(folder / MASK)
-    if isinstance(state.get("request"), dict):
-        with contextlib.suppress(InputError, TypeError, ValueError):
-            request = SampleRequest.from_dict(state["request"])
+    with contextlib.suppress(InputError):
+        request = SampleRequest.from_dict(state.get("request"))
+    if source is None and mask is None and request is None:
+        return None
+    saved_at = state.get("saved_at")
+    if not isinstance(saved_at, int | float) or isinstance(saved_at, bool):
+        saved_at = None
+    if saved_at is None or not math.isfinite(saved_at):
+        with contextlib.suppress(OSError):
+            saved_at = folder.stat().st_mtime
     return Snapshot(
         folder,
-        float(state.get("saved_at", 0.0)),
+        float(saved_at or 0.0),
         source,
         mask,
         request,
-        str(state.get("caption", "")),
-        str(state.get("model_path", "")),
+        _short_text(state.get("caption"), 1000),
+        _short_text(state.get("model_path"), 4096),
     )
+
+
+def _read_state(path: Path) -> dict:
+    """state.json as a dict, or {} if it is missing, too large or not a JSON object."""
+    try:
+        if path.stat().st_size > MAX_STATE_BYTES:
+            return {}
+        state = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError):
+        return {}
+    return state if isinstance(state, dict) else {}
+
+
+def _short_text(value: object, limit: int) -> str:
+    return value if isinstance(value, str) and len(value) <= limit else ""
 
 
 class Autosave(QObject):
@@ -148,8 +178,8 @@ class Autosave(QObject):
         """What sessions that died without closing left, newest first (their locks are free)."""
         found = []
         for folder in self.root.glob("session-*"):
-            if folder == self.folder or not folder.is_dir():
-                continue
+            if folder == self.folder or folder.is_symlink() or not folder.is_dir():
+                continue  # a link is never followed, nor removed
             lock = QLockFile(str(folder / LOCK))
             lock.setStaleLockTime(0)
             if not lock.tryLock(0):

@@ -7,12 +7,11 @@ from pathlib import Path
 
 import numpy as np
 from PySide6.QtGui import QDragEnterEvent, QDropEvent, QGuiApplication, QImage
-from PySide6.QtWidgets import QFileDialog
+from PySide6.QtWidgets import QFileDialog, QMessageBox
 
 from diffusion_studio.core.errors import InputError
-from diffusion_studio.core.export import read_png_metadata
-from diffusion_studio.core.generate import SampleRequest
-from diffusion_studio.core.images import fit_to_size, from_rgba, load_image, to_pil
+from diffusion_studio.core.generate import PngRecord, read_record
+from diffusion_studio.core.images import fit_to_size, load_image, to_channels, to_pil
 from diffusion_studio.core.masks import load_mask, save_mask
 from diffusion_studio.ui.export_dialog import ExportDialog
 from diffusion_studio.ui.gallery import GalleryEntry
@@ -32,7 +31,7 @@ class FilesMixin:
         )
         if path:
             self.settings.setValue("folders/image", str(Path(path).parent))
-            self.load_source(path)
+            self.open_file(path)  # as a drop: a PNG the studio exported brings its settings
 
     def load_source(self, path: str | Path) -> bool:
         """A source image from a file, fitted to the model's size (and saying so)."""
@@ -48,7 +47,9 @@ class FilesMixin:
         return True
 
     def set_source_image(self, image: np.ndarray) -> None:
-        """(H, W, C) uint8 at the model's size (a result, say)."""
+        """(H, W, C) uint8, fitted to the model's size and channels (a result, say)."""
+        if self.model is not None:
+            image = to_channels(image, self.model.info.in_channels)
         if image.shape[:2] != self.canvas.image_size:
             fitted, _ = fit_to_size(to_pil(image), self.canvas.image_size)
             image = _as_hwc(np.asarray(fitted))
@@ -107,12 +108,29 @@ class FilesMixin:
         if not path:
             return
         self.settings.setValue("folders/mask", str(Path(path).parent))
+        # the dialog asked before replacing the name it was given; a name it did not see
+        # (".png" added here) is asked about again
+        replace = True
         if not path.lower().endswith(".png"):
             path += ".png"
+            replace = not Path(path).exists() or self.ask_replace(Path(path))
+            if not replace:
+                return
         try:
-            save_mask(self.canvas.mask, path, invert=invert, overwrite=True)
+            save_mask(self.canvas.mask, path, invert=invert, overwrite=replace)
         except (InputError, OSError) as exc:
             self.show_error(f"Could not save the mask: {exc}")
+
+    def ask_replace(self, path: Path) -> bool:
+        """Ask before replacing a file (the window's explicit "Replace")."""
+        answer = QMessageBox.question(
+            self,
+            "Replace the file?",
+            f"{path.name} already exists in {path.parent}. Replace it?",
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+            QMessageBox.StandardButton.No,
+        )
+        return answer == QMessageBox.StandardButton.Yes
 
     # --- export and drop-back -----------------------------------------------------------
 
@@ -134,26 +152,30 @@ class FilesMixin:
             )
 
     def restore_from_png(self, path: str | Path) -> bool:
-        """A PNG this studio exported: its settings (and seed) come back, so Run remakes it."""
+        """A PNG this studio exported: its settings (and seed) come back, so Run remakes it.
+        A damaged or hostile record is one message, and nothing of it is applied."""
         try:
-            metadata = read_png_metadata(path)
+            record = read_record(path)
         except InputError as exc:
             self.show_error(str(exc))
             return False
-        if not metadata or "request" not in metadata:
-            return False
-        try:
-            request = SampleRequest.from_dict(metadata["request"])
-        except (InputError, TypeError) as exc:
-            self.show_error(f"The settings in {Path(path).name} are unreadable: {exc}")
-            return False
-        self.panel.set_request(request)
-        model = metadata.get("model")
+        return record is not None and self._apply_record(record, Path(path))
+
+    def _apply_record(self, record: PngRecord, path: Path) -> bool:
+        self.panel.set_request(record.request)
         note = ""
-        if self.model is not None and model and model != self.model.info.name:
-            note = f" (made with {model}; the current model is {self.model.info.name})"
+        if self.model is not None and record.model and record.model != self.model.info.name:
+            note = f" (made with {record.model}; the current model is {self.model.info.name})"
+        missed = self.panel.differences(record.request)
+        self.clear_error()
+        if missed:
+            self.show_error(
+                f"Settings of {path.name} restored, but not {', '.join(missed)}: "
+                f"this model or panel cannot take them{note}"
+            )
+            return True
         self.statusBar().showMessage(
-            f"Settings of {Path(path).name} restored: Run makes it again{note}", 10000
+            f"Settings of {path.name} restored: Run makes it again{note}", 10000
         )
         return True
 
@@ -165,11 +187,17 @@ class FilesMixin:
         """A file given to the studio (dropped, or named on the command line): a PNG it
         exported brings its settings back; any other image becomes the source."""
         path = Path(path)
-        if path.suffix.lower() == ".png" and self.restore_from_png(path):
-            return True
         if not path.is_file():
             self.show_error(f"{path} does not exist or is not a file")
             return False
+        if path.suffix.lower() == ".png":
+            try:
+                record = read_record(path)
+            except InputError as exc:  # a PNG with a bad record: said once, nothing applied
+                self.show_error(str(exc))
+                return False
+            if record is not None:
+                return self._apply_record(record, path)
         return self.load_source(path)
 
     def dropEvent(self, event: QDropEvent) -> None:
@@ -188,9 +216,10 @@ def _as_hwc(array: np.ndarray) -> np.ndarray:
 
 
 def qimage_to_array(image: QImage) -> np.ndarray:
-    """A QImage (a pasted or dropped picture) as (H, W, 3) uint8 RGB, alpha over white."""
+    """A QImage (a pasted or dropped picture) as (H, W, 4) uint8 RGBA; set_source_image
+    then gives it the model's channels (alpha over white for RGB and grey)."""
     image = image.convertToFormat(QImage.Format.Format_RGBA8888)
     width, height = image.width(), image.height()
     data = np.frombuffer(image.constBits(), dtype=np.uint8, count=image.sizeInBytes())
     rgba = data.reshape(height, image.bytesPerLine())[:, : width * 4].reshape(height, width, 4)
-    return from_rgba(rgba)
+    return np.ascontiguousarray(rgba)

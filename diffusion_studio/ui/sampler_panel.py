@@ -9,6 +9,7 @@ from PySide6.QtCore import QRegularExpression, Qt, Signal
 from PySide6.QtGui import QRegularExpressionValidator
 from PySide6.QtWidgets import (
     QButtonGroup,
+    QCheckBox,
     QComboBox,
     QDoubleSpinBox,
     QFormLayout,
@@ -41,6 +42,8 @@ TIPS = {
     "jump": "RePaint: after every this many steps, go back up this many steps and redo them.",
     "resample": "RePaint: how often each stretch is redone (1 = none); harmonises the edges.",
     "device": "Where the network runs.",
+    "clipped": "DDIM: re-derive the noise from the clipped x0 (guided-diffusion; eta 1 is then "
+    "exactly DDPM). Off: keep the network's noise, as diffusers' DDIMScheduler does by default.",
 }
 
 
@@ -74,6 +77,7 @@ class SamplerPanel(QWidget):
         self.eta_label = QLabel("0.00")
         self.spacing = QComboBox(toolTip=TIPS["spacing"])
         self.spacing.addItems(TIMESTEP_SPACINGS)
+        self.clipped = QCheckBox("Noise from the clipped x0", checked=True, toolTip=TIPS["clipped"])
         self.variance = QComboBox(toolTip=TIPS["variance"])
         self.variance.addItem("beta-tilde (posterior)", "fixed_small")
         self.variance.addItem("beta (larger)", "fixed_large")
@@ -109,6 +113,7 @@ class SamplerPanel(QWidget):
         form.addRow(switch)
         form.addRow("Steps", self.steps)
         form.addRow("Eta", eta_row)
+        form.addRow("", self.clipped)
         form.addRow("Spacing", self.spacing)
         form.addRow("Variance", self.variance)
         form.addRow("Seed", seed_row)
@@ -140,6 +145,7 @@ class SamplerPanel(QWidget):
 
     def _connect(self) -> None:
         self.sampler_group.buttonToggled.connect(self._on_changed)
+        self.clipped.toggled.connect(self._on_changed)
         self.eta.valueChanged.connect(self._on_changed)
         for box in (self.steps, self.batch, self.jump_length, self.jump_n_sample):
             box.valueChanged.connect(self._on_changed)
@@ -191,6 +197,7 @@ class SamplerPanel(QWidget):
     def _on_changed(self, *args: object) -> None:
         ddim = self.ddim.isChecked()
         self.eta.setEnabled(ddim)
+        self.clipped.setEnabled(ddim)
         self.eta_label.setText(f"{self.eta.value() / ETA_STEPS:.3g}")
         self.variance.setEnabled(not ddim)
         self.repaint.setEnabled(self._inpainting)
@@ -219,6 +226,7 @@ class SamplerPanel(QWidget):
             guidance_scale=self.guidance.value(),
             jump_length=self.jump_length.value(),
             jump_n_sample=self.jump_n_sample.value(),
+            use_clipped_model_output=self.clipped.isChecked(),
         )
 
     def set_request(self, request: SampleRequest) -> None:
@@ -238,6 +246,19 @@ class SamplerPanel(QWidget):
         self.guidance.setValue(request.guidance_scale)
         self.jump_length.setValue(request.jump_length)
         self.jump_n_sample.setValue(request.jump_n_sample)
+        self.clipped.setChecked(request.use_clipped_model_output)
+
+    def differences(self, request: SampleRequest) -> list[str]:
+        """The settings of `request` that the fields could not show (a value beyond a field's
+        range, a class this model lacks), as "name value" for a message."""
+        shown = self.request()
+        missed = []
+        for name, wanted in request.to_dict().items():
+            if wanted is None and name in ("timestep_spacing", "variance_type"):
+                continue  # the model's default, which the field shows
+            if getattr(shown, name) != wanted:
+                missed.append(f"{name.replace('_', ' ')} {wanted}")
+        return missed
 
     def set_spacing(self, spacing: str) -> None:
         self.spacing.setCurrentText(spacing)

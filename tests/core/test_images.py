@@ -51,8 +51,9 @@ def test_to_tensor_takes_pil_images_and_grey_arrays() -> None:
     assert to_tensor(np.zeros((3, 4), np.uint8)).shape == (1, 1, 3, 4)
     with pytest.raises(ValueError, match="uint8"):
         to_tensor(np.zeros((3, 4), np.float32))
+    assert to_tensor(Image.new("RGBA", (4, 3))).shape == (1, 4, 3, 4)
     with pytest.raises(ValueError, match="RGBA"):
-        to_tensor(Image.new("RGBA", (4, 3)))
+        to_tensor(Image.new("CMYK", (4, 3)))
 
 
 def test_to_uint8_keeps_batch_and_single_layouts() -> None:

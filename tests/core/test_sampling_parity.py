@@ -71,23 +71,41 @@ def test_ddpm_matches_ddpm_scheduler(variance_type: str, clip_sample: bool, step
     assert (ours - expected).abs().max().item() < 1e-5
 
 
+@pytest.mark.parametrize("clipped_eps", [True, False])
 @pytest.mark.parametrize("eta", [0.0, 0.5, 1.0])
 @pytest.mark.parametrize("clip_sample", [True, False])
 @pytest.mark.parametrize("steps", [1000, 50, 10])
-def test_ddim_matches_ddim_scheduler(eta: float, clip_sample: bool, steps: int) -> None:
+def test_ddim_matches_ddim_scheduler(
+    eta: float, clip_sample: bool, steps: int, clipped_eps: bool
+) -> None:
     scheduler = DDIMScheduler(clip_sample=clip_sample)
     schedule = NoiseSchedule.from_config(scheduler.config)
     use_float64_tables(scheduler, schedule)
     expected = run_diffusers(
-        scheduler, steps, torch.float64, eta=eta, use_clipped_model_output=True
+        scheduler, steps, torch.float64, eta=eta, use_clipped_model_output=clipped_eps
     )
     ours = run_ours(
         schedule,
         schedule.timesteps(steps, "leading"),
-        lambda g: ddim_update(schedule, g, eta),
+        lambda g: ddim_update(schedule, g, eta, use_clipped_model_output=clipped_eps),
         torch.float64,
     )
     assert (ours - expected).abs().max().item() < 1e-5
+
+
+def test_the_eps_choice_matters_when_x0_is_clipped() -> None:
+    """With clipping active the two choices differ, so the parity above holds for each."""
+    schedule = NoiseSchedule.from_config(DDIMScheduler(clip_sample=True).config)
+    x_T = torch.randn(SHAPE, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+
+    def overshooting(x_t: torch.Tensor, t) -> torch.Tensor:  # an eps whose x0 leaves [-1, 1]
+        return -2 * x_t
+
+    runs = [
+        list(sample(overshooting, x_T, schedule.timesteps(10), ddim_update(schedule, None, 0.0, c)))
+        for c in (True, False)
+    ]
+    assert (runs[0][-1].x_t - runs[1][-1].x_t).abs().max().item() > 1e-3
 
 
 @pytest.mark.parametrize("sampler", ["ddpm_small", "ddpm_large", "ddim_0", "ddim_0.5", "ddim_1"])

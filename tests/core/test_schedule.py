@@ -144,3 +144,31 @@ def test_posterior_of_one_step_is_ddpm_eq_7() -> None:
     mean, variance = schedule.posterior(x_0, x_t, 0, -1)
     torch.testing.assert_close(mean, x_0)
     assert variance == pytest.approx(0.0, abs=1e-19)
+
+
+def test_trailing_and_quadratic_give_exactly_s_steps_from_t_minus_1_for_every_s() -> None:
+    from fractions import Fraction
+
+    schedule = NoiseSchedule.linear(1000)
+    for S in range(1, 1001):
+        trailing = schedule.timesteps(S, "trailing")
+        # round(T k / S) - 1 for k = S..1, exact rationals, halves to even (Python's round)
+        assert trailing == [round(Fraction(1000 * k, S)) - 1 for k in range(S, 0, -1)], S
+        quadratic = schedule.timesteps(S, "quadratic")
+        assert len(quadratic) == len(set(quadratic)) == S and quadratic[0] == 999, S
+        assert quadratic == sorted(quadratic, reverse=True) and quadratic[-1] >= 0, S
+
+
+def test_trailing_matches_diffusers_wherever_its_float_arange_is_right() -> None:
+    from diffusers import DDIMScheduler
+
+    ours, theirs = NoiseSchedule.linear(1000), DDIMScheduler(timestep_spacing="trailing")
+    too_many = 0
+    for S in (1, 2, 3, 7, 10, 20, 25, 50, 61, 100, 250, 333, 999, 1000):
+        theirs.set_timesteps(S)
+        expected = theirs.timesteps.tolist()
+        if len(expected) != S:  # S = 61: diffusers makes 62 steps
+            too_many += 1
+            continue
+        assert ours.timesteps(S, "trailing") == expected, S
+    assert too_many == 1

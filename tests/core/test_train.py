@@ -17,10 +17,10 @@ from PIL import Image
 from safetensors.torch import load_file
 
 from diffusion_studio.core import train as train_module
+from diffusion_studio.core.checkpoints import latest_checkpoint
 from diffusion_studio.core.errors import InputError
 from diffusion_studio.core.generate import SampleRequest, generate
 from diffusion_studio.core.model_files import load_model
-from diffusion_studio.core.checkpoints import latest_checkpoint
 from diffusion_studio.core.train import (
     TrainConfig,
     batch_indices,

@@ -20,6 +20,15 @@ def no_thread_left_running():
     assert not running, f"{len(running)} inference thread(s) still running after the test"
 
 
+@pytest.fixture(autouse=True)
+def _autosave_in_a_temporary_folder(tmp_path, monkeypatch):
+    """A window started the way a person starts it (diffusion_studio.ui.app.run) keeps its
+    autosave in the test's temporary folder, on every platform."""
+    import diffusion_studio.ui.app as app
+
+    monkeypatch.setattr(app, "default_root", lambda: tmp_path / "user-autosave")
+
+
 @pytest.fixture
 def window(qtbot, tmp_path, tiny_model_dir):
     settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
