@@ -179,6 +179,12 @@ def validate(request: SampleRequest, model: DiffusionModel, inpaint: bool = Fals
         )
     if r.class_label is not None:
         model.class_index(r.class_label)
+    info = model.info
+    if info.conditional and info.null_class is None:
+        if r.class_label is None:
+            raise InputError(f"{info.name} has no null class: choose a class")
+        if r.guidance_scale != 1.0:
+            raise InputError(f"{info.name} was trained without a null class, so guidance must be 1")
     check_resources(request, model, inpaint)
 
 

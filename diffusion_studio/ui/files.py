@@ -190,7 +190,7 @@ class FilesMixin:
         if not path.is_file():
             self.show_error(f"{path} does not exist or is not a file")
             return False
-        if path.suffix.lower() == ".png":
+        if is_png(path):  # by its content: an EPS named .png is not read as a record
             try:
                 record = read_record(path)
             except InputError as exc:  # a PNG with a bad record: said once, nothing applied
@@ -209,6 +209,15 @@ class FilesMixin:
         if data.hasImage():
             self.set_source_image(qimage_to_array(QImage(data.imageData())))
             event.acceptProposedAction()
+
+
+def is_png(path: Path) -> bool:
+    """Whether the file starts with the PNG signature."""
+    try:
+        with open(path, "rb") as f:
+            return f.read(8) == b"\x89PNG\r\n\x1a\n"
+    except OSError:
+        return False
 
 
 def _as_hwc(array: np.ndarray) -> np.ndarray:

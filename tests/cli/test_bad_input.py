@@ -193,10 +193,22 @@ def test_grey_and_rgba_models_sample_inpaint_and_export(capsys, tmp_path, channe
     folder = save_model(UNet2DModel.from_config(config), NoiseSchedule.linear(50), tmp_path / "m")
     mode = {1: "L", 4: "RGBA"}[channels]
     code, err = run(
-        capsys, "sample", "--model", str(folder), "--steps", "3", "-n", "2", "--quiet",
-        "--out", str(tmp_path / "s.png"), "--grid", str(tmp_path / "g.png"),
-        "--save-trajectory", str(tmp_path / "t.gif"),
-    )  # fmt: skip
+        capsys,
+        "sample",
+        "--model",
+        str(folder),
+        "--steps",
+        "3",
+        "-n",
+        "2",
+        "--quiet",
+        "--out",
+        str(tmp_path / "s.png"),
+        "--grid",
+        str(tmp_path / "g.png"),
+        "--save-trajectory",
+        str(tmp_path / "t.gif"),
+    )
     assert code == 0, err
     assert Image.open(tmp_path / "s-0.png").mode == mode
     assert Image.open(tmp_path / "g.png").mode == mode
@@ -206,10 +218,24 @@ def test_grey_and_rgba_models_sample_inpaint_and_export(capsys, tmp_path, channe
     rgba[..., 0], rgba[..., 3] = 200, 100
     Image.fromarray(rgba, "RGBA").save(source)
     code, err = run(
-        capsys, "inpaint", "--model", str(folder), "--image", str(source), "--quiet",
-        "--mask-preset", "half", "--steps", "3", "--jump-n-sample", "2",
-        "--out", str(tmp_path / "i.png"), "--save-trajectory", str(tmp_path / "i.webp"),
-    )  # fmt: skip
+        capsys,
+        "inpaint",
+        "--model",
+        str(folder),
+        "--image",
+        str(source),
+        "--quiet",
+        "--mask-preset",
+        "half",
+        "--steps",
+        "3",
+        "--jump-n-sample",
+        "2",
+        "--out",
+        str(tmp_path / "i.png"),
+        "--save-trajectory",
+        str(tmp_path / "i.webp"),
+    )
     assert code == 0, err
     result = np.asarray(Image.open(tmp_path / "i.png"))
     from diffusion_studio.core.images import load_image
