@@ -29,6 +29,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=40)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--held-out", type=float, default=0.15)
+    parser.add_argument("--force", action="store_true", help="replace an existing classifier")
     args = parser.parse_args()
     data = load_training_data(args.data, resolution=32)
     started = time.monotonic()
@@ -46,7 +47,7 @@ def main() -> None:
         args.epochs,
         args.seed,
     )
-    save_classifier(model, card, real, args.out)
+    save_classifier(model, card, real, args.out, overwrite=args.force)
     print(
         f"held-out accuracy {accuracy:.4f} on {len(held_out)} images; real-vs-real floor "
         f"{floor:.3f}; {time.monotonic() - started:.0f} s"

@@ -12,6 +12,7 @@ import torch
 from diffusers import UNet2DModel
 
 from diffusion_studio.core.errors import InputError
+from diffusion_studio.core.files import atomic_write
 from diffusion_studio.core.train_config import TrainConfig
 
 CHECKPOINT_VERSION = 1
@@ -60,9 +61,8 @@ def save_checkpoint(
         "commands": state.commands,
         "hardware": state.hardware,
     }
-    tmp = path.with_suffix(".tmp")
-    torch.save(payload, tmp)
-    tmp.replace(path)
+    # the run's own file (a checkpoint of this step, from an earlier try of it)
+    atomic_write(path, lambda f: torch.save(payload, f), overwrite=True)
     for old in sorted(folder.glob("checkpoint-*.pt"))[:-keep]:
         old.unlink()
     return path

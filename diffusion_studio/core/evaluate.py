@@ -16,11 +16,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 from torch import nn
 
 from diffusion_studio.core.data import TrainingData
 from diffusion_studio.core.errors import InputError
+from diffusion_studio.core.files import atomic_write, check_file_target
 from diffusion_studio.core.generate import SampleRequest, generate
 from diffusion_studio.core.images import to_tensor, to_uint8
 from diffusion_studio.core.model import DiffusionModel
@@ -173,16 +174,23 @@ def real_statistics(
 
 
 def save_classifier(
-    model: Classifier, card: ClassifierCard, real: FeatureStats, folder: Path
+    model: Classifier,
+    card: ClassifierCard,
+    real: FeatureStats,
+    folder: Path,
+    overwrite: bool = False,
 ) -> None:
-    """Weights and the real data's feature statistics as safetensors, the card as JSON."""
-    folder.mkdir(parents=True, exist_ok=True)
+    """Weights and the real data's feature statistics as safetensors, the card as JSON, each
+    written atomically; an existing classifier is replaced only with `overwrite`."""
     tensors = {k: v.contiguous() for k, v in model.state_dict().items()}
     tensors["real_features.mean"] = torch.from_numpy(real.mean)
     tensors["real_features.cov"] = torch.from_numpy(real.cov)
-    save_file(tensors, folder / CLASSIFIER_WEIGHTS)
     payload = {**card.__dict__, "class_names": list(card.class_names)}
-    (folder / CLASSIFIER_CARD).write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
+    text = (json.dumps(payload, indent=2) + "\n").encode()
+    for name in (CLASSIFIER_WEIGHTS, CLASSIFIER_CARD):  # both refused before either is written
+        check_file_target(folder / name, overwrite=overwrite)
+    atomic_write(folder / CLASSIFIER_WEIGHTS, lambda f: f.write(save(tensors)), overwrite=overwrite)
+    atomic_write(folder / CLASSIFIER_CARD, lambda f: f.write(text), overwrite=overwrite)
 
 
 def load_classifier(folder: Path | None = None) -> tuple[Classifier, ClassifierCard, FeatureStats]:

@@ -118,3 +118,18 @@ def test_eval_compile_compiles_the_network_once(emoji_shaped_model, monkeypatch)
     argv = ["eval", "--model", str(path), "--steps", "2", "--eta", "0", "-n", "9", "--quiet"]
     assert main([*argv, "--compile"]) == 0
     assert compiled == [{"dynamic": False}]
+
+
+def test_a_saved_classifier_loads_back_and_is_replaced_only_when_asked(tmp_path) -> None:
+    from diffusion_studio.core.errors import OutputExistsError
+    from diffusion_studio.core.evaluate import save_classifier
+
+    classifier, card, real = load_classifier()
+    save_classifier(classifier, card, real, tmp_path / "c")
+    again, card_again, real_again = load_classifier(tmp_path / "c")
+    x = torch.zeros(1, 3, 32, 32)
+    assert torch.equal(again(x), classifier(x)) and card_again == card
+    assert np.array_equal(real_again.cov, real.cov)
+    with pytest.raises(OutputExistsError):
+        save_classifier(classifier, card, real, tmp_path / "c")
+    save_classifier(classifier, card, real, tmp_path / "c", overwrite=True)

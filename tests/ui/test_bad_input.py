@@ -128,3 +128,32 @@ def test_a_bad_crash_session_never_hides_a_good_one(qtbot, tmp_path, tiny_model_
     assert np.array_equal(window.canvas.source, source)
     assert window.panel.request().seed == 99
     window.close()
+
+
+@pytest.mark.parametrize("channels", [1, 4])
+def test_grey_and_rgba_models_run_show_inpaint_and_export(qtbot, window, tmp_path, channels):
+    from diffusers import UNet2DModel
+
+    from diffusion_studio.core.model_files import save_model
+    from diffusion_studio.core.schedule import NoiseSchedule
+    from diffusion_studio.ui.export_dialog import ExportOptions, export_entries
+    from tests.helpers import make_unet
+    from tests.ui.test_studio import run_and_wait
+
+    config = {**make_unet().config, "in_channels": channels, "out_channels": channels}
+    folder = save_model(UNet2DModel.from_config(config), NoiseSchedule.linear(50), tmp_path / "m")
+    assert window.load_model_folder(folder)
+    window.panel.steps.setValue(3)
+    window.load_source(sample_images()[0])  # an RGB picture, given the model's channels
+    assert window.canvas.source.shape == (16, 16, channels)
+    assert window.canvas.composite().shape == (16, 16, 3)
+    window.canvas.apply_preset("half")
+    window.panel.jump_n_sample.setValue(2)
+    result = run_and_wait(qtbot, window)
+    assert result.images.shape == (1, 16, 16, channels)
+    kept = ~window.canvas.mask
+    assert np.array_equal(result.images[0][kept], window.canvas.source[kept])
+    options = ExportOptions(tmp_path / "out", trajectory=".gif")
+    written = export_entries(window.gallery.entries(), options)
+    mode = {1: "L", 4: "RGBA"}[channels]
+    assert Image.open(written[0]).mode == mode and len(written) == 4  # image, mask, source, gif
