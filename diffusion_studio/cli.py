@@ -396,35 +396,24 @@ def _evaluate(args: argparse.Namespace) -> int:
     if args.batch is not None and args.batch < 1:
         raise InputError("--batch must be at least 1")
     batch = min(args.batch or (32 if model.device.type == "cpu" else 256), args.n)
-    rows = evaluation_rows(args.sampler, etas)
-    for _, request in rows:  # every setting is checked before the first is run
-        for s in steps:
-            setting = replace(
-                request,
-                num_inference_steps=s,
-                guidance_scale=args.guidance,
-                timestep_spacing=args.spacing,
-                seed=args.seed,
-                batch_size=batch,
-            )
-            validate(setting, model)
-    total = len(rows) * len(steps)
+    grid = [
+        (name, [replace(request, num_inference_steps=s, guidance_scale=args.guidance,
+                        timestep_spacing=args.spacing, seed=args.seed) for s in steps])
+        for name, request in evaluation_rows(args.sampler, etas)
+    ]  # fmt: skip
+    for _, settings in grid:  # every setting is checked before the first is run
+        for setting in settings:
+            validate(replace(setting, batch_size=batch), model)
     print(
         f"{model.info.name}: {args.n} samples per setting, guidance {args.guidance}, "
         f"device {model.device}"
     )
+    total = len(grid) * len(steps)
     with tqdm(total=total, unit="setting", desc="eval", disable=args.quiet) as progress:
         table = []
-        for name, request in rows:
+        for name, settings in grid:
             scores = []
-            for s in steps:
-                setting = replace(
-                    request,
-                    num_inference_steps=s,
-                    guidance_scale=args.guidance,
-                    timestep_spacing=args.spacing,
-                    seed=args.seed,
-                )
+            for setting in settings:
                 scores.append(evaluate_setting(model, setting, classifier, real, args.n, batch))
                 progress.update()
             table.append((name, scores))

@@ -8,13 +8,15 @@ from diffusers import UNet2DModel
 CLASS_NAMES = ["circle", "square", "triangle"]
 
 
-def make_unet(size: int = 16, num_class_embeds: int | None = None, seed: int = 0) -> UNet2DModel:
+def make_unet(
+    size: int = 16, num_class_embeds: int | None = None, seed: int = 0, channels: int = 3
+) -> UNet2DModel:
     """A randomly initialised UNet2DModel of about 30k parameters."""
     torch.manual_seed(seed)
     return UNet2DModel(
         sample_size=size,
-        in_channels=3,
-        out_channels=3,
+        in_channels=channels,
+        out_channels=channels,
         block_out_channels=(8, 16),
         layers_per_block=1,
         down_block_types=("DownBlock2D", "DownBlock2D"),

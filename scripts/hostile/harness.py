@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import torch
 from PIL import Image
 
 ROW_TIMEOUT_S = 60
@@ -61,28 +60,15 @@ class Row:
 
 def build_workspace(root: Path) -> dict[str, Path]:
     """Tiny models, data, images and a person's files to attack, in `root` (the current folder)."""
-    from diffusers import UNet2DModel
-
     from diffusion_studio.core.model_files import save_model
     from diffusion_studio.core.schedule import NoiseSchedule
-
-    def unet(classes: int | None = None, channels: int = 3) -> UNet2DModel:
-        torch.manual_seed(0)
-        return UNet2DModel(
-            sample_size=16,
-            in_channels=channels,
-            out_channels=channels,
-            block_out_channels=(8, 16),
-            layers_per_block=1,
-            down_block_types=("DownBlock2D", "DownBlock2D"),
-            up_block_types=("UpBlock2D", "UpBlock2D"),
-            norm_num_groups=4,
-            num_class_embeds=classes,
-        )
+    from tests.helpers import make_unet as unet
 
     studio = {"class_names": ["a", "b", "c"]}
     p = {
-        "model": save_model(unet(4), NoiseSchedule.linear(100), root / "model", studio=studio),
+        "model": save_model(
+            unet(num_class_embeds=4), NoiseSchedule.linear(100), root / "model", studio=studio
+        ),
         "uncond": save_model(unet(), NoiseSchedule.linear(100), root / "uncond"),
         "grey": save_model(unet(channels=1), NoiseSchedule.linear(50), root / "grey"),
         "rgba": save_model(unet(channels=4), NoiseSchedule.linear(50), root / "rgba"),

@@ -186,11 +186,7 @@ def test_grey_and_rgba_models_sample_inpaint_and_export(capsys, tmp_path, channe
     from diffusion_studio.core.schedule import NoiseSchedule
     from tests.helpers import make_unet
 
-    unet = make_unet()
-    config = {**unet.config, "in_channels": channels, "out_channels": channels}
-    from diffusers import UNet2DModel
-
-    folder = save_model(UNet2DModel.from_config(config), NoiseSchedule.linear(50), tmp_path / "m")
+    folder = save_model(make_unet(channels=channels), NoiseSchedule.linear(50), tmp_path / "m")
     mode = {1: "L", 4: "RGBA"}[channels]
     code, err = run(
         capsys,

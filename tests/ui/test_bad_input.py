@@ -132,7 +132,6 @@ def test_a_bad_crash_session_never_hides_a_good_one(qtbot, tmp_path, tiny_model_
 
 @pytest.mark.parametrize("channels", [1, 4])
 def test_grey_and_rgba_models_run_show_inpaint_and_export(qtbot, window, tmp_path, channels):
-    from diffusers import UNet2DModel
 
     from diffusion_studio.core.model_files import save_model
     from diffusion_studio.core.schedule import NoiseSchedule
@@ -140,8 +139,7 @@ def test_grey_and_rgba_models_run_show_inpaint_and_export(qtbot, window, tmp_pat
     from tests.helpers import make_unet
     from tests.ui.test_studio import run_and_wait
 
-    config = {**make_unet().config, "in_channels": channels, "out_channels": channels}
-    folder = save_model(UNet2DModel.from_config(config), NoiseSchedule.linear(50), tmp_path / "m")
+    folder = save_model(make_unet(channels=channels), NoiseSchedule.linear(50), tmp_path / "m")
     assert window.load_model_folder(folder)
     window.panel.steps.setValue(3)
     window.load_source(sample_images()[0])  # an RGB picture, given the model's channels
