@@ -552,6 +552,8 @@ class _Outputs:
     def plan(
         cls, args: argparse.Namespace, requests: list[SampleRequest], model: DiffusionModel
     ) -> _Outputs:
+        from diffusion_studio.core.files import check_file_target
+
         out = Path(args.out) if args.out else None
         if out is None and not args.grid:
             out = Path(f"{args.command}-{args.seed}.png")
@@ -578,9 +580,8 @@ class _Outputs:
         if trajectory is not None and len(requests) > 1:
             raise InputError("--save-trajectory follows one class at a time, not --class all")
         plan = cls(tuple(images), grid, trajectory, args.force)
-        for path in plan.paths():
-            if path.exists() and not args.force:
-                raise OutputExistsError(path)
+        for path in plan.paths():  # before the run: a refusal costs no work
+            check_file_target(path, overwrite=args.force)
         return plan
 
     def paths(self) -> list[Path]:
