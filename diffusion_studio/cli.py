@@ -14,20 +14,16 @@ import argparse
 import math
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
-
-import numpy as np
 
 from diffusion_studio import __version__
 from diffusion_studio.core.errors import InputError, OutputExistsError
 
 if TYPE_CHECKING:
-    from torch import Tensor
-
-    from diffusion_studio.core.generate import SampleRequest
     from diffusion_studio.core.model import DiffusionModel
+    from diffusion_studio.core.run import Job
 
 PROG = "diffusion-studio"
 MAX_EVAL_SAMPLES = 1_000_000
@@ -107,33 +103,34 @@ def _build_parser() -> argparse.ArgumentParser:
 
 
 def _add_sampler_options(sub: argparse.ArgumentParser) -> None:
-    sub.add_argument("--sampler", choices=("ddpm", "ddim"), default="ddim")
+    from diffusion_studio.core.request import (
+        OPTION_TIPS,
+        SAMPLERS,
+        TIMESTEP_SPACINGS,
+        VARIANCE_TYPES,
+    )
+
+    tips = "; ".join(f"{s.name}: {s.tip}" for s in SAMPLERS.values())
+    sub.add_argument("--sampler", choices=tuple(SAMPLERS), default="ddim", help=tips)
     sub.add_argument(
         "--steps", type=int, metavar="N", default=50, help="inference steps (default 50)"
     )
-    sub.add_argument(
-        "--eta",
-        type=_number,
-        default=0.0,
-        help="DDIM noise: 0 deterministic, 1 like DDPM (default 0)",
-    )
+    sub.add_argument("--eta", type=_number, default=0.0, help=OPTION_TIPS["eta"] + " (default 0)")
     sub.add_argument(
         "--use-clipped-model-output",
         action=argparse.BooleanOptionalAction,
         default=True,
-        help="DDIM: re-derive the noise from the clipped x0, as guided-diffusion does (the "
-        "default); --no-use-clipped-model-output keeps the network's, as diffusers' "
-        "DDIMScheduler does by default",
+        help=OPTION_TIPS["use_clipped_model_output"] + " (default: on)",
     )
     sub.add_argument(
         "--spacing",
-        choices=("leading", "trailing", "linspace", "quadratic"),
-        help="which timesteps the steps visit (default: the model's)",
+        choices=TIMESTEP_SPACINGS,
+        help=OPTION_TIPS["timestep_spacing"] + " (default: the model's)",
     )
     sub.add_argument(
         "--variance",
-        choices=("fixed_small", "fixed_large"),
-        help="DDPM noise variance (default: the model's)",
+        choices=VARIANCE_TYPES,
+        help=OPTION_TIPS["variance_type"] + " (default: the model's)",
     )
     sub.add_argument(
         "--seed", type=int, metavar="N", default=0, help="image i of a batch: seed + i"
@@ -142,23 +139,36 @@ def _add_sampler_options(sub: argparse.ArgumentParser) -> None:
     sub.add_argument(
         "--class",
         dest="class_",
-        metavar="NAME|INDEX|all",
-        help="the class to generate (class-conditional models); all: -n of each class",
+        metavar="NAME|INDEX|all|unconditional",
+        help="the class to generate (class-conditional models; default: the model's default "
+        "class); all: -n of each class; unconditional: the null class",
     )
     sub.add_argument(
         "--guidance",
         type=_number,
         metavar="SCALE",
-        default=1.0,
-        help="classifier-free guidance scale; 1 = off (default 1)",
+        help="classifier-free guidance: 1 = off, 0 = unconditional (default: 3 for a class-"
+        "conditional model with a null class, else 1)",
     )
     sub.add_argument("--bf16", action="store_true", help="bfloat16 autocast for the network")
-    sub.add_argument("--out", metavar="PATH", help="PNG file; several images add -0, -1, ...")
+    sub.add_argument(
+        "--out",
+        metavar="PATH",
+        help="the PNG; several images are PATH's stem plus -SEED.png (default: --outdir)",
+    )
+    sub.add_argument(
+        "--outdir",
+        metavar="FOLDER",
+        help="write into FOLDER as the window does: RUN-SEED.png, RUN being the run's number "
+        "(00001, 00002...) (default: the current folder, when --out and --grid are not given)",
+    )
     sub.add_argument("--grid", metavar="PATH", help="also write all images as one grid PNG")
     sub.add_argument(
-        "--save-trajectory", metavar="PATH", help="the denoising steps as an animated .gif or .webp"
+        "--save-trajectory",
+        metavar="PATH",
+        help="the denoising steps (x_t beside the predicted x0) as an animated .gif or .webp",
     )
-    sub.add_argument("--force", action="store_true", help="overwrite existing files")
+    sub.add_argument("--force", action="store_true", help="replace existing files")
     sub.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -377,8 +387,8 @@ def _evaluate(args: argparse.Namespace) -> int:
         format_table,
         load_classifier,
     )
-    from diffusion_studio.core.generate import validate
     from diffusion_studio.core.model_files import load_model
+    from diffusion_studio.core.run import validate
 
     if not 1 <= args.n <= MAX_EVAL_SAMPLES:
         raise InputError(f"-n must be from 1 to {MAX_EVAL_SAMPLES:,} samples, got {args.n}")
@@ -397,10 +407,21 @@ def _evaluate(args: argparse.Namespace) -> int:
         raise InputError("--batch must be at least 1")
     batch = min(args.batch or (32 if model.device.type == "cpu" else 256), args.n)
     grid = [
-        (name, [replace(request, num_inference_steps=s, guidance_scale=args.guidance,
-                        timestep_spacing=args.spacing, seed=args.seed) for s in steps])
+        (
+            name,
+            [
+                replace(
+                    request,
+                    num_inference_steps=s,
+                    guidance_scale=args.guidance,
+                    timestep_spacing=args.spacing,
+                    seed=args.seed,
+                )
+                for s in steps
+            ],
+        )
         for name, request in evaluation_rows(args.sampler, etas)
-    ]  # fmt: skip
+    ]
     for _, settings in grid:  # every setting is checked before the first is run
         for setting in settings:
             validate(replace(setting, batch_size=batch), model)
@@ -430,193 +451,125 @@ def _evaluate(args: argparse.Namespace) -> int:
 def _generate(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from diffusion_studio.core.export import MAX_ANIMATION_FRAMES, even_indices
-    from diffusion_studio.core.generate import (
-        SampleRequest,
-        check_resources,
-        generate,
-        network_calls,
-        validate,
-    )
-    from diffusion_studio.core.images import to_uint8
     from diffusion_studio.core.model_files import load_model
+    from diffusion_studio.core.record import check_outputs, write_grid, write_output
+    from diffusion_studio.core.run import execute, network_calls, validate
 
     inpaint = args.command == "inpaint"
     model = load_model(args.model, device=args.device, bf16=args.bf16)
-    request = SampleRequest(
-        sampler=args.sampler,
-        num_inference_steps=args.steps,
-        eta=args.eta,
-        timestep_spacing=args.spacing,
-        variance_type=args.variance,
-        seed=args.seed,
-        batch_size=args.batch,
-        guidance_scale=args.guidance,
-        jump_length=args.jump_length if inpaint else 10,
-        jump_n_sample=args.jump_n_sample if inpaint else 10,
-        use_clipped_model_output=args.use_clipped_model_output,
+    jobs = _jobs(args, model, inpaint)
+    for job in jobs:  # bad settings are reported before anything about files
+        validate(job.request, model, inpaint)
+    outputs, grid = _plan(args, jobs)
+    check_outputs(
+        [o for plan in outputs for o in plan] + ([(grid, "grid", None)] if grid else []), args.force
     )
-    requests = _requests_per_class(request, model, args.class_)
-    for each in requests:
-        validate(each, model, inpaint)  # bad settings are reported before anything about files
-    outputs = _Outputs.plan(args, requests, model)
-    if outputs.trajectory:  # the kept frames, x_t and x0 of the batch each
-        check_resources(request, model, inpaint, frames_kept=2 * MAX_ANIMATION_FRAMES)
-    source = inpaint_mask = None
-    if inpaint:
-        source, inpaint_mask = _inpaint_inputs(args, model)
-    calls = network_calls(request, inpaint)
-    # only the frames the animation keeps are converted and held
-    kept = set(even_indices(calls)) if outputs.trajectory else set()
-    frames, images = [], []
-    with tqdm(
-        total=calls * len(requests), unit="step", desc=args.command, disable=args.quiet
-    ) as progress:
-        for each in requests:
-            for step in generate(model, each, source, inpaint_mask):
-                if step.index in kept:
-                    frames.append(_trajectory_frame(step.x_t, step.x0_pred))
-                progress.update()
-            images.append(to_uint8(step.x_t))
-    for path in outputs.write(model, requests, np.concatenate(images), frames, inpaint=inpaint):
+    for note in jobs[0].notes:  # said once the inputs are known to be good
+        print(f"{PROG}: {note}", file=sys.stderr)
+    calls = network_calls(jobs[0].request, inpaint)
+    results, written = [], []
+    with tqdm(total=calls * len(jobs), unit="step", desc=args.command, disable=args.quiet) as bar:
+        for job, plan in zip(jobs, outputs):
+            result = execute(model, job, on_frame=lambda frame: bar.update())
+            results.append(result)
+            written += [write_output(result, output, overwrite=args.force) for output in plan]
+    if grid:  # with --class all, a row per class
+        columns = jobs[0].request.batch_size if len(jobs) > 1 else None
+        written.append(write_grid(results, grid, columns=columns, overwrite=args.force))
+    for path in written:
         print(path)
     return 0
 
 
-def _requests_per_class(
-    request: SampleRequest, model: DiffusionModel, class_: str | None
-) -> list[SampleRequest]:
-    """One request, or with --class all one per class (a row each in the grid)."""
-    if class_ is None:
-        return [request]
-    if class_.strip().lower() != "all":
-        return [replace(request, class_label=model.class_index(class_))]
-    if not model.info.class_names:
-        raise InputError(f"{model.info.name} is not class-conditional; leave --class out")
-    return [replace(request, class_label=c) for c in range(len(model.info.class_names))]
+def _jobs(args: argparse.Namespace, model: DiffusionModel, inpaint: bool) -> list[Job]:
+    """The job of the flags, or with --class all one per class (a row each in the grid).
+    With no --class a class-conditional model makes its default class, as the window does."""
+    from diffusion_studio.core.request import default_request
+    from diffusion_studio.core.run import Job
 
-
-def _inpaint_inputs(args: argparse.Namespace, model: DiffusionModel) -> tuple[Tensor, Tensor]:
-    """The source image and the inpaint mask, both fitted to the model's size."""
-    from diffusion_studio.core.images import fit_to_size, load_image, to_tensor
-    from diffusion_studio.core.masks import (
-        fit_mask,
-        invert_mask,
-        load_mask,
-        mask_to_tensor,
-        parse_preset,
-        preset_mask,
+    info = model.info
+    settings = {
+        "sampler": args.sampler,
+        "num_inference_steps": args.steps,
+        "eta": args.eta,
+        "timestep_spacing": args.spacing,
+        "variance_type": args.variance,
+        "seed": args.seed,
+        "batch_size": args.batch,
+        "use_clipped_model_output": args.use_clipped_model_output,
+        **(
+            {"jump_length": args.jump_length, "jump_n_sample": args.jump_n_sample}
+            if inpaint
+            else {}
+        ),
+    }
+    request = default_request(
+        len(info.class_names), info.default_class, info.null_class, **settings
     )
+    chosen = (args.class_ or "").strip().lower()
+    if args.class_ is not None and not info.class_names:
+        raise InputError(f"{info.name} is not class-conditional; leave --class out")
+    labels: list[int | None] = [request.class_label]
+    if chosen == "all":
+        labels = list(range(len(info.class_names)))
+    elif chosen == "unconditional":
+        labels = [None]
+    elif args.class_ is not None:
+        labels = [model.class_index(args.class_)]
+    guidance = request.guidance_scale if args.guidance is None else args.guidance
+    inputs = {}
+    if inpaint:
+        inputs = {
+            "image": args.image,
+            "mask": args.mask,
+            "mask_preset": args.mask_preset,
+            "mask_seed": args.mask_seed,
+            "invert_mask_file": args.invert_mask,
+        }
+    return [
+        Job.prepare(replace(request, class_label=label, guidance_scale=guidance), info, **inputs)
+        for label in labels
+    ]
 
-    size = model.info.resolution
-    image = load_image(args.image, channels=model.info.in_channels)
-    original_size = (image.height, image.width)
-    fitted, note = fit_to_size(image, size)
-    if args.mask:
-        mask = load_mask(args.mask, invert=args.invert_mask)
-        if mask.shape not in (original_size, size):
-            raise InputError(
-                f"the mask {args.mask} is {mask.shape[1]}x{mask.shape[0]}, but the image is "
-                f"{original_size[1]}x{original_size[0]}: they must be the same size"
+
+def _plan(args: argparse.Namespace, jobs: list[Job]) -> tuple[list[list], Path | None]:
+    """The files of each job (plan_outputs), and the grid's path: decided, and checked, before
+    anything runs."""
+    from diffusion_studio.core.record import next_run_number, plan_outputs
+
+    grid = Path(args.grid) if args.grid else None
+    if grid is not None and grid.suffix.lower() != ".png":
+        raise InputError(f"--grid {grid} should end in .png")
+    trajectory = Path(args.save_trajectory) if args.save_trajectory else None
+    if trajectory is not None and trajectory.suffix.lower() not in (".gif", ".webp"):
+        raise InputError(f"--save-trajectory {trajectory} should end in .gif or .webp")
+    if trajectory is not None and len(jobs) > 1:
+        raise InputError("--save-trajectory follows one class at a time, not --class all")
+    if args.out and args.outdir:
+        raise InputError("give --out (a file name) or --outdir (a folder), not both")
+    out = Path(args.out) if args.out else None
+    if out is not None and out.suffix.lower() != ".png":
+        raise InputError(f"--out {out} should end in .png")
+    if out is None and (args.outdir or not grid):
+        folder = Path(args.outdir or ".")
+        first = next_run_number(folder)
+        return [
+            plan_outputs(job, folder, f"{first + k:05d}", trajectory=trajectory)
+            for k, job in enumerate(jobs)
+        ], grid
+    if out is None:  # only the grid (and the steps)
+        return [[(trajectory, "steps", None)] if trajectory else [] for _ in jobs], grid
+    plans = []
+    for job in jobs:
+        stem = out.stem
+        if len(jobs) > 1:  # --class all: the class in the name
+            stem += "-" + _slug(job.model.class_names[job.request.class_label or 0])
+        plans.append(
+            plan_outputs(
+                job, out.parent, stem, single_name=f"{stem}{out.suffix}", trajectory=trajectory
             )
-        mask = fit_mask(mask, size)
-    else:
-        preset, side = parse_preset(args.mask_preset)
-        seed = args.mask_seed if args.mask_seed is not None else args.seed
-        mask = preset_mask(preset, size, seed=seed, side=side)
-        if args.invert_mask:
-            mask = invert_mask(mask)
-    if note:  # said once the inputs are known to be good
-        print(f"{PROG}: {note}", file=sys.stderr)
-    return to_tensor(fitted), mask_to_tensor(mask)
-
-
-def _trajectory_frame(x_t: Tensor, x0_pred: Tensor) -> np.ndarray:
-    """One animation frame: the batch's x_t above its predicted x_0."""
-    from diffusion_studio.core.export import make_grid
-    from diffusion_studio.core.images import to_uint8
-
-    return np.concatenate([make_grid(to_uint8(x_t)), make_grid(to_uint8(x0_pred))], axis=0)
-
-
-@dataclass(frozen=True)
-class _Outputs:
-    """The files a job writes, decided (and checked for overwriting) before it runs."""
-
-    images: tuple[Path, ...]
-    grid: Path | None
-    trajectory: Path | None
-    overwrite: bool
-
-    @classmethod
-    def plan(
-        cls, args: argparse.Namespace, requests: list[SampleRequest], model: DiffusionModel
-    ) -> _Outputs:
-        from diffusion_studio.core.files import check_file_target
-
-        out = Path(args.out) if args.out else None
-        if out is None and not args.grid:
-            out = Path(f"{args.command}-{args.seed}.png")
-        images: list[Path] = []
-        if out is not None:
-            if out.suffix.lower() != ".png":
-                raise InputError(f"--out {out} should end in .png")
-            for request in requests:
-                name = out.stem
-                if len(requests) > 1:  # --class all: the class in the name
-                    name += "-" + _slug(model.info.class_names[request.class_label or 0])
-                if request.batch_size == 1:
-                    images.append(out.with_name(name + out.suffix))
-                else:
-                    images += [
-                        out.with_name(f"{name}-{i}{out.suffix}") for i in range(request.batch_size)
-                    ]
-        grid = Path(args.grid) if args.grid else None
-        if grid is not None and grid.suffix.lower() != ".png":
-            raise InputError(f"--grid {grid} should end in .png")
-        trajectory = Path(args.save_trajectory) if args.save_trajectory else None
-        if trajectory is not None and trajectory.suffix.lower() not in (".gif", ".webp"):
-            raise InputError(f"--save-trajectory {trajectory} should end in .gif or .webp")
-        if trajectory is not None and len(requests) > 1:
-            raise InputError("--save-trajectory follows one class at a time, not --class all")
-        plan = cls(tuple(images), grid, trajectory, args.force)
-        for path in plan.paths():  # before the run: a refusal costs no work
-            check_file_target(path, overwrite=args.force)
-        return plan
-
-    def paths(self) -> list[Path]:
-        return [*self.images, *(p for p in (self.grid, self.trajectory) if p is not None)]
-
-    def write(
-        self,
-        model: DiffusionModel,
-        requests: list[SampleRequest],
-        images: np.ndarray,
-        frames: list[np.ndarray],
-        *,
-        inpaint: bool,
-    ) -> list[Path]:
-        from diffusion_studio.core.export import make_grid, save_animation, save_png
-        from diffusion_studio.core.generate import export_metadata
-
-        alone = [r.for_image(i) for r in requests for i in range(r.batch_size)]
-        sheets = list(zip(self.images, alone, images))
-        if self.grid is not None:  # with --class all, a row per class
-            columns = requests[0].batch_size if len(requests) > 1 else None
-            sheets.append((self.grid, requests[0], make_grid(images, columns=columns)))
-        written = []
-        for path, settings, image in sheets:
-            metadata, parameters = export_metadata(settings, model, inpaint)
-            if path == self.grid and len(requests) > 1:
-                metadata["requests"] = [r.to_dict() for r in requests]
-            written.append(
-                save_png(
-                    path, image, metadata=metadata, parameters=parameters, overwrite=self.overwrite
-                )
-            )
-        if self.trajectory is not None:
-            written.append(save_animation(self.trajectory, frames, overwrite=self.overwrite))
-        return written
+        )
+    return plans, grid
 
 
 def _slug(text: str) -> str:

@@ -22,10 +22,11 @@ from torch import nn
 from diffusion_studio.core.data import TrainingData
 from diffusion_studio.core.errors import InputError
 from diffusion_studio.core.files import atomic_write, check_file_target
-from diffusion_studio.core.generate import SampleRequest, generate
 from diffusion_studio.core.images import to_tensor, to_uint8
 from diffusion_studio.core.model import DiffusionModel
+from diffusion_studio.core.request import SampleRequest
 from diffusion_studio.core.resources import resources_dir
+from diffusion_studio.core.run import Job, run
 
 CLASSIFIER_WEIGHTS = "classifier.safetensors"
 CLASSIFIER_CARD = "classifier.json"
@@ -233,7 +234,7 @@ def generate_images(
                 batch_size=min(batch_size, wanted - start),
                 seed=request.seed + 100_000 * label + start,
             )
-            last = deque(generate(model, chunk), maxlen=1)[0]
+            last = deque(run(model, Job.prepare(chunk, model.info)), maxlen=1)[0]
             images.append(to_tensor_batch(to_uint8(last.x_t)))
             labels += [label] * chunk.batch_size
     return torch.cat(images), torch.tensor(labels)

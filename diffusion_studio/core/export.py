@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import math
 import os
@@ -26,6 +27,12 @@ METADATA_KEY = "diffusion-studio"
 PARAMETERS_KEY = "parameters"
 """PNG text chunk with A1111-style settings text, which other tools show."""
 
+ATTACHMENT_PREFIX = "diffusion-studio-"
+"""Compressed text chunks ATTACHMENT_PREFIX + name + "-" + i carry a file (an inpainting's
+source and mask, as PNG) in base64, in pieces under Pillow's 1 MB limit on one text chunk."""
+ATTACHMENT_PIECE = 512 * 1024
+MAX_ATTACHMENT_BYTES = 32 * 1024 * 1024
+
 
 def save_png(
     path: str | os.PathLike[str],
@@ -33,6 +40,7 @@ def save_png(
     *,
     metadata: Mapping[str, Any] | None = None,
     parameters: str | None = None,
+    attachments: Mapping[str, bytes] | None = None,
     upscale: int = 1,
     overwrite: bool = False,
 ) -> Path:
@@ -40,6 +48,7 @@ def save_png(
 
     `metadata` is stored as sorted JSON under METADATA_KEY and `parameters` as plain text
     under PARAMETERS_KEY; each goes in a tEXt chunk when ASCII, else in an iTXt (UTF-8) one.
+    `attachments` (name -> bytes) go in compressed chunks (see ATTACHMENT_PREFIX).
     `upscale` is a whole factor >= 1 applied with nearest neighbour, so pixels stay sharp.
     """
     path = Path(path)
@@ -57,6 +66,11 @@ def save_png(
         _add_text(info, METADATA_KEY, text)
     if parameters is not None:
         _add_text(info, PARAMETERS_KEY, parameters)
+    for name, data in (attachments or {}).items():
+        text = base64.b64encode(data).decode("ascii")
+        for i in range(0, max(len(text), 1), ATTACHMENT_PIECE):
+            key = f"{ATTACHMENT_PREFIX}{name}-{i // ATTACHMENT_PIECE}"
+            info.add_text(key, text[i : i + ATTACHMENT_PIECE], zip=True)
     return atomic_write(
         path, lambda f: picture.save(f, format="PNG", pnginfo=info), overwrite=overwrite
     )
@@ -70,16 +84,17 @@ def _add_text(info: PngInfo, key: str, text: str) -> None:
         info.add_itxt(key, text)
 
 
-def read_png_metadata(path: str | os.PathLike[str]) -> dict[str, Any] | None:
-    """Read back the JSON that save_png stored under METADATA_KEY; None if the PNG has none."""
+def read_png_texts(path: str | os.PathLike[str]) -> dict[str, str]:
+    """The studio's text chunks of a PNG (METADATA_KEY and the attachments), read without
+    running anything but Pillow's PNG reader; InputError for a file that is not a readable PNG."""
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path} does not exist or is not a file; check the path")
     try:
         with Image.open(path, formats=["PNG"]) as im:
-            text = im.info.get(METADATA_KEY)  # chunks before the pixel data, read without decoding
-            if text is None and im.width * im.height <= MAX_IMAGE_PIXELS:
-                text = im.text.get(METADATA_KEY)  # decodes, to reach chunks after the pixels
+            texts = dict(im.info)  # chunks before the pixel data, read without decoding
+            if METADATA_KEY not in texts and im.width * im.height <= MAX_IMAGE_PIXELS:
+                texts.update(im.text)  # decodes, to reach chunks after the pixels
     except Image.UnidentifiedImageError as e:
         raise InputError(
             f"{path} is not a PNG file, so it holds no Diffusion Studio settings"
@@ -88,29 +103,59 @@ def read_png_metadata(path: str | os.PathLike[str]) -> dict[str, Any] | None:
         raise InputError(f"{path} declares an image too large to read safely") from e
     except (OSError, SyntaxError, EOFError, ValueError, struct.error) as e:
         raise InputError(f"{path} could not be read (is it truncated or corrupt?): {e}") from e
+    return {
+        str(k): str(v)
+        for k, v in texts.items()
+        if isinstance(k, str)
+        and isinstance(v, str)
+        and (k == METADATA_KEY or k.startswith(ATTACHMENT_PREFIX))
+    }
+
+
+def read_attachment(texts: Mapping[str, str], name: str) -> bytes | None:
+    """The file attached under `name` (save_png's attachments), or None; InputError if its
+    pieces are damaged or it is larger than MAX_ATTACHMENT_BYTES."""
+    prefix = f"{ATTACHMENT_PREFIX}{name}-"
+    pieces = {k[len(prefix) :]: v for k, v in texts.items() if k.startswith(prefix)}
+    if not pieces:
+        return None
+    if set(pieces) != {str(i) for i in range(len(pieces))}:
+        raise InputError(f"the attached {name} is damaged (pieces missing)")
+    text = "".join(pieces[str(i)] for i in range(len(pieces)))
+    if len(text) * 3 // 4 > MAX_ATTACHMENT_BYTES:
+        raise InputError(f"the attached {name} is larger than {MAX_ATTACHMENT_BYTES // 2**20} MB")
+    try:
+        return base64.b64decode(text, validate=True)
+    except (ValueError, TypeError) as e:
+        raise InputError(f"the attached {name} is damaged (not base64)") from e
+
+
+def read_png_metadata(path: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """Read back the JSON that save_png stored under METADATA_KEY; None if the PNG has none."""
+    text = read_png_texts(path).get(METADATA_KEY)
     if text is None:
         return None
-    if len(text) > MAX_METADATA_CHARS:
+    try:
+        return parse_metadata(text)
+    except InputError as exc:
         raise InputError(
-            f"the Diffusion Studio settings in {path} are unreadable "
-            f"(over {MAX_METADATA_CHARS:,} characters; the studio writes a few hundred)"
-        )
+            f"the Diffusion Studio settings in {path} are unreadable ({exc})"
+        ) from None
+
+
+def parse_metadata(text: str) -> dict[str, Any]:
+    """The JSON object of a record, checked for size, nesting and NaN before it is used."""
+    if len(text) > MAX_METADATA_CHARS:
+        raise InputError(f"over {MAX_METADATA_CHARS:,} characters; the studio writes a few hundred")
     try:
         metadata = json.loads(text, parse_constant=_refuse_constant)
     except (json.JSONDecodeError, RecursionError) as e:
         reason = "nested too deeply" if isinstance(e, RecursionError) else f"not valid JSON: {e}"
-        raise InputError(
-            f"the Diffusion Studio settings in {path} are unreadable ({reason})"
-        ) from e
+        raise InputError(reason) from None
     if not isinstance(metadata, dict):
-        raise InputError(
-            f"the Diffusion Studio settings in {path} are unreadable "
-            f"(a JSON {type(metadata).__name__}, not an object)"
-        )
+        raise InputError(f"a JSON {type(metadata).__name__}, not an object")
     if _depth(metadata) > MAX_METADATA_DEPTH:
-        raise InputError(
-            f"the Diffusion Studio settings in {path} are unreadable (nested too deeply)"
-        )
+        raise InputError("nested too deeply")
     return metadata
 
 

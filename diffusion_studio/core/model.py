@@ -6,6 +6,7 @@ Model folders are read and written in core/model_files.py, the one boundary for 
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -38,6 +39,7 @@ class ModelInfo:
     beta_schedule: str
     num_train_timesteps: int
     variance_type: str
+    timestep_spacing: str = "leading"  # the schedule's default
     class_names: tuple[str, ...] = ()
     null_class: int | None = None
     default_class: int = 0  # the class the window opens on
@@ -107,6 +109,7 @@ class DiffusionModel:
             beta_schedule=schedule.beta_schedule if not schedule.trained_betas else "trained",
             num_train_timesteps=schedule.num_train_timesteps,
             variance_type=schedule.variance_type,
+            timestep_spacing=schedule.timestep_spacing,
             class_names=class_names,
             null_class=null_class,
             default_class=_default_class(class_names, studio),
@@ -121,6 +124,15 @@ class DiffusionModel:
             )
         device = device or torch.device("cpu")
         return cls(unet.eval().requires_grad_(False).to(device), schedule, info, device, bf16)
+
+    def to(self, device: torch.device) -> DiffusionModel:
+        """This model on another device, as a new object: the weights are copied there, and
+        this one is left as it is (nothing that holds it sees its device change)."""
+        with torch.device("meta"):
+            unet = UNet2DModel.from_config(self.unet.config)
+        weights = {k: v.detach().to(device, copy=True) for k, v in self.unet.state_dict().items()}
+        unet.load_state_dict(weights, assign=True)
+        return dataclasses.replace(self, unet=unet.eval().requires_grad_(False), device=device)
 
     def class_index(self, name_or_index: str | int) -> int:
         """A class given by name (case-insensitive) or index, checked against the model."""

@@ -47,6 +47,23 @@ def count_network_calls(path: Sequence[int]) -> int:
     return sum(1 for cur, nxt in pairwise(path) if nxt < cur)
 
 
+Move = tuple[int, int]
+"""(t, t_next) in training timesteps, -1 = the clean image: down is one network call (a
+reverse step), up re-noises (a jump back)."""
+
+
+def repaint_moves(timesteps: Sequence[int], jump_length: int, jump_n_sample: int) -> list[Move]:
+    """RePaint's path over descending `timesteps` as moves between timesteps (the jump
+    schedule of get_schedule_jump, in inference steps, mapped to the timesteps)."""
+    ascending = list(reversed(timesteps))
+    path = jump_schedule(len(ascending), jump_length, jump_n_sample)
+
+    def level(i: int) -> int:
+        return ascending[i] if i >= 0 else -1
+
+    return [(level(cur), level(nxt)) for cur, nxt in pairwise(path)]
+
+
 @torch.inference_mode()
 def repaint(
     model_fn: ModelFn,
@@ -54,14 +71,12 @@ def repaint(
     source: torch.Tensor,
     inpaint_mask: torch.Tensor,
     schedule: NoiseSchedule,
-    timesteps: Sequence[int],
+    moves: Sequence[Move],
     update: Update,
     generator: Generators,
-    *,
-    jump_length: int = 10,
-    jump_n_sample: int = 10,
 ) -> Iterator[Step]:
-    """RePaint, Algorithm 1 with resampling, over any sampler `update` (DDPM or DDIM).
+    """RePaint, Algorithm 1 with resampling, over any sampler `update` (DDPM or DDIM), along
+    `moves` (repaint_moves: the run's call plan).
 
     source (1 or N, C, H, W) in [-1, 1]; inpaint_mask (1 or N, 1, H, W), 1 = generate. After each
     reverse step the known region is the source noised to that step's level (Alg. 1 line 5 with
@@ -69,13 +84,8 @@ def repaint(
     the whole image with q(x_t | x_{t-1}) of the respaced chain (line 10). The last level is the
     clean image, so the known pixels of the result are the source's, exactly.
     """
-    ascending = list(reversed(timesteps))
-    path = jump_schedule(len(ascending), jump_length, jump_n_sample)
-    total = count_network_calls(path)
+    total = sum(1 for t, t_next in moves if t_next < t)
     to_generate = inpaint_mask.bool()
-
-    def level(i: int) -> int:
-        return ascending[i] if i >= 0 else -1
 
     def merge_known(x: torch.Tensor, t: int) -> torch.Tensor:
         if t < 0:
@@ -84,14 +94,14 @@ def repaint(
         known = alpha_bar**0.5 * source + (1 - alpha_bar) ** 0.5 * randn_like(x, generator)
         return torch.where(to_generate, x, known)
 
-    x, index = x_T, 0
-    for cur, nxt in pairwise(path):
-        t, t_next = level(cur), level(nxt)
-        if nxt > cur:  # jump back: x_{t_next} ~ q(x_{t_next} | x_t)
+    x, index, state = x_T, 0, ()
+    for t, t_next in moves:
+        if t_next > t:  # jump back: x_{t_next} ~ q(x_{t_next} | x_t)
             ratio = schedule.alpha_bar(t_next) / schedule.alpha_bar(t)
             x = ratio**0.5 * x + (1 - ratio) ** 0.5 * randn_like(x, generator)
+            state = ()  # a multistep solver's history ends where the chain goes back up
             continue
-        x, x0_pred = update(model_fn(x, t), x, t, t_next)
+        x, x0_pred, state = update(model_fn(x, t), x, t, t_next, state)
         x = merge_known(x, t_next)
         yield Step(index, total, t, x, torch.where(to_generate, x0_pred, source))
         index += 1

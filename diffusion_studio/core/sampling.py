@@ -14,7 +14,8 @@ from functools import partial
 
 import torch
 
-from diffusion_studio.core.schedule import NoiseSchedule, VarianceType
+from diffusion_studio.core.request import SAMPLERS, VarianceType
+from diffusion_studio.core.schedule import NoiseSchedule
 
 ModelFn = Callable[[torch.Tensor, int], torch.Tensor]
 """(x_t (N, C, H, W), timestep) -> network output (N, C, H, W)."""
@@ -22,8 +23,16 @@ ModelFn = Callable[[torch.Tensor, int], torch.Tensor]
 ConditionalModelFn = Callable[[torch.Tensor, int, torch.Tensor], torch.Tensor]
 """(x_t, timestep, class_labels (N,) long) -> network output."""
 
-Update = Callable[[torch.Tensor, torch.Tensor, int, int], tuple[torch.Tensor, torch.Tensor]]
-"""One reverse step: (model_output, x_t, t, t_prev) -> (x_{t_prev}, x0_pred); t_prev = -1 ends."""
+SolverState = tuple[torch.Tensor, ...]
+"""What a solver carries from one step to the next: a multistep solver's earlier model outputs;
+() for the one-step samplers (DDPM, DDIM), and () again after RePaint jumps back up."""
+
+Update = Callable[
+    [torch.Tensor, torch.Tensor, int, int, SolverState],
+    tuple[torch.Tensor, torch.Tensor, SolverState],
+]
+"""One reverse step: (model_output, x_t, t, t_prev, state) -> (x_{t_prev}, x0_pred, state);
+t_prev = -1 ends."""
 
 
 @dataclass(frozen=True)
@@ -83,19 +92,20 @@ def _ddpm_update(
     x_t: torch.Tensor,
     t: int,
     t_prev: int,
-) -> tuple[torch.Tensor, torch.Tensor]:
+    state: SolverState = (),
+) -> tuple[torch.Tensor, torch.Tensor, SolverState]:
     # 1. x_0 and eps from the network output (eq. 15), clipped if the model asks for it
     x0_pred, _ = schedule.predict(model_output, x_t, t)
     # 2. posterior mean of q(x_{t-1} | x_t, x_0) (eq. 7) and its variance
     mean, beta_tilde = schedule.posterior(x0_pred, x_t, t, t_prev)
     if t_prev < 0:
-        return mean, x0_pred
+        return mean, x0_pred, ()
     if variance_type == "fixed_small":
         variance = beta_tilde
     else:
         variance = 1 - schedule.alpha_bar(t) / schedule.alpha_bar(t_prev)
     # 3. x_{t-1} = mean + sigma z (Algorithm 2, line 4)
-    return mean + variance**0.5 * randn_like(x_t, generator), x0_pred
+    return mean + variance**0.5 * randn_like(x_t, generator), x0_pred, ()
 
 
 def ddim_update(
@@ -123,7 +133,8 @@ def _ddim_update(
     x_t: torch.Tensor,
     t: int,
     t_prev: int,
-) -> tuple[torch.Tensor, torch.Tensor]:
+    state: SolverState = (),
+) -> tuple[torch.Tensor, torch.Tensor, SolverState]:
     alpha_prod_t, alpha_prod_t_prev = schedule.alpha_bar(t), schedule.alpha_bar(t_prev)
     # 1. predicted x_0 and eps, the "predicted x_0" term of eq. 12
     x0_pred, eps = schedule.predict(model_output, x_t, t, use_clipped_model_output)
@@ -139,7 +150,7 @@ def _ddim_update(
     # 4. random noise, eq. 12's last term (zero on the last step, where alpha_prod_t_prev = 1)
     if std_dev_t > 0:
         x_prev = x_prev + std_dev_t * randn_like(x_t, generator)
-    return x_prev, x0_pred
+    return x_prev, x0_pred, ()
 
 
 def previous_timesteps(timesteps: Sequence[int]) -> list[int]:
@@ -152,10 +163,18 @@ def sample(
     model_fn: ModelFn, x_T: torch.Tensor, timesteps: Sequence[int], update: Update
 ) -> Iterator[Step]:
     """Run a reverse process from x_T over descending `timesteps`, one Step per network call."""
-    x = x_T
+    x, state = x_T, ()
     for index, (t, t_prev) in enumerate(zip(timesteps, previous_timesteps(timesteps))):
-        x, x0_pred = update(model_fn(x, t), x, t, t_prev)
+        x, x0_pred, state = update(model_fn(x, t), x, t, t_prev, state)
         yield Step(index, len(timesteps), t, x, x0_pred)
+
+
+def make_update(
+    sampler: str, schedule: NoiseSchedule, generators: Generators, options: dict
+) -> Update:
+    """The update of a sampler of the table in core/request.py, with its options by name."""
+    factory = globals()[SAMPLERS[sampler].update]
+    return factory(schedule, generators, **options)
 
 
 def classifier_free_guidance(

@@ -17,16 +17,18 @@ import torch
 
 from diffusion_studio.core.errors import InputError
 from diffusion_studio.core.limits import MAX_TRAIN_TIMESTEPS
+from diffusion_studio.core.request import (
+    TIMESTEP_SPACINGS,
+    VARIANCE_TYPES,
+    TimestepSpacing,
+    VarianceType,
+)
 
 BetaSchedule = Literal["linear", "scaled_linear", "squaredcos_cap_v2"]
 PredictionType = Literal["epsilon", "v_prediction", "sample"]
-VarianceType = Literal["fixed_small", "fixed_large"]
-TimestepSpacing = Literal["leading", "trailing", "linspace", "quadratic"]
 
 BETA_SCHEDULES: tuple[str, ...] = get_args(BetaSchedule)
 PREDICTION_TYPES: tuple[str, ...] = get_args(PredictionType)
-VARIANCE_TYPES: tuple[str, ...] = get_args(VarianceType)
-TIMESTEP_SPACINGS: tuple[str, ...] = get_args(TimestepSpacing)
 
 # diffusers' "*_log" variants differ from these only in how the variance is stored.
 _VARIANCE_ALIASES = {"fixed_small_log": "fixed_small", "fixed_large_log": "fixed_large"}

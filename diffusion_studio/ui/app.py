@@ -13,6 +13,7 @@ from PySide6.QtWidgets import QApplication
 from diffusion_studio.core.resources import resources_dir
 from diffusion_studio.ui.autosave import default_root
 from diffusion_studio.ui.main_window import APP_NAME, MainWindow
+from diffusion_studio.ui.outputs import default_outputs
 
 ORGANIZATION = "Diffusion Studio"
 DESKTOP_FILE = "org.diffusionstudio.DiffusionStudio"
@@ -46,7 +47,7 @@ def run(files: Sequence[str] = ()) -> int:
     app.setOrganizationName(ORGANIZATION)
     app.setDesktopFileName(DESKTOP_FILE)  # Wayland matches the window to its icon by this
     app.setWindowIcon(QIcon(str(resources_dir() / "icon.png")))
-    window = MainWindow(autosave=default_root())
+    window = MainWindow(autosave=default_root(), outputs=default_outputs())
     window.show()
     for path in files:  # after the default model has loaded: its size fits the image
         QTimer.singleShot(0, lambda path=path: window.open_file(path))

@@ -26,9 +26,9 @@ from PySide6.QtWidgets import QMessageBox
 from diffusion_studio.core.errors import InputError
 from diffusion_studio.core.export import save_png
 from diffusion_studio.core.files import atomic_write
-from diffusion_studio.core.generate import SampleRequest
 from diffusion_studio.core.images import load_image
 from diffusion_studio.core.masks import load_mask, resize_mask, save_mask
+from diffusion_studio.core.request import SampleRequest
 
 if TYPE_CHECKING:
     from diffusion_studio.ui.main_window import MainWindow

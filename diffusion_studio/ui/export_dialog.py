@@ -6,7 +6,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -25,17 +24,20 @@ from PySide6.QtWidgets import (
 )
 
 from diffusion_studio.core.errors import InputError
-from diffusion_studio.core.export import save_animation, save_png
-from diffusion_studio.core.generate import export_metadata
-from diffusion_studio.core.images import to_uint8
-from diffusion_studio.core.masks import save_mask
+from diffusion_studio.core.record import (
+    check_outputs,
+    copy_written,
+    next_run_number,
+    plan_outputs,
+    write_output,
+)
+from diffusion_studio.core.run import RunResult
 from diffusion_studio.ui.gallery import GalleryEntry
 
 
 @dataclass(frozen=True)
 class ExportOptions:
     folder: Path
-    prefix: str = "diffusion-studio"
     upscale: int = 1
     with_inputs: bool = True  # the mask and the source of an inpainting
     trajectory: str = ""  # "", ".gif" or ".webp"
@@ -43,35 +45,46 @@ class ExportOptions:
 
 
 def export_entries(entries: list[GalleryEntry], options: ExportOptions) -> list[Path]:
-    """Write each image as PREFIX-SEED.png (and -mask.png, -source.png, the trajectory)."""
+    """Write the entries with core.record's one naming scheme: each run its own number in the
+    folder (RUN-SEED.png, RUN-mask.png, RUN-source.png, RUN-steps.gif), so N results are N
+    sets and never collide. The upscale applies to every file."""
+    runs: dict[int, tuple[RunResult | None, list[GalleryEntry]]] = {}
+    for entry in entries:  # the images of one run go together, with its inputs once
+        key = id(entry.result) if entry.result is not None else id(entry)
+        runs.setdefault(key, (entry.result, []))[1].append(entry)
+    number = next_run_number(options.folder)
+    plans = []
+    for k, (result, group) in enumerate(runs.values()):
+        stem = f"{number + k:05d}"
+        if result is None:
+            plans.append((None, group[0], stem))
+            continue
+        steps = options.trajectory if result.trajectory.frames else ""
+        images = sorted(entry.index for entry in group)
+        outputs = plan_outputs(
+            result.job,
+            options.folder,
+            stem,
+            images=images,
+            trajectory=steps,
+            inputs=options.with_inputs,
+        )
+        check_outputs(outputs, options.overwrite)
+        plans.append((result, outputs, stem))
     written = []
-    for entry in entries:
-        job = entry.result.job
-        request = entry.request
-        stem = options.folder / f"{options.prefix}-{request.seed}"
-        metadata, parameters = export_metadata(request, job.model, job.inpaint)
-        written.append(
-            save_png(
-                stem.with_suffix(".png"),
-                entry.image,
-                metadata=metadata,
-                parameters=parameters,
+    for result, outputs, stem in plans:
+        if result is None:  # an image of an earlier session, from its file
+            written += copy_written(
+                outputs.path,
+                options.folder,
+                stem,
+                inputs=options.with_inputs,
                 upscale=options.upscale,
                 overwrite=options.overwrite,
             )
-        )
-        if options.with_inputs and job.inpaint:
-            mask = job.inpaint_mask[0, 0].cpu().numpy() > 0.5
-            written.append(save_mask(mask, f"{stem}-mask.png", overwrite=options.overwrite))
-            source = to_uint8(job.source)[0]
-            written.append(save_png(f"{stem}-source.png", source, overwrite=options.overwrite))
-        if options.trajectory:
-            frames = [
-                np.concatenate([f.x_t[entry.index], f.x0_pred[entry.index]], axis=1)
-                for f in entry.result.trajectory.frames
-            ]
-            path = Path(f"{stem}-steps{options.trajectory}")
-            written.append(save_animation(path, frames, overwrite=options.overwrite))
+            continue
+        for output in outputs:
+            written.append(write_output(result, output, options.upscale, options.overwrite))
     return written
 
 
@@ -88,7 +101,6 @@ class ExportDialog(QDialog):
         self.written: list[Path] = []
         self.folder = QLineEdit(str(settings.value("folders/export", str(Path.home()))))
         browse = QPushButton("Choose...")
-        self.prefix = QLineEdit("diffusion-studio")
         self.upscale = QSpinBox(minimum=1, maximum=32, value=1, suffix=" x")
         self.upscale.setToolTip("Enlarge by a whole factor, nearest neighbour: pixels stay sharp")
         self.inputs = QCheckBox("Mask and source of inpaintings", checked=True)
@@ -103,7 +115,7 @@ class ExportDialog(QDialog):
         folder_row.addWidget(browse)
         form = QFormLayout()
         form.addRow("Folder", folder_row)
-        form.addRow("Name", self.prefix)
+        form.addRow("Names", QLabel("RUN-SEED.png, each run its own number (00001, ...)"))
         form.addRow("Upscale", self.upscale)
         form.addRow("Also", self.inputs)
         form.addRow("Steps as", self.trajectory)
@@ -122,7 +134,6 @@ class ExportDialog(QDialog):
     def options(self) -> ExportOptions:
         return ExportOptions(
             folder=Path(self.folder.text()).expanduser(),
-            prefix=self.prefix.text().strip() or "diffusion-studio",
             upscale=self.upscale.value(),
             with_inputs=self.inputs.isChecked(),
             trajectory=self.trajectory.currentData(),

@@ -10,9 +10,9 @@ from PySide6.QtGui import QDragEnterEvent, QDropEvent, QGuiApplication, QImage
 from PySide6.QtWidgets import QFileDialog, QMessageBox
 
 from diffusion_studio.core.errors import InputError
-from diffusion_studio.core.generate import PngRecord, read_record
 from diffusion_studio.core.images import fit_to_size, load_image, to_channels, to_pil
 from diffusion_studio.core.masks import load_mask, save_mask
+from diffusion_studio.core.record import RunRecord, read_record
 from diffusion_studio.ui.export_dialog import ExportDialog
 from diffusion_studio.ui.gallery import GalleryEntry
 
@@ -161,21 +161,31 @@ class FilesMixin:
             return False
         return record is not None and self._apply_record(record, Path(path))
 
-    def _apply_record(self, record: PngRecord, path: Path) -> bool:
+    def _apply_record(self, record: RunRecord, path: Path) -> bool:
+        """The whole job of a record: its settings, and an inpainting's source and mask, so
+        that Run makes the image again."""
         self.panel.set_request(record.request)
         note = ""
         if self.model is not None and record.model and record.model != self.model.info.name:
             note = f" (made with {record.model}; the current model is {self.model.info.name})"
         missed = self.panel.differences(record.request)
         self.clear_error()
+        if record.source is not None and record.mask is not None:
+            self.set_source_image(record.source)
+            if record.mask.shape == self.canvas.image_size:
+                self.canvas.set_mask(record.mask)
+            else:
+                missed.append(f"the mask ({record.mask.shape[1]}x{record.mask.shape[0]})")
+            self.canvas_panel.caption.setText(f"Source and mask of {path.name}")
         if missed:
             self.show_error(
                 f"Settings of {path.name} restored, but not {', '.join(missed)}: "
                 f"this model or panel cannot take them{note}"
             )
             return True
+        what = "Source, mask and settings" if record.inpaint else "Settings"
         self.statusBar().showMessage(
-            f"Settings of {path.name} restored: Run makes it again{note}", 10000
+            f"{what} of {path.name} restored: Run makes it again{note}", 10000
         )
         return True
 

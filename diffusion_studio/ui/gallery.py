@@ -1,36 +1,58 @@
-"""The gallery strip: every image of the session as a thumbnail, newest first."""
+"""The gallery strip: every image of the session as a thumbnail, newest first, and the images
+of earlier sessions found in the output folder.
+
+An entry holds its image and its record (request, model, inputs), never the model; the run's
+trajectory stays for scrubbing within a session budget, the oldest dropped first.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import QPoint, QSize, Qt, Signal
+from PySide6.QtCore import QItemSelectionModel, QPoint, QSize, Qt, Signal
 from PySide6.QtGui import QIcon, QImage, QPixmap
 from PySide6.QtWidgets import QListView, QListWidget, QListWidgetItem, QMenu, QWidget
 
-from diffusion_studio.core.generate import SampleRequest
 from diffusion_studio.core.images import to_rgb
-from diffusion_studio.ui.worker import RunResult
+from diffusion_studio.core.limits import format_bytes
+from diffusion_studio.core.record import RunRecord
+from diffusion_studio.core.request import SAMPLERS, SampleRequest
+from diffusion_studio.core.run import RunResult
 
 THUMBNAIL = 96
+SESSION_BUDGET_BYTES = 1024 * 1024 * 1024  # the trajectories the gallery keeps for scrubbing
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class GalleryEntry:
-    """Image `index` of a run's batch."""
+    """One image: its pixels and record; the run it came from while it is in memory (for its
+    trajectory), and the file it was written to."""
 
-    result: RunResult
-    index: int
+    image: np.ndarray
+    record: RunRecord
+    result: RunResult | None = None
+    index: int = 0
+    path: Path | None = None
 
-    @property
-    def image(self) -> np.ndarray:
-        return self.result.images[self.index]
+    @classmethod
+    def of(cls, result: RunResult, index: int) -> GalleryEntry:
+        written = [
+            p for p in result.written if p.name.endswith(f"-{result.job.request.seed + index}.png")
+        ]
+        return cls(
+            result.images[index],
+            RunRecord.of(result.job, index),
+            result,
+            index,
+            written[0] if written else None,
+        )
 
     @property
     def request(self) -> SampleRequest:
         """The request that makes this image alone."""
-        return self.result.job.request.for_image(self.index)
+        return self.record.request
 
 
 def to_qimage(image: np.ndarray) -> QImage:
@@ -46,6 +68,7 @@ class Gallery(QListWidget):
     inspected = Signal(object)  # GalleryEntry
     use_as_source = Signal(object)  # GalleryEntry
     export_requested = Signal(list)  # [GalleryEntry]
+    said = Signal(str)  # a message for the status bar
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -59,24 +82,57 @@ class Gallery(QListWidget):
         self.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.customContextMenuRequested.connect(self._menu)
         self.currentItemChanged.connect(self._on_current)
+        self.budget_bytes = SESSION_BUDGET_BYTES
+        self._results: list[RunResult] = []  # oldest first, those whose trajectory is kept
 
     def add_result(self, result: RunResult) -> None:
-        """The run's images, first of the batch leftmost, before the older ones."""
-        for index in reversed(range(len(result.images))):
-            entry = GalleryEntry(result, index)
-            pixmap = QPixmap.fromImage(to_qimage(entry.image)).scaled(
-                THUMBNAIL,
-                THUMBNAIL,
-                Qt.AspectRatioMode.KeepAspectRatio,
-                Qt.TransformationMode.FastTransformation,
-            )
-            item = QListWidgetItem(QIcon(pixmap), f"seed {entry.request.seed}")
-            item.setData(Qt.ItemDataRole.UserRole, entry)
-            item.setToolTip(_describe(entry))
-            self.insertItem(0, item)
+        """The run's images, first of the batch leftmost, before the older ones; the new run
+        is selected alone."""
+        items = [
+            self._insert(GalleryEntry.of(result, i), 0) for i in reversed(range(len(result.images)))
+        ]
+        self._results.append(result)
+        self._keep_to_budget()
         self.blockSignals(True)  # the new run is on show already, as a whole batch
-        self.setCurrentRow(0)
+        self.clearSelection()
+        self.setCurrentItem(items[-1], QItemSelectionModel.SelectionFlag.ClearAndSelect)
+        for item in items:
+            item.setSelected(True)
         self.blockSignals(False)
+
+    def add_written(self, entries: list[GalleryEntry]) -> None:
+        """Images of earlier sessions (read back from the output folder), after the others."""
+        for entry in entries:
+            self._insert(entry, self.count())
+
+    def _insert(self, entry: GalleryEntry, row: int) -> QListWidgetItem:
+        pixmap = QPixmap.fromImage(to_qimage(entry.image)).scaled(
+            THUMBNAIL,
+            THUMBNAIL,
+            Qt.AspectRatioMode.KeepAspectRatio,
+            Qt.TransformationMode.FastTransformation,
+        )
+        item = QListWidgetItem(QIcon(pixmap), f"seed {entry.request.seed}")
+        item.setData(Qt.ItemDataRole.UserRole, entry)
+        item.setToolTip(describe(entry))
+        self.insertItem(row, item)
+        return item
+
+    def _keep_to_budget(self) -> None:
+        """Drop the trajectories of the oldest runs until the kept ones fit the budget."""
+        dropped = 0
+        while sum(r.nbytes for r in self._results) > self.budget_bytes and len(self._results) > 1:
+            self._results.pop(0).trajectory.drop()
+            dropped += 1
+        if dropped:
+            self.said.emit(
+                f"The steps of {dropped} older run(s) were let go to stay under "
+                f"{format_bytes(self.budget_bytes)}; their images stay"
+            )
+
+    @property
+    def nbytes(self) -> int:
+        return sum(r.nbytes for r in self._results)
 
     def entries(self, selected_only: bool = False) -> list[GalleryEntry]:
         items = (
@@ -87,6 +143,10 @@ class Gallery(QListWidget):
     def current_entry(self) -> GalleryEntry | None:
         item = self.currentItem()
         return None if item is None else item.data(Qt.ItemDataRole.UserRole)
+
+    def unsaved(self) -> list[GalleryEntry]:
+        """The images that are only in memory (no output folder, or its write failed)."""
+        return [entry for entry in self.entries() if entry.path is None]
 
     def _on_current(self, item: QListWidgetItem | None, previous: object) -> None:
         if item is not None:
@@ -104,19 +164,26 @@ class Gallery(QListWidget):
         menu.exec(self.mapToGlobal(position))
 
 
-def _describe(entry: GalleryEntry) -> str:
-    request = entry.request
-    job = entry.result.job
-    what = "RePaint" if job.inpaint else "sample"
-    sampler = request.sampler.upper()
-    if request.sampler == "ddim":
+def describe(entry: GalleryEntry) -> str:
+    request, record = entry.request, entry.record
+    what = "RePaint" if record.inpaint else "sample"
+    sampler = SAMPLERS[request.sampler].label
+    if "eta" in request.spec.options:
         sampler += f", eta {request.eta:g}"
     lines = [
-        f"{what} with {job.model.info.name}",
+        f"{what} with {record.model}",
         f"{sampler}, {request.num_inference_steps} steps, seed {request.seed}",
     ]
     if request.class_label is not None:
-        name = job.model.info.class_names[request.class_label]
+        names = entry.result.job.model.class_names if entry.result else ()
+        name = (
+            names[request.class_label]
+            if request.class_label < len(names)
+            else f"class {request.class_label}"
+        )
         lines.append(f"class {name}, guidance {request.guidance_scale:g}")
-    lines.append(f"{entry.result.seconds:.1f} s for the batch")
+    if entry.result is not None:
+        lines.append(f"{entry.result.seconds:.1f} s for the batch")
+    if entry.path is not None:
+        lines.append(str(entry.path))
     return "\n".join(lines)

@@ -11,10 +11,10 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QGraphicsItem, QHBoxLayout, QLabel, QSlider, QVBoxLayout, QWidget
 
-from diffusion_studio.core.export import make_grid
 from diffusion_studio.core.images import to_rgb
+from diffusion_studio.core.run import Trajectory
 from diffusion_studio.core.schedule import NoiseSchedule
-from diffusion_studio.ui.worker import Frame, Trajectory
+from diffusion_studio.ui.worker import Shown, compose
 
 pg.setConfigOptions(imageAxisOrder="row-major", antialias=True)
 PLOT_INTERVAL_S = 0.1  # the plots follow a run at 10 Hz: they cost more to draw than images
@@ -169,16 +169,25 @@ class LiveView(QWidget):
         self.schedule.set_run(timesteps)
         self.path.set_path(timesteps)
 
-    def show_frame(self, frame: Frame) -> None:
-        columns = _columns(len(frame.x_t))
-        self.x_t.show_image(make_grid(frame.x_t, columns=columns))
-        self.x0.show_image(make_grid(frame.x0_pred, columns=columns))
+    def show_frame(self, shown: Shown) -> None:
+        """A frame whose grids the worker composed (the GUI thread only draws)."""
+        frame = shown.frame
+        self.x_t.show_image(shown.x_t)
+        self.x0.show_image(shown.x0_pred)
         now = time.monotonic()
         if now - self._plotted >= PLOT_INTERVAL_S or frame.index == frame.total - 1:
             self._plotted = now
             self.schedule.set_current(frame.timestep)
             self.path.set_progress(frame.index + 1)
         self.caption.setText(f"step {frame.index + 1} / {frame.total}, t = {frame.timestep}")
+
+    def show_image(self, image) -> None:
+        """A result without its steps (an image of an earlier session): it alone."""
+        self._trajectory = None
+        self.scrub.setEnabled(False)
+        self.x_t.show_image(image)
+        self.x0.clear_image()
+        self.caption.setText("An earlier result: its steps are not kept between sessions.")
 
     def show_trajectory(self, trajectory: Trajectory, image: int | None = None) -> None:
         """After a run: scrub every recorded step (of one image of the batch, or all)."""
@@ -195,13 +204,9 @@ class LiveView(QWidget):
     def _on_scrub(self, position: int) -> None:
         if self._trajectory is None or not self._trajectory.frames:
             return
-        frame = self._trajectory.frames[position]
-        if self._image is not None:
-            one = slice(self._image, self._image + 1)
-            frame = Frame(
-                frame.index, frame.total, frame.timestep, frame.x_t[one], frame.x0_pred[one]
-            )
-        self.show_frame(frame)
+        shown = compose(self._trajectory.frames[position], self._image)
+        self.show_frame(shown)
+        frame = shown.frame
         recorded = len(self._trajectory.frames)
         memory = self._trajectory.nbytes / 2**20
         self.caption.setText(
@@ -213,7 +218,3 @@ class LiveView(QWidget):
     @property
     def trajectory(self) -> Trajectory | None:
         return self._trajectory
-
-
-def _columns(count: int) -> int:
-    return int(np.ceil(np.sqrt(count)))

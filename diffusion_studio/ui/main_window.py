@@ -28,11 +28,10 @@ from PySide6.QtWidgets import (
 
 from diffusion_studio import __version__
 from diffusion_studio.core.errors import InputError
-from diffusion_studio.core.generate import SampleRequest, call_timesteps, validate
-from diffusion_studio.core.images import to_tensor
-from diffusion_studio.core.masks import mask_to_tensor
 from diffusion_studio.core.model import DiffusionModel, pick_device
 from diffusion_studio.core.model_files import load_model
+from diffusion_studio.core.request import SampleRequest
+from diffusion_studio.core.run import Job, RunResult, call_plan, validate
 from diffusion_studio.ui.autosave import Autosave
 from diffusion_studio.ui.canvas_panel import CanvasPanel
 from diffusion_studio.ui.files import FilesMixin
@@ -40,8 +39,9 @@ from diffusion_studio.ui.forward_view import ForwardView
 from diffusion_studio.ui.gallery import Gallery, GalleryEntry
 from diffusion_studio.ui.live_view import LiveView
 from diffusion_studio.ui.menus import build_menus
+from diffusion_studio.ui.outputs import Outputs
 from diffusion_studio.ui.sampler_panel import SamplerPanel
-from diffusion_studio.ui.worker import Frame, Job, RunResult, Sampler
+from diffusion_studio.ui.worker import Sampler, Shown
 
 APP_NAME = "Diffusion Studio"
 
@@ -56,13 +56,17 @@ class MainWindow(FilesMixin, QMainWindow):
         settings: QSettings | None = None,
         load_default: bool = True,
         autosave: Path | None = None,
+        outputs: Path | None = None,
     ) -> None:
+        """`autosave`: the folder of crash-restore sessions; `outputs`: the default folder every
+        finished run is written to (None: results stay in memory, and quitting asks)."""
         super().__init__()
         self.setWindowTitle(f"{APP_NAME} {__version__}")
         self.setAcceptDrops(True)
         self.settings = settings or QSettings()
         self.model: DiffusionModel | None = None
         self.sampler = Sampler(self)
+        self.outputs = Outputs(self.settings, outputs) if outputs is not None else None
         self._build()
         build_menus(self)
         self._connect()
@@ -74,6 +78,8 @@ class MainWindow(FilesMixin, QMainWindow):
         self.autosave = Autosave(self, autosave) if autosave is not None else None
         if self.autosave is not None:  # after the default model, whose size the work needs
             QTimer.singleShot(0, self.autosave.offer_restore)
+        if self.outputs is not None:  # the results of earlier sessions, from the folder
+            QTimer.singleShot(0, lambda: self.gallery.add_written(self.outputs.recent()))
         self._update_actions()
 
     # --- building -----------------------------------------------------------------------
@@ -161,6 +167,7 @@ class MainWindow(FilesMixin, QMainWindow):
         self.gallery.inspected.connect(self.inspect)
         self.gallery.use_as_source.connect(lambda entry: self.set_source_image(entry.image))
         self.gallery.export_requested.connect(self._export_entries)
+        self.gallery.said.connect(lambda text: self.statusBar().showMessage(text, 8000))
 
     # --- the model ----------------------------------------------------------------------
 
@@ -229,14 +236,14 @@ class MainWindow(FilesMixin, QMainWindow):
     # --- running ------------------------------------------------------------------------
 
     def current_job(self) -> Job | None:
+        """The job of what the window shows: the panel's request, and the canvas's image and
+        mask when a mask is painted (RePaint), else plain sampling."""
         if self.model is None:
             return None
-        request = self.panel.request()
-        source = inpaint_mask = None
+        image = mask = None
         if self.canvas.source is not None and self.canvas.has_mask:
-            source = to_tensor(self.canvas.source)
-            inpaint_mask = mask_to_tensor(self.canvas.mask)
-        return Job(self.model, request, source, inpaint_mask)
+            image, mask = self.canvas.source, self.canvas.mask
+        return Job.prepare(self.panel.request(), self.model.info, image=image, mask=mask)
 
     def run(self) -> None:
         if self.sampler.running:
@@ -248,24 +255,22 @@ class MainWindow(FilesMixin, QMainWindow):
         try:
             target = pick_device(device)
             if target != self.model.device:
-                self.model.unet.to(target)
-                self.model.device = target
-                self.device_label.setText(f"device: {target}")
+                self.set_model(self.model.to(target))
         except InputError as exc:
             self.show_error(str(exc))
             return
-        job = self.current_job()
         try:
-            validate(job.request, job.model)
+            job = self.current_job()
+            validate(job.request, self.model, job.inpaint)
         except InputError as exc:
             self.show_error(str(exc))
             return
         self.clear_error()
-        self.sampler.start(job)
+        self.sampler.start(self.model, job)
 
     @Slot(object)
     def _on_started(self, job: Job) -> None:
-        timesteps = call_timesteps(job.request, job.model.schedule, job.inpaint)
+        timesteps = call_plan(job.request, self.model.schedule, job.inpaint).calls
         self.live.start_run(timesteps)
         self.progress.setRange(0, len(timesteps))
         self.progress.setValue(0)
@@ -274,8 +279,8 @@ class MainWindow(FilesMixin, QMainWindow):
         self.statusBar().showMessage(f"{kind} started: {len(timesteps)} network calls")
 
     @Slot(object)
-    def _on_frame(self, frame: Frame) -> None:
-        self.live.show_frame(frame)
+    def _on_frame(self, shown: Shown) -> None:
+        self.live.show_frame(shown)
 
     @Slot(int, int, float)
     def _on_progress(self, done: int, total: int, rate: float) -> None:
@@ -285,6 +290,7 @@ class MainWindow(FilesMixin, QMainWindow):
 
     @Slot(object)
     def _on_finished(self, result: RunResult) -> None:
+        self._write(result)
         self.gallery.add_result(result)
         self.live.show_trajectory(result.trajectory)
         seconds = result.seconds
@@ -311,10 +317,13 @@ class MainWindow(FilesMixin, QMainWindow):
 
     def inspect(self, entry: GalleryEntry) -> None:
         """Show a gallery image's run, scrubbable."""
-        if not self.sampler.running:
-            job = entry.result.job
-            self.live.start_run(call_timesteps(job.request, job.model.schedule, job.inpaint))
+        if self.sampler.running:
+            return
+        if entry.result is not None and entry.result.trajectory.frames:
+            self.live.start_run(entry.result.calls)
             self.live.show_trajectory(entry.result.trajectory, image=entry.index)
+        else:  # an image of an earlier session: the result alone
+            self.live.show_image(entry.image)
 
     def show_error(self, message: str) -> None:
         self.error.setText(message)
@@ -366,7 +375,47 @@ class MainWindow(FilesMixin, QMainWindow):
         self.settings.setValue("canvas/opacity", self.canvas_panel.opacity.value())
         self.settings.sync()
 
+    def _write(self, result: RunResult) -> None:
+        """Write a finished run to the output folder at once; a failure is said, and the run
+        stays in the gallery (quitting then asks)."""
+        if self.outputs is None or not self.outputs.enabled:
+            return
+        try:
+            result.written = self.outputs.write(result)
+        except (InputError, OSError) as exc:
+            self.show_error(f"Could not write the result to {self.outputs.today()}: {exc}")
+            return
+        if result.written:
+            self.statusBar().showMessage(f"Saved to {result.written[0].parent}", 6000)
+
+    def choose_output_folder(self) -> None:
+        if self.outputs is None:
+            return
+        folder = QFileDialog.getExistingDirectory(self, "Output folder", str(self.outputs.root))
+        if folder:
+            self.outputs.root = Path(folder)
+
+    def set_saving(self, on: bool) -> None:
+        if self.outputs is not None:
+            self.outputs.enabled = on
+
+    def ask_discard(self, count: int) -> bool:
+        """Whether to quit although `count` images are only in memory."""
+        answer = QMessageBox.question(
+            self,
+            "Quit without saving?",
+            f"{count} image(s) of this session are not saved anywhere (the output folder is "
+            "off, or could not be written). Quit anyway and lose them?",
+            QMessageBox.StandardButton.Discard | QMessageBox.StandardButton.Cancel,
+            QMessageBox.StandardButton.Cancel,
+        )
+        return answer == QMessageBox.StandardButton.Discard
+
     def closeEvent(self, event: QCloseEvent) -> None:
+        unsaved = self.gallery.unsaved()
+        if unsaved and not self.ask_discard(len(unsaved)):
+            event.ignore()
+            return
         self.save_settings()
         if self.autosave is not None:
             self.autosave.close()

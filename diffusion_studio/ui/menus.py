@@ -48,6 +48,12 @@ def build_menus(w: MainWindow) -> None:
     file.addSeparator()
     w.export_selected_action = add(file, "Export selected...", lambda: w.export(True), "Ctrl+E")
     w.export_all_action = add(file, "Export all...", lambda: w.export(False), "Ctrl+Shift+E")
+    if w.outputs is not None:
+        saving = add(file, "Save every result to the output folder", lambda: None)
+        saving.setCheckable(True)
+        saving.setChecked(w.outputs.enabled)
+        saving.toggled.connect(w.set_saving)
+        add(file, "Output folder...", w.choose_output_folder)
     file.addSeparator()
     add(file, "Quit", w.close, Keys.Quit)
 

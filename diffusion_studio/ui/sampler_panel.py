@@ -24,9 +24,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from diffusion_studio.core.generate import MAX_SEED, SampleRequest, network_calls
 from diffusion_studio.core.model import ModelInfo, available_devices
-from diffusion_studio.core.schedule import TIMESTEP_SPACINGS
+from diffusion_studio.core.request import MAX_SEED, TIMESTEP_SPACINGS, SampleRequest
+from diffusion_studio.core.run import network_calls
 
 TIPS = {
     "ddpm": "Ancestral sampling (Ho et al., Algorithm 2): noise is added at every step.",

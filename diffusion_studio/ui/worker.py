@@ -1,11 +1,11 @@
-"""The inference thread: runs the engine's generator off the GUI thread and hands frames over.
+"""The inference thread: it runs core.run.execute off the GUI thread and hands frames over.
 
-One long-lived QThread holds a worker QObject; a run is a queued call to its slot. Frames are
-converted to uint8 in the worker, recorded for scrubbing within a memory budget, and handed to
-the GUI "latest frame wins": the worker emits an argument-less signal only when the GUI has
-taken the previous frame, so a fast sampler never floods the event queue. Cancel is a
-threading.Event checked between two network calls (a queued slot could not run while the
-loop holds the worker thread).
+One long-lived QThread holds a worker QObject; a run is a queued call to its slot. The worker
+composes the display grids of each frame, keeps only the latest in a mailbox and tells the GUI
+"latest frame wins": it emits an argument-less signal only when the GUI has taken the previous
+one, so a fast sampler never floods the event queue; the GUI draws at most at screen rate.
+Cancel is a threading.Event made for each job when Run is pressed, checked between two network
+calls (a queued slot could not run while the loop holds the worker thread).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from __future__ import annotations
 import threading
 import time
 import weakref
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
@@ -21,71 +21,38 @@ import torch
 from PySide6.QtCore import QObject, QThread, QTimer, Signal, Slot
 
 from diffusion_studio.core.errors import InputError
-from diffusion_studio.core.generate import SampleRequest, generate
-from diffusion_studio.core.images import to_uint8
+from diffusion_studio.core.export import make_grid
 from diffusion_studio.core.model import DiffusionModel
+from diffusion_studio.core.run import Frame, Job, execute
 
-TRAJECTORY_BUDGET_BYTES = 256 * 1024 * 1024
 SCREEN_INTERVAL_S = 1 / 60  # frames reach the widgets at most this often
 
 
-@dataclass(frozen=True)
-class Job:
-    """Everything one run needs; source (1, C, H, W) and inpaint_mask (1, 1, H, W) or None."""
+@dataclass(frozen=True, eq=False)
+class Shown:
+    """A frame as the live view draws it: the batch's x_t and x_0 already composed as grids."""
 
-    model: DiffusionModel
-    request: SampleRequest
-    source: torch.Tensor | None = None
-    inpaint_mask: torch.Tensor | None = None
-
-    @property
-    def inpaint(self) -> bool:
-        return self.source is not None
-
-
-@dataclass(frozen=True)
-class Frame:
-    """One network call, ready to draw: the batch's x_t and predicted x_0, (N, H, W, C) uint8."""
-
-    index: int
-    total: int
-    timestep: int
+    frame: Frame
     x_t: np.ndarray
     x0_pred: np.ndarray
 
 
-@dataclass
-class Trajectory:
-    """Every recorded step of a run, within a memory budget: when the frames would exceed it,
-    every second one is dropped (the newest is always kept), so a long run stays scrubbable."""
-
-    budget_bytes: int = TRAJECTORY_BUDGET_BYTES
-    frames: list[Frame] = field(default_factory=list)
-    stride: int = 1
-
-    @property
-    def nbytes(self) -> int:
-        return sum(f.x_t.nbytes + f.x0_pred.nbytes for f in self.frames)
-
-    def add(self, frame: Frame) -> None:
-        if self.frames and frame.index % self.stride and frame.index != frame.total - 1:
-            return
-        self.frames.append(frame)
-        frame_bytes = frame.x_t.nbytes + frame.x0_pred.nbytes
-        while len(self.frames) > 2 and len(self.frames) * frame_bytes > self.budget_bytes:
-            self.stride *= 2
-            last = self.frames[-1]
-            self.frames = [f for f in self.frames[:-1] if f.index % self.stride == 0] + [last]
+def compose(frame: Frame, image: int | None = None) -> Shown:
+    """The display grids of a frame (of the batch, or of image `image` alone)."""
+    x_t, x0 = frame.x_t, frame.x0_pred
+    if image is not None:
+        x_t, x0 = x_t[image : image + 1], x0[image : image + 1]
+    columns = int(np.ceil(np.sqrt(len(x_t))))
+    return Shown(frame, make_grid(x_t, columns=columns), make_grid(x0, columns=columns))
 
 
-@dataclass(frozen=True)
-class RunResult:
-    """A finished run: the images (N, H, W, C) uint8 and how they came about."""
+@dataclass(frozen=True, eq=False)
+class Order:
+    """A run as the GUI hands it to the worker: the model, the job and its cancel event."""
 
+    model: DiffusionModel
     job: Job
-    images: np.ndarray
-    trajectory: Trajectory
-    seconds: float
+    cancel: threading.Event
 
 
 class SamplingWorker(QObject):
@@ -99,43 +66,31 @@ class SamplingWorker(QObject):
     def __init__(self) -> None:
         super().__init__()
         self._lock = threading.Lock()
-        self._latest: Frame | None = None
-        self._cancel = threading.Event()
+        self._latest: Shown | None = None
 
-    def request_cancel(self) -> None:
-        self._cancel.set()
-
-    def take_frame(self) -> Frame | None:
+    def take_frame(self) -> Shown | None:
         with self._lock:
-            frame, self._latest = self._latest, None
-            return frame
+            shown, self._latest = self._latest, None
+            return shown
 
     def _offer(self, frame: Frame) -> None:
+        shown = compose(frame)
         with self._lock:
             waiting = self._latest is not None
-            self._latest = frame
+            self._latest = shown
         if not waiting:  # the GUI has taken the last one: tell it there is a new one
             self.frame_ready.emit()
 
     @Slot(object)
-    def run(self, job: Job) -> None:
-        self._cancel.clear()
-        started = time.perf_counter()
-        trajectory = Trajectory()
-        done = 0
+    def run(self, order: Order) -> None:
+        done = [0]
+
+        def on_frame(frame: Frame) -> None:
+            done[0] = frame.index + 1
+            self._offer(frame)
+
         try:
-            steps = generate(job.model, job.request, job.source, job.inpaint_mask)
-            with torch.inference_mode():
-                for step in steps:
-                    x_t, x0_pred = to_uint8(step.x_t), to_uint8(step.x0_pred)
-                    frame = Frame(step.index, step.total, step.timestep, x_t, x0_pred)
-                    trajectory.add(frame)
-                    self._offer(frame)
-                    done = step.index + 1
-                    if self._cancel.is_set():
-                        steps.close()
-                        self.cancelled.emit(done)
-                        return
+            result = execute(order.model, order.job, on_frame=on_frame, cancel=order.cancel)
         except InputError as exc:
             self.failed.emit(str(exc))
             return
@@ -143,14 +98,16 @@ class SamplingWorker(QObject):
             if torch.cuda.is_available():
                 torch.cuda.empty_cache()
             self.failed.emit(
-                f"out of memory on {job.model.device}: lower the batch size, or run on the CPU"
+                f"out of memory on {order.model.device}: lower the batch size, or run on the CPU"
             )
             return
         except Exception as exc:  # any failure must reach the window, or it waits forever
             self.failed.emit(f"the run failed: {type(exc).__name__}: {exc}")
             return
-        images = trajectory.frames[-1].x_t if trajectory.frames else np.empty((0,))
-        self.finished.emit(RunResult(job, images, trajectory, time.perf_counter() - started))
+        if result is None:
+            self.cancelled.emit(done[0])
+        else:
+            self.finished.emit(result)
 
 
 class Sampler(QObject):
@@ -163,7 +120,7 @@ class Sampler(QObject):
     instances: ClassVar[weakref.WeakSet[Sampler]] = weakref.WeakSet()  # tests check they stop
 
     started = Signal(object)  # Job
-    frame = Signal(object)  # Frame
+    frame = Signal(object)  # Shown
     progress = Signal(int, int, float)  # network calls done, total, calls per second
     finished = Signal(object)  # RunResult
     failed = Signal(str)
@@ -184,6 +141,7 @@ class Sampler(QObject):
         self._worker.cancelled.connect(self._on_cancelled)
         self._thread.start()
         self._running = False
+        self._cancel = threading.Event()
         self._run_started = 0.0
         self._last_draw = 0.0
         self._draw_later = QTimer(self, singleShot=True)
@@ -194,20 +152,23 @@ class Sampler(QObject):
     def running(self) -> bool:
         return self._running
 
-    def start(self, job: Job) -> None:
+    def start(self, model: DiffusionModel, job: Job) -> None:
+        """Run `job` on `model`; the job gets its own cancel event, so a Cancel pressed at
+        once, before the worker has even started, is not lost."""
         if self._running:
             raise RuntimeError("a run is already going")
+        self._cancel = threading.Event()
         self._run_started = time.perf_counter()
         self._set_running(True)
         self.started.emit(job)
-        self._start.emit(job)
+        self._start.emit(Order(model, job, self._cancel))
 
     def cancel(self) -> None:
-        self._worker.request_cancel()
+        self._cancel.set()
 
     def shutdown(self, timeout_ms: int = 10_000) -> bool:
         """Stop any run and the thread; True when the thread has ended."""
-        self._worker.request_cancel()
+        self._cancel.set()
         self._thread.quit()
         return self._thread.wait(timeout_ms)
 
@@ -224,15 +185,16 @@ class Sampler(QObject):
                 self._draw_later.start(max(1, round(wait * 1000)))
             return
         self._last_draw = time.perf_counter()
-        frame = self._worker.take_frame()
-        if frame is None:
+        shown = self._worker.take_frame()
+        if shown is None:
             return
+        frame = shown.frame
         elapsed = time.perf_counter() - self._run_started
-        self.frame.emit(frame)
+        self.frame.emit(shown)
         self.progress.emit(frame.index + 1, frame.total, (frame.index + 1) / max(elapsed, 1e-9))
 
     @Slot(object)
-    def _on_finished(self, result: RunResult) -> None:
+    def _on_finished(self, result: object) -> None:
         self._draw_later.stop()
         self._set_running(False)
         self._on_frame_ready()  # the last frame, if the GUI had not drawn it yet

@@ -121,14 +121,19 @@ def model_folder_cases(p: dict[str, Path], root: Path) -> list[Case]:
     }
     bad = root / "bad-models"
     made = variants(p["uncond"], bad, {k: json_edit("config.json", v) for k, v in config.items()})
-    cases = [Case("model config", f"config.json: {k}", f"info --model {q(str(f))}")
-             for k, f in made.items()]  # fmt: skip
+    cases = [
+        Case("model config", f"config.json: {k}", f"info --model {q(str(f))}")
+        for k, f in made.items()
+    ]
     made = variants(p["uncond"], bad, folder)
     cases += [Case("model folder", k, f"info --model {q(str(f))}") for k, f in made.items()]
     made = variants(p["model"], bad, {k: json_edit(studio_file, v) for k, v in studio.items()})
     cases += [Case("studio JSON", k, f"info --model {q(str(f))}") for k, f in made.items()]
-    for what, path in (("a file, not a folder", "thesis.txt"), ("missing", "nowhere"),
-                       ("an empty folder", "images")):  # fmt: skip
+    for what, path in (
+        ("a file, not a folder", "thesis.txt"),
+        ("missing", "nowhere"),
+        ("an empty folder", "images"),
+    ):
         cases.append(Case("model folder", what, f"info --model {path}"))
     return cases
 
@@ -233,20 +238,30 @@ def image_cases(p: dict[str, Path], root: Path) -> list[Case]:
         path = q(str(folder / file))
         expected, wants = (WRITTEN, ("o.png",)) if name in good else (REFUSED, ())
         cases += [
-            Case("source image", name, f"{base} --image {path} --mask-preset wide", expected,
-                 wants=wants),
+            Case(
+                "source image",
+                name,
+                f"{base} --image {path} --mask-preset wide",
+                expected,
+                wants=wants,
+            ),
             Case("mask", name, f"{base} --image {image} --mask {path}", expected, wants=wants),
-        ]  # fmt: skip
+        ]
     Image.new("L", (7, 5), 255).save(folder / "odd.png")
     cases += [
         Case("source image", "a folder", f"{base} --image {q(str(folder))} --mask-preset thin"),
         Case("source image", "missing", f"{base} --image gone.png --mask-preset thin"),
-        Case("mask", "of another size", f"{base} --image {image} --mask "
-             f"{q(str(folder / 'odd.png'))}", message="same size"),
+        Case(
+            "mask",
+            "of another size",
+            f"{base} --image {image} --mask {q(str(folder / 'odd.png'))}",
+            message="same size",
+        ),
         Case("mask", "an unknown preset", f"{base} --image {image} --mask-preset zig"),
-        Case("mask", "a negative seed", f"{base} --image {image} --mask-preset wide "
-             "--mask-seed -4"),
-    ]  # fmt: skip
+        Case(
+            "mask", "a negative seed", f"{base} --image {image} --mask-preset wide --mask-seed -4"
+        ),
+    ]
     return cases
 
 
@@ -308,16 +323,21 @@ def flag_cases(p: dict[str, Path], root: Path) -> list[Case]:
     good = {
         "a grey model, grid and trajectory": (
             f"sample --model {q(str(p['grey']))} --steps 2 -n 2 --quiet --out g.png "
-            "--grid grid.png --save-trajectory t.gif", ("g-0.png", "grid.png", "t.gif")),
+            "--grid grid.png --save-trajectory t.gif",
+            ("g-0.png", "grid.png", "t.gif"),
+        ),
         "an RGBA model, inpainting and WebP": (
             f"inpaint --model {q(str(p['rgba']))} --image {q(str(p['image']))} --steps 2 "
             "--mask-preset half --jump-n-sample 2 --quiet --out r.png --save-trajectory r.webp",
-            ("r.png", "r.webp")),
+            ("r.png", "r.webp"),
+        ),
         "guidance 0 (unconditional)": (f"{sample} --steps 2 --guidance 0", ("s.png",)),
         "DDIM with the network's eps": (
-            f"{sample} --steps 2 --no-use-clipped-model-output", ("s.png",)),
+            f"{sample} --steps 2 --no-use-clipped-model-output",
+            ("s.png",),
+        ),
         "trailing spacing, 61 steps": (f"{sample} --spacing trailing --steps 61", ("s.png",)),
-    }  # fmt: skip
+    }
     for name, (command, wants) in good.items():
         cases.append(Case("flags", name, command, WRITTEN, wants=wants))
     return cases
@@ -333,12 +353,15 @@ def train_cases(p: dict[str, Path], root: Path) -> list[Case]:
         "2-D images": {"images": np.zeros((16, 16), np.uint8)},
         "zero images": {"images": np.zeros((0, 16, 16, 3), np.uint8)},
         "labels beyond 100,000 classes": {"images": images, "labels": np.array([0, 1, 2, 10**7])},
-        "labels beyond the categories": {"images": images, "labels": np.arange(4),
-                                         "categories": np.array(["x"])},
+        "labels beyond the categories": {
+            "images": images,
+            "labels": np.arange(4),
+            "categories": np.array(["x"]),
+        },
         "negative labels": {"images": images, "labels": np.array([0, -1, 0, 0])},
         "float labels": {"images": images, "labels": np.array([0.5, 1, 2, 0])},
         "labels of another length": {"images": images, "labels": np.arange(3)},
-    }  # fmt: skip
+    }
     for name, content in arrays.items():
         np.savez(data / f"{name.replace(' ', '-')}.npz", **content)
     good_npz = (root / "shapes.npz").read_bytes()
@@ -346,24 +369,53 @@ def train_cases(p: dict[str, Path], root: Path) -> list[Case]:
     damaged[300:380] = b"\xff" * 80
     objects = io.BytesIO()
     np.savez(objects, images=np.array([{"a": 1}], dtype=object))
-    broken = {"truncated": good_npz[:400], "damaged": bytes(damaged),
-              "objects": objects.getvalue(), "text": b"not an archive"}  # fmt: skip
+    broken = {
+        "truncated": good_npz[:400],
+        "damaged": bytes(damaged),
+        "objects": objects.getvalue(),
+        "text": b"not an archive",
+    }
     for name, content in broken.items():
         (data / f"{name}.npz").write_bytes(content)
-    cases = [Case("train data", name, f"train {q(str(data))}/{name.replace(' ', '-')}.npz "
-                  f"--out m1 {TRAIN}") for name in [*arrays, "truncated", "damaged", "objects",
-                                                    "text"]]  # fmt: skip
-    for what, path in (("an empty folder", data / "empty"), ("missing", root / "nowhere"),
-                       ("a folder of non-images", root / "mine")):  # fmt: skip
+    cases = [
+        Case(
+            "train data",
+            name,
+            f"train {q(str(data))}/{name.replace(' ', '-')}.npz --out m1 {TRAIN}",
+        )
+        for name in [*arrays, "truncated", "damaged", "objects", "text"]
+    ]
+    for what, path in (
+        ("an empty folder", data / "empty"),
+        ("missing", root / "nowhere"),
+        ("a folder of non-images", root / "mine"),
+    ):
         cases.append(Case("train data", what, f"train {q(str(path))} --out m1 {TRAIN}"))
     d = q(str(p["data"]))
     settings = [
-        "--resolution 100000", "--resolution 17", "--resolution 0", "--lr nan", "--lr inf",
-        "--lr -1", "--lr 0", "--ema-decay 1.5", "--ema-decay nan", "--p-uncond 1",
-        "--p-uncond nan", "--steps 0", f"--steps {10**12}", "--batch-size 0",
-        f"--batch-size {10**9}", "--warmup -5", "--checkpoint-every 0", "--preset huge",
-        "--prediction-type sample", "--init nowhere", f"--init {q(str(p['model']))}", "--resume",
-    ]  # fmt: skip
+        "--resolution 100000",
+        "--resolution 17",
+        "--resolution 0",
+        "--lr nan",
+        "--lr inf",
+        "--lr -1",
+        "--lr 0",
+        "--ema-decay 1.5",
+        "--ema-decay nan",
+        "--p-uncond 1",
+        "--p-uncond nan",
+        "--steps 0",
+        f"--steps {10**12}",
+        "--batch-size 0",
+        f"--batch-size {10**9}",
+        "--warmup -5",
+        "--checkpoint-every 0",
+        "--preset huge",
+        "--prediction-type sample",
+        "--init nowhere",
+        f"--init {q(str(p['model']))}",
+        "--resume",
+    ]
     for extra in settings:
         shown = extra.replace(q(str(p["model"])), "a model of another shape")
         cases.append(Case("train settings", shown, f"train {d} --out m1 {TRAIN} {extra}"))
@@ -383,8 +435,15 @@ def train_cases(p: dict[str, Path], root: Path) -> list[Case]:
         "--out = an existing model, no --force": f"--out {q(str(p['uncond']))}",
     }
     cases += [Case("train output", k, f"train {d} {TRAIN} {v}") for k, v in places.items()]
-    cases.append(Case("train output", "a new folder (good)", f"train {d} --out fresh {TRAIN}",
-                      WRITTEN, wants=("fresh/config.json",)))  # fmt: skip
+    cases.append(
+        Case(
+            "train output",
+            "a new folder (good)",
+            f"train {d} --out fresh {TRAIN}",
+            WRITTEN,
+            wants=("fresh/config.json",),
+        )
+    )
     return cases
 
 
@@ -394,8 +453,19 @@ def checkpoint_cases(p: dict[str, Path], root: Path, code_marker: Path) -> list[
 
     d = q(str(p["data"]))
     train = "--preset tiny --resolution 16 --batch-size 2 --quiet"
-    code, _, err = run_cli(["train", str(p["data"]), "--out", "run", "--steps", "2",
-                            "--checkpoint-every", "1", *train.split()])  # fmt: skip
+    code, _, err = run_cli(
+        [
+            "train",
+            str(p["data"]),
+            "--out",
+            "run",
+            "--steps",
+            "2",
+            "--checkpoint-every",
+            "1",
+            *train.split(),
+        ]
+    )
     if code != 0:
         raise RuntimeError(f"the run to damage did not train: {err}")
     last = latest_checkpoint(root / "run-checkpoints")
@@ -421,22 +491,47 @@ def checkpoint_cases(p: dict[str, Path], root: Path, code_marker: Path) -> list[
             target.write_bytes(payload)
         else:
             torch.save(payload, target)
-        cases.append(Case("checkpoint", name, f"train {d} --out resumed-{i} --steps 200 --resume "
-                          f"--checkpoint-dir {q(str(folder))} {train}"))  # fmt: skip
+        cases.append(
+            Case(
+                "checkpoint",
+                name,
+                f"train {d} --out resumed-{i} --steps 200 --resume "
+                f"--checkpoint-dir {q(str(folder))} {train}",
+            )
+        )
     cases += [
-        Case("checkpoint", "another run's settings",
-             f"train {d} --out run --steps 5 --resume --lr 0.1 {train}",
-             message="other learning_rate"),
-        Case("checkpoint", "resume into the run's own folder (good)",
-             f"train {d} --out run --steps 3 --resume --checkpoint-every 1 {train}", WRITTEN,
-             wants=("run/config.json",), replaces=("run/", "run-checkpoints/")),
-    ]  # fmt: skip
+        Case(
+            "checkpoint",
+            "another run's settings",
+            f"train {d} --out run --steps 5 --resume --lr 0.1 {train}",
+            message="other learning_rate",
+        ),
+        Case(
+            "checkpoint",
+            "resume into the run's own folder (good)",
+            f"train {d} --out run --steps 3 --resume --checkpoint-every 1 {train}",
+            WRITTEN,
+            wants=("run/config.json",),
+            replaces=("run/", "run-checkpoints/"),
+        ),
+    ]
     return cases
 
 
 def eval_cases(p: dict[str, Path]) -> list[Case]:
-    bad = ["-n 0", "-n -5", f"-n {10**9}", "--steps 0", "--steps 10,x", "--steps ,",
-           "--eta nan", "--eta 0,2", "--guidance nan", "--guidance inf", "--batch 0"]  # fmt: skip
+    bad = [
+        "-n 0",
+        "-n -5",
+        f"-n {10**9}",
+        "--steps 0",
+        "--steps 10,x",
+        "--steps ,",
+        "--eta nan",
+        "--eta 0,2",
+        "--guidance nan",
+        "--guidance inf",
+        "--batch 0",
+    ]
     cases = [Case("eval", flags, f"eval {flags} --quiet") for flags in bad]
     cases.append(Case("eval", "an unconditional model", f"eval --model {q(str(p['uncond']))}"))
     cases.append(Case("eval", "a model of other classes", f"eval --model {q(str(p['model']))}"))

@@ -32,8 +32,7 @@ def _window(root: Path, model: Path, autosave: Path | None = None):
 
     QApplication.instance() or QApplication([])
     settings = QSettings(str(root.parent / "window.ini"), QSettings.Format.IniFormat)
-    window = MainWindow(load_model(model), settings=settings, load_default=False,
-                        autosave=autosave)  # fmt: skip
+    window = MainWindow(load_model(model), settings=settings, load_default=False, autosave=autosave)
     OPEN_WINDOWS.append(window)
     return window
 
@@ -42,7 +41,7 @@ def window_cases(p: dict[str, Path], root: Path) -> list[Case]:
     from PySide6.QtWidgets import QApplication
 
     from diffusion_studio.core.export import METADATA_KEY
-    from diffusion_studio.core.generate import SampleRequest
+    from diffusion_studio.core.request import SampleRequest
 
     window = _window(root, p["model"])
     window.show()
@@ -122,7 +121,7 @@ def window_cases(p: dict[str, Path], root: Path) -> list[Case]:
 def crash_restore_cases(p: dict[str, Path], root: Path) -> list[Case]:
     """Autosave folders a crash (or someone) left, each beside one good session: the good one
     must be offered, and the studio must start."""
-    from diffusion_studio.core.generate import SampleRequest
+    from diffusion_studio.core.request import SampleRequest
 
     state = json.dumps({"saved_at": 1.0, "request": SampleRequest(seed=4242).to_dict()})
     hostile = {
@@ -134,12 +133,14 @@ def crash_restore_cases(p: dict[str, Path], root: Path) -> list[Case]:
         "channels 7": {"state.json": '{"channels": 7}', "source.png": "white"},
         "a request with eta 5": {"state.json": '{"request": {"eta": 5}}', "mask.png": "white"},
         "a caption of a megabyte": {"state.json": json.dumps({"caption": "x" * 2**20})},
-        "the model path a file": {"state.json": '{"model_path": "/etc/passwd"}',
-                                  "mask.png": "white"},
+        "the model path a file": {
+            "state.json": '{"model_path": "/etc/passwd"}',
+            "mask.png": "white",
+        },
         "the source an EPS": {"source.png": EPS, "state.json": "{}"},
         "the mask a truncated PNG": {"mask.png": p["image"].read_bytes()[:70]},
         "the mask a bomb": {"mask.png": "bomb"},
-    }  # fmt: skip
+    }
 
     def check_with(files: dict[str, object], base: Path) -> Check:
         def check() -> tuple[bool, str]:
@@ -169,9 +170,16 @@ def crash_restore_cases(p: dict[str, Path], root: Path) -> list[Case]:
 
         return check
 
-    return [Case("crash restore", name, None, "the good session is offered",
-                 check_with(files, root / f"restore-{i}"))
-            for i, (name, files) in enumerate(hostile.items())]  # fmt: skip
+    return [
+        Case(
+            "crash restore",
+            name,
+            None,
+            "the good session is offered",
+            check_with(files, root / f"restore-{i}"),
+        )
+        for i, (name, files) in enumerate(hostile.items())
+    ]
 
 
 def process_cases(p: dict[str, Path], root: Path) -> list[Case]:
@@ -200,8 +208,17 @@ def process_cases(p: dict[str, Path], root: Path) -> list[Case]:
 
             out = root / f"killed-{delay}"
             checkpoints = Path(f"{out}-checkpoints")
-            child = start("train", data, "--out", str(out), "--steps", "100000",
-                          "--checkpoint-every", "1", *train)  # fmt: skip
+            child = start(
+                "train",
+                data,
+                "--out",
+                str(out),
+                "--steps",
+                "100000",
+                "--checkpoint-every",
+                "1",
+                *train,
+            )
             try:
                 wait_for(checkpoints / "checkpoint-0000002.pt", child)
                 time.sleep(delay)
@@ -210,8 +227,9 @@ def process_cases(p: dict[str, Path], root: Path) -> list[Case]:
             found = sorted(checkpoints.glob("checkpoint-*.pt"))
             whole = all(isinstance(torch.load(f, weights_only=True), dict) for f in found)
             step = int(latest_checkpoint(checkpoints).stem.split("-")[1])
-            code, _, _ = run_cli(["train", data, "--out", str(out), "--steps", str(step + 1),
-                                  "--resume", *train])  # fmt: skip
+            code, _, _ = run_cli(
+                ["train", data, "--out", str(out), "--steps", str(step + 1), "--resume", *train]
+            )
             for folder in (out, checkpoints):
                 shutil.rmtree(folder, ignore_errors=True)
             for leftover in root.glob(f".{out.name}*"):  # the lock and the staging folder
@@ -223,8 +241,18 @@ def process_cases(p: dict[str, Path], root: Path) -> list[Case]:
 
     def kill_during_sample() -> tuple[bool, str]:
         out = root / "big.png"
-        child = start("sample", "--model", str(p["uncond"]), "-n", "64", "--steps", "3",
-                      "--grid", str(out), "--quiet")  # fmt: skip
+        child = start(
+            "sample",
+            "--model",
+            str(p["uncond"]),
+            "-n",
+            "64",
+            "--steps",
+            "3",
+            "--grid",
+            str(out),
+            "--quiet",
+        )
         deadline = time.monotonic() + 120
         while not any(root.glob(".big.png.*.tmp")) and child.poll() is None:
             if time.monotonic() > deadline:
@@ -242,8 +270,19 @@ def process_cases(p: dict[str, Path], root: Path) -> list[Case]:
         try:
             wait_for(root / ".twice.lock", first)
             started = time.monotonic()
-            code, _, err = run_cli(["train", data, "--out", str(out), "--steps", "2",
-                                    "--checkpoint-dir", str(root / "other"), *train])  # fmt: skip
+            code, _, err = run_cli(
+                [
+                    "train",
+                    data,
+                    "--out",
+                    str(out),
+                    "--steps",
+                    "2",
+                    "--checkpoint-dir",
+                    str(root / "other"),
+                    *train,
+                ]
+            )
             seconds = time.monotonic() - started
         finally:
             kill(first)
@@ -273,8 +312,13 @@ def process_cases(p: dict[str, Path], root: Path) -> list[Case]:
                     change()
                     w.autosave.save_now()
         """)
-        child = subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE,
-                                 stderr=subprocess.DEVNULL, text=True)  # fmt: skip
+        child = subprocess.Popen(
+            [sys.executable, "-c", code],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
         child.stdout.readline()
         time.sleep(1.5)
         kill(child)
@@ -286,14 +330,26 @@ def process_cases(p: dict[str, Path], root: Path) -> list[Case]:
 
     resumes = "whole checkpoints; it resumes"
     return [
-        Case("kill -9", "training, just after a checkpoint", None, resumes,
-             kill_during_training(0.0)),
+        Case(
+            "kill -9", "training, just after a checkpoint", None, resumes, kill_during_training(0.0)
+        ),
         Case("kill -9", "training, 0.3 s later", None, resumes, kill_during_training(0.3)),
         Case("kill -9", "training, 1.1 s later", None, resumes, kill_during_training(1.1)),
-        Case("kill -9", "sample, while the grid is written", None, "no half file",
-             kill_during_sample),
-        Case("kill -9", "the window, while it autosaves", None, "the work is restorable",
-             window_killed_while_saving),
-        Case("two at once", "two trainings on one --out", None, "the second refused at once",
-             two_trainings),
-    ]  # fmt: skip
+        Case(
+            "kill -9", "sample, while the grid is written", None, "no half file", kill_during_sample
+        ),
+        Case(
+            "kill -9",
+            "the window, while it autosaves",
+            None,
+            "the work is restorable",
+            window_killed_while_saving,
+        ),
+        Case(
+            "two at once",
+            "two trainings on one --out",
+            None,
+            "the second refused at once",
+            two_trainings,
+        ),
+    ]

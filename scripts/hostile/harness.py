@@ -87,8 +87,12 @@ def build_workspace(root: Path) -> dict[str, Path]:
     (root / "mine").mkdir()
     (root / "mine" / "notes.txt").write_text("a person's notes\n")
     images = rng.integers(0, 256, (6, 16, 16, 3), dtype=np.uint8)
-    np.savez(root / "shapes.npz", images=images, labels=np.arange(6) % 3,
-             categories=np.array(["a", "b", "c"]))  # fmt: skip
+    np.savez(
+        root / "shapes.npz",
+        images=images,
+        labels=np.arange(6) % 3,
+        categories=np.array(["a", "b", "c"]),
+    )
     return p
 
 
@@ -145,8 +149,9 @@ def judge_command(case: Case, root: Path) -> tuple[bool, str]:
         return ok, f"exit {code}: {line.removeprefix('diffusion-studio: error: ')}"
     missing = [w for w in case.wants if not (root / w).is_file()]
     said = f" ({line})" if line else ""
-    return code == 0 and not missing, f"exit {code}, " + (f"missing {missing}" if missing else
-                                                          "written") + said  # fmt: skip
+    return code == 0 and not missing, f"exit {code}, " + (
+        f"missing {missing}" if missing else "written"
+    ) + said
 
 
 def run_case(case: Case, root: Path, markers: dict[str, Path]) -> Row:

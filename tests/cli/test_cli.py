@@ -13,9 +13,9 @@ from PIL import Image
 
 from diffusion_studio.cli import main
 from diffusion_studio.core.export import read_png_metadata
-from diffusion_studio.core.generate import SampleRequest
 from diffusion_studio.core.images import fit_to_size, load_image
 from diffusion_studio.core.masks import save_mask
+from diffusion_studio.core.request import SampleRequest
 from diffusion_studio.core.resources import sample_images
 
 
@@ -83,16 +83,16 @@ def test_a_batch_writes_numbered_files_a_grid_and_a_trajectory(
         save_trajectory=tmp_path / "t.webp",
     )
     assert code == 0
-    names = ["s-0.png", "s-1.png", "s-2.png", "g.png", "t.webp"]
+    names = ["s-10.png", "s-11.png", "s-12.png", "t.webp", "g.png"]  # STEM-SEED.png
     assert [Path(p).name for p in stdout.split()] == names
     # image i of the batch carries the request that makes it alone: seed + i, batch 1
-    alone = SampleRequest.from_dict(read_png_metadata(tmp_path / "s-2.png")["request"])
+    alone = SampleRequest.from_dict(read_png_metadata(tmp_path / "s-12.png")["request"])
     assert (alone.seed, alone.batch_size) == (12, 1)
     again = tmp_path / "again.png"
     assert (
         run(capsys, "sample --steps 4 --quiet --seed 12", model=tiny_model_dir, out=again)[0] == 0
     )
-    np.testing.assert_allclose(pixels(again), pixels(tmp_path / "s-2.png"), atol=1)
+    np.testing.assert_allclose(pixels(again), pixels(tmp_path / "s-12.png"), atol=1)
     assert Image.open(tmp_path / "t.webp").n_frames == 4
 
 
@@ -313,12 +313,12 @@ def test_class_all_makes_a_row_per_class(capsys, tmp_path, tiny_model_dir) -> No
     )
     assert code == 0
     names = [Path(p).name for p in stdout.split()]
-    assert names[:2] == ["s-circle-0.png", "s-circle-1.png"] and names[-1] == "g.png"
+    assert names[:2] == ["s-circle-5.png", "s-circle-6.png"] and names[-1] == "g.png"
     assert len(names) == 3 * 2 + 1
     assert pixels(tmp_path / "g.png").shape == (3 * 16 + 2 * 2, 2 * 16 + 2, 3)  # 3 rows, 2 columns
-    triangle = SampleRequest.from_dict(read_png_metadata(tmp_path / "s-triangle-1.png")["request"])
+    triangle = SampleRequest.from_dict(read_png_metadata(tmp_path / "s-triangle-6.png")["request"])
     assert (triangle.class_label, triangle.seed) == (2, 6)
-    assert len(read_png_metadata(tmp_path / "g.png")["requests"]) == 3
+    assert len(read_png_metadata(tmp_path / "g.png")["requests"]) == 3 * 2  # one per image
 
 
 def test_a_file_given_alone_opens_the_window_with_it(monkeypatch, tmp_path) -> None:

@@ -7,12 +7,13 @@ import time
 
 import pytest
 
-from diffusion_studio.core import generate as generate_module
+from diffusion_studio.core import run as run_module
 from diffusion_studio.core.errors import InputError
-from diffusion_studio.core.generate import SampleRequest, generate
 from diffusion_studio.core.limits import activation_bytes, repaint_calls
 from diffusion_studio.core.model_files import load_model
 from diffusion_studio.core.repaint import count_network_calls, jump_schedule
+from diffusion_studio.core.request import SampleRequest
+from diffusion_studio.core.run import Job, run
 
 
 @pytest.mark.parametrize("steps", [1, 5, 10, 11, 19, 20, 21, 50, 250])
@@ -37,21 +38,21 @@ def test_the_estimate_grows_with_the_pixels_and_the_attention() -> None:
 def test_a_run_over_the_memory_budget_is_refused_before_any_work(tiny_model_dir, monkeypatch):
     model = load_model(tiny_model_dir)
     request = SampleRequest(num_inference_steps=3, batch_size=8)
-    list(generate(model, request))  # fits
-    monkeypatch.setattr(generate_module, "memory_budget", lambda *args: 1_000_000)
+    list(run(model, Job.prepare(request, model.info)))  # fits
+    monkeypatch.setattr(run_module, "memory_budget", lambda *args: 1_000_000)
     started = time.monotonic()
     with pytest.raises(InputError, match=r"8 images of 16x16 need about .* and 976\.6 KB is free"):
-        generate(model, request)
+        run(model, Job.prepare(request, model.info))
     assert time.monotonic() - started < 0.5
 
 
 def test_a_repaint_run_over_a_million_calls_is_refused(tiny_model_dir) -> None:
-    import torch
+    import numpy as np
 
     model = load_model(tiny_model_dir)
     request = SampleRequest(num_inference_steps=100, jump_length=10, jump_n_sample=10**8)
-    source, mask = torch.zeros(1, 3, 16, 16), torch.ones(1, 1, 16, 16)
+    source, mask = np.zeros((16, 16, 3), np.uint8), np.ones((16, 16), bool)
     started = time.monotonic()
     with pytest.raises(InputError, match=r"would make 9,000,000,010 network calls; the limit"):
-        generate(model, request, source, mask)
+        run(model, Job.prepare(request, model.info, image=source, mask=mask))
     assert time.monotonic() - started < 0.5

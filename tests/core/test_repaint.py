@@ -11,7 +11,7 @@ from diffusers import RePaintScheduler
 
 from diffusion_studio.core.images import to_uint8
 from diffusion_studio.core.masks import MASK_PRESETS, mask_to_tensor, preset_mask
-from diffusion_studio.core.repaint import count_network_calls, jump_schedule, repaint
+from diffusion_studio.core.repaint import count_network_calls, jump_schedule, repaint, repaint_moves
 from diffusion_studio.core.sampling import ddim_update, ddpm_update, randn_like
 from diffusion_studio.core.schedule import NoiseSchedule
 from tests.helpers import make_unet
@@ -61,11 +61,9 @@ def run_repaint(unet, preset: str, sampler: str, seed: int = 0):
             source,
             mask_to_tensor(mask),
             schedule,
-            schedule.timesteps(8, "trailing"),
+            repaint_moves(schedule.timesteps(8, "trailing"), 3, 2),
             update,
             g,
-            jump_length=3,
-            jump_n_sample=2,
         )
     )
     return source_u8, mask, steps
@@ -107,11 +105,9 @@ def test_an_all_known_mask_returns_the_source(unet) -> None:
             source,
             torch.zeros(1, 1, 16, 16),
             schedule,
-            schedule.timesteps(4),
+            repaint_moves(schedule.timesteps(4), 2, 2),
             ddpm_update(schedule, g),
             g,
-            jump_length=2,
-            jump_n_sample=2,
         )
     )
     assert torch.equal(steps[-1].x_t, source)

@@ -19,8 +19,9 @@ from safetensors.torch import load_file
 from diffusion_studio.core import train as train_module
 from diffusion_studio.core.checkpoints import latest_checkpoint
 from diffusion_studio.core.errors import InputError
-from diffusion_studio.core.generate import SampleRequest, generate
 from diffusion_studio.core.model_files import load_model
+from diffusion_studio.core.request import SampleRequest
+from diffusion_studio.core.run import Job, run
 from diffusion_studio.core.train import (
     TrainConfig,
     batch_indices,
@@ -83,7 +84,8 @@ def test_training_on_a_folder_writes_a_model_that_loads_and_samples(tmp_path, im
     )
     model = load_model(path)
     assert model.info.resolution == (16, 16) and model.info.class_names == ()
-    steps = list(generate(model, SampleRequest(num_inference_steps=3, batch_size=2)))
+    job = Job.prepare(SampleRequest(num_inference_steps=3, batch_size=2), model.info)
+    steps = list(run(model, job))
     assert steps[-1].x_t.shape == (2, 3, 16, 16) and torch.isfinite(steps[-1].x_t).all()
     studio = json.loads((path / "diffusion_studio.json").read_text())
     assert studio["training"]["steps"] == 10

@@ -27,6 +27,14 @@ def _autosave_in_a_temporary_folder(tmp_path, monkeypatch):
     import diffusion_studio.ui.app as app
 
     monkeypatch.setattr(app, "default_root", lambda: tmp_path / "user-autosave")
+    monkeypatch.setattr(app, "default_outputs", lambda: tmp_path / "user-outputs")
+
+
+@pytest.fixture(autouse=True)
+def _quitting_never_asks(monkeypatch):
+    """Closing a test's window with results only in memory goes ahead (the test of asking
+    sets its own answer)."""
+    monkeypatch.setattr(MainWindow, "ask_discard", lambda self, count: True)
 
 
 @pytest.fixture

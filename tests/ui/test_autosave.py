@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 from PySide6.QtCore import QSettings, Qt
 
-from diffusion_studio.core.generate import SampleRequest
 from diffusion_studio.core.model_files import load_model
+from diffusion_studio.core.request import SampleRequest
 from diffusion_studio.core.resources import sample_images
 from diffusion_studio.ui.autosave import read_snapshot
 from diffusion_studio.ui.main_window import MainWindow

@@ -12,7 +12,7 @@ from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 
 from diffusion_studio.core.export import METADATA_KEY
-from diffusion_studio.core.generate import SampleRequest
+from diffusion_studio.core.request import SampleRequest
 from diffusion_studio.core.resources import sample_images
 from tests.helpers import BAD_CONFIG
 

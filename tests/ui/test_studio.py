@@ -13,8 +13,8 @@ from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
 from PySide6.QtGui import QDropEvent
 
 from diffusion_studio.core.export import read_png_metadata
-from diffusion_studio.core.generate import SampleRequest
 from diffusion_studio.core.masks import MASK_PRESETS, preset_mask
+from diffusion_studio.core.request import SampleRequest
 from diffusion_studio.core.resources import sample_images
 from diffusion_studio.ui.export_dialog import ExportOptions, export_entries
 
@@ -87,7 +87,7 @@ def test_a_full_run_finishes_and_the_gallery_grows(qtbot, window) -> None:
     result = run_and_wait(qtbot, window)
     assert window.gallery.count() == 2
     assert result.images.shape == (2, 16, 16, 3)
-    assert frames and frames[-1].index == 7  # the last step was drawn
+    assert frames and frames[-1].frame.index == 7  # the last step was drawn
     assert "finished" in window.step_label.text()
     assert window.run_action.isEnabled() and not window.cancel_action.isEnabled()
     assert len(result.trajectory.frames) == 8 and window.live.scrub.isEnabled()
@@ -188,8 +188,8 @@ def test_export_then_drop_back_restores_the_settings(qtbot, window, tmp_path) ->
     result = run_and_wait(qtbot, window)
     entries = window.gallery.entries()
     written = export_entries(entries, ExportOptions(tmp_path, upscale=3, trajectory=".gif"))
-    second = tmp_path / "diffusion-studio-4243.png"
-    assert second in written and (tmp_path / "diffusion-studio-4243-steps.gif").is_file()
+    second = tmp_path / "00001-4243.png"  # one run: one number, an image per seed
+    assert second in written and (tmp_path / "00001-steps.gif").is_file()
     assert read_png_metadata(second)["request"]["seed"] == 4243
     # other settings, then the PNG dropped on the window brings its own back
     panel.ddim.setChecked(True)

@@ -1,16 +1,18 @@
-"""A whole job through `generate`: reproducible, validated, and the right number of steps."""
+"""A whole job through `Job.prepare` and `run`: reproducible, validated, along its call plan."""
 
 from __future__ import annotations
 
 import dataclasses
 
+import numpy as np
 import pytest
 import torch
 
 from diffusion_studio.core.errors import InputError
-from diffusion_studio.core.generate import SampleRequest, generate, network_calls
-from diffusion_studio.core.masks import mask_to_tensor, preset_mask
+from diffusion_studio.core.masks import preset_mask
 from diffusion_studio.core.model_files import load_model
+from diffusion_studio.core.request import SampleRequest
+from diffusion_studio.core.run import Job, call_plan, network_calls, run
 
 
 @pytest.fixture(scope="module")
@@ -19,14 +21,18 @@ def model(tiny_model_dir):
 
 
 def final(model, request, *inputs) -> torch.Tensor:
-    steps = list(generate(model, request, *inputs))
-    assert len(steps) == network_calls(request, inpaint=bool(inputs))
+    image, mask = inputs or (None, None)
+    job = Job.prepare(request, model.info, image=image, mask=mask)
+    steps = list(run(model, job))
+    plan = call_plan(job.request, model.schedule, job.inpaint)
+    assert len(steps) == network_calls(request, inpaint=bool(inputs)) == len(plan.calls)
+    assert [s.timestep for s in steps] == plan.calls  # the plan is what the run does
     return steps[-1].x_t
 
 
 def inpaint_inputs(model):
-    source = torch.rand(1, 3, 16, 16) * 2 - 1
-    return source, mask_to_tensor(preset_mask("wide", model.info.resolution, seed=3))
+    source = np.random.default_rng(0).integers(0, 256, (16, 16, 3), dtype=np.uint8)
+    return source, preset_mask("wide", model.info.resolution, seed=3)
 
 
 REQUESTS = {
@@ -99,17 +105,27 @@ def test_guidance_one_is_the_conditional_model(model) -> None:
 )
 def test_bad_requests_say_what_to_change(model, change, message) -> None:
     with pytest.raises(InputError, match=message):
-        generate(model, dataclasses.replace(SampleRequest(), **change))
+        run(model, Job.prepare(dataclasses.replace(SampleRequest(), **change), model.info))
 
 
-def test_inpainting_inputs_must_fit_the_model(model) -> None:
+def test_inpainting_inputs_are_fitted_or_refused(model) -> None:
     source, mask = inpaint_inputs(model)
     with pytest.raises(InputError, match="both a source image and a mask"):
-        generate(model, SampleRequest(), source, None)
-    with pytest.raises(InputError, match="the model needs 16x16"):
-        generate(model, SampleRequest(), source, torch.ones(1, 1, 8, 8))
-    with pytest.raises(InputError, match="the model needs"):
-        generate(model, SampleRequest(), torch.zeros(1, 3, 8, 8), mask)
+        Job.prepare(SampleRequest(), model.info, image=source)
+    with pytest.raises(InputError, match="both a source image and a mask"):
+        Job.prepare(SampleRequest(), model.info, mask=mask)
+    with pytest.raises(InputError, match="the mask is 8x8, but the image is 16x16"):
+        Job.prepare(SampleRequest(), model.info, image=source, mask=np.ones((8, 8), bool))
+    big = np.zeros((32, 48, 3), np.uint8)  # centre-cropped to 32x32, resized to 16x16
+    job = Job.prepare(SampleRequest(), model.info, image=big, mask=np.ones((32, 48), bool))
+    assert job.source.shape == (16, 16, 3) and job.mask.shape == (16, 16)
+    assert job.notes == ("48x32 image centre-cropped to 32x32 and resized to 16x16",)
+
+
+def test_a_job_resolves_the_models_defaults(model) -> None:
+    job = Job.prepare(SampleRequest(sampler="ddpm"), model.info)
+    assert job.request.timestep_spacing == model.schedule.timestep_spacing == "leading"
+    assert job.request.variance_type == model.schedule.variance_type
 
 
 def test_request_round_trips_through_a_dict() -> None:
