@@ -95,7 +95,7 @@ def main() -> None:
     )
     window.show()
     panel = window.panel
-    panel.ddim.setChecked(True)
+    panel.buttons["ddim"].setChecked(True)
     panel.steps.setValue(args.steps)
     panel.batch.setValue(args.batch)
     panel.class_box.setCurrentIndex(1)

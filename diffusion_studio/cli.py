@@ -71,12 +71,10 @@ def _build_parser() -> argparse.ArgumentParser:
     inpaint.add_argument("--image", required=True, metavar="PATH", help="the source image")
     masks = inpaint.add_mutually_exclusive_group(required=True)
     masks.add_argument("--mask", metavar="PATH", help="a mask image: white = generate")
-    masks.add_argument(
-        "--mask-preset",
-        metavar="NAME",
-        help="wide, thin, outer, half[-left|-right|-top|-bottom], "
-        "every-second-pixel, alternating-lines",
-    )
+    from diffusion_studio.core.masks import HALF_SIDES, PRESETS
+
+    names = [f"{n}[-{'|-'.join(HALF_SIDES)}]" if s.sided else n for n, s in PRESETS.items()]
+    masks.add_argument("--mask-preset", metavar="NAME", help=", ".join(names))
     inpaint.add_argument(
         "--invert-mask",
         action="store_true",

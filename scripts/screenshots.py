@@ -47,7 +47,7 @@ def main() -> None:
     panel = window.panel
 
     # 1. mid-run: DDIM from noise, a batch of one class, x_t beside the predicted x_0
-    panel.ddim.setChecked(True)
+    panel.buttons["ddim"].setChecked(True)
     panel.steps.setValue(100)
     panel.batch.setValue(4)
     panel.seed.setText("7")

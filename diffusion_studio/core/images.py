@@ -10,9 +10,9 @@ import os
 import struct
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 from PIL import (  # the plugins of IMAGE_FORMATS, registered with Image.open by import
     BmpImagePlugin,  # noqa: F401
     GifImagePlugin,  # noqa: F401
@@ -25,6 +25,9 @@ from PIL import (  # the plugins of IMAGE_FORMATS, registered with Image.open by
 )
 
 from diffusion_studio.core.errors import InputError
+
+if TYPE_CHECKING:  # torch is imported where a tensor is made, so reading images stays light
+    import torch
 
 IMAGE_FORMATS: tuple[str, ...] = ("PNG", "JPEG", "WEBP", "BMP", "TIFF", "GIF")
 """The only formats Pillow may open here, by the file's content, whatever its name. None of
@@ -230,6 +233,8 @@ def to_tensor(
         )
     if image.ndim == 2:
         image = image[:, :, None]
+    import torch
+
     if not image.flags.writeable:  # np.asarray(PIL image) is read-only; torch warns on those
         image = image.copy()
     u = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).unsqueeze(0)
@@ -243,6 +248,8 @@ def to_uint8(x: torch.Tensor) -> np.ndarray:
     Takes (N, C, H, W) or (C, H, W) in [-1, 1], any device and dtype (bf16 on CUDA too);
     returns (N, H, W, C) or (H, W, C) uint8 on the CPU. NaN becomes mid grey.
     """
+    import torch
+
     if x.ndim not in (3, 4):
         raise ValueError(f"expected a (C, H, W) or (N, C, H, W) tensor, got shape {tuple(x.shape)}")
     u = torch.nan_to_num(x.detach().to(torch.float32), nan=0.0)

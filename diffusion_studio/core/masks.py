@@ -13,20 +13,43 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, cast, get_args
+from typing import TYPE_CHECKING, Literal, cast, get_args
 
 import numpy as np
-import torch
 from PIL import Image, ImageDraw
 
 from diffusion_studio.core.errors import InputError
 from diffusion_studio.core.files import atomic_write
 from diffusion_studio.core.images import centre_crop_box, load_image
 
+if TYPE_CHECKING:
+    import torch
+
 MaskPreset = Literal["wide", "thin", "outer", "half", "every-second-pixel", "alternating-lines"]
 HalfSide = Literal["left", "right", "top", "bottom"]
-MASK_PRESETS: tuple[str, ...] = get_args(MaskPreset)
 HALF_SIDES: tuple[str, ...] = get_args(HalfSide)
+
+
+@dataclass(frozen=True)
+class PresetSpec:
+    """One preset of the table: its label for a person, whether it is drawn from a seed (and
+    can be re-rolled), and whether it takes a side."""
+
+    label: str
+    random: bool = False
+    sided: bool = False
+
+
+# The RePaint paper's mask kinds (Sec. 5.3); the panel, the menus and the CLI list this table.
+PRESETS: dict[str, PresetSpec] = {
+    "wide": PresetSpec("Wide strokes", random=True),
+    "thin": PresetSpec("Thin strokes", random=True),
+    "outer": PresetSpec("Outer (keep the centre)"),
+    "half": PresetSpec("Half", sided=True),
+    "every-second-pixel": PresetSpec("Every second pixel (2x SR)"),
+    "alternating-lines": PresetSpec("Alternating lines"),
+}
+MASK_PRESETS: tuple[str, ...] = tuple(PRESETS)
 
 # Other names people bring with them: short ones, and RePaint's mask folder names.
 _ALIASES: dict[str, str] = {
@@ -88,7 +111,7 @@ def preset_mask(
         )
     if side not in HALF_SIDES:
         raise InputError(f"unknown half side {side!r}; choose one of: {', '.join(HALF_SIDES)}")
-    if preset in ("wide", "thin"):
+    if PRESETS[preset].random:
         return _random_mask(_WIDE if preset == "wide" else _THIN, height, width, seed)
 
     rows = np.arange(height)[:, None]
@@ -202,6 +225,8 @@ def mask_to_tensor(mask: np.ndarray, device: torch.device | str = "cpu") -> torc
 
     Accepts bool, 0/1 or 0/255 arrays; any nonzero value counts as generate.
     """
+    import torch
+
     mask = _as_bool_mask(mask)
     return torch.from_numpy(mask.astype(np.float32))[None, None].to(device)
 

@@ -16,17 +16,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from diffusion_studio.core.masks import HALF_SIDES, MASK_PRESETS
+from diffusion_studio.core.masks import HALF_SIDES, PRESETS
 from diffusion_studio.ui.canvas import MaskCanvas
-
-PRESET_LABELS = {
-    "wide": "Wide strokes",
-    "thin": "Thin strokes",
-    "outer": "Outer (keep the centre)",
-    "half": "Half",
-    "every-second-pixel": "Every second pixel (2x SR)",
-    "alternating-lines": "Alternating lines",
-}
 
 
 class CanvasPanel(QWidget):
@@ -48,8 +39,8 @@ class CanvasPanel(QWidget):
         self.model_view = QCheckBox("Model's view")
         self.model_view.setToolTip("What the model is given: the known pixels; the rest grey")
         self.preset = QComboBox(toolTip="The RePaint paper's masks")
-        for preset in MASK_PRESETS:
-            self.preset.addItem(PRESET_LABELS[preset], preset)
+        for name, spec in PRESETS.items():
+            self.preset.addItem(spec.label, name)
         self.side = QComboBox(toolTip="Which half is generated")
         self.side.addItems(HALF_SIDES)
         self.side.setCurrentText("right")
@@ -105,11 +96,11 @@ class CanvasPanel(QWidget):
         """A new seed for the random presets, applied at once."""
         self.mask_seed += 1
         preset = self.preset.currentData()
-        if preset not in ("wide", "thin"):
-            preset = "wide"
+        if not PRESETS[preset].random:
+            preset = next(name for name, spec in PRESETS.items() if spec.random)
         self.apply_preset(preset)
 
     def _on_preset_choice(self) -> None:
-        preset = self.preset.currentData()
-        self.side.setVisible(preset == "half")
-        self.reroll.setEnabled(preset in ("wide", "thin"))
+        spec = PRESETS[self.preset.currentData()]
+        self.side.setVisible(spec.sided)
+        self.reroll.setEnabled(spec.random)

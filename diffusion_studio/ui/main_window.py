@@ -235,7 +235,7 @@ class MainWindow(FilesMixin, QMainWindow):
 
     # --- running ------------------------------------------------------------------------
 
-    def current_job(self) -> Job | None:
+    def current_job(self, request: SampleRequest | None = None) -> Job | None:
         """The job of what the window shows: the panel's request, and the canvas's image and
         mask when a mask is painted (RePaint), else plain sampling."""
         if self.model is None:
@@ -243,7 +243,8 @@ class MainWindow(FilesMixin, QMainWindow):
         image = mask = None
         if self.canvas.source is not None and self.canvas.has_mask:
             image, mask = self.canvas.source, self.canvas.mask
-        return Job.prepare(self.panel.request(), self.model.info, image=image, mask=mask)
+        request = request or self.panel.request()
+        return Job.prepare(request, self.model.info, image=image, mask=mask)
 
     def run(self) -> None:
         if self.sampler.running:
@@ -260,7 +261,7 @@ class MainWindow(FilesMixin, QMainWindow):
             self.show_error(str(exc))
             return
         try:
-            job = self.current_job()
+            job = self.current_job(self.panel.request_for_run())
             validate(job.request, self.model, job.inpaint)
         except InputError as exc:
             self.show_error(str(exc))

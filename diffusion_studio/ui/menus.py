@@ -8,9 +8,8 @@ from typing import TYPE_CHECKING
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QMenu
 
-from diffusion_studio.core.masks import MASK_PRESETS
+from diffusion_studio.core.masks import PRESETS
 from diffusion_studio.core.resources import sample_images
-from diffusion_studio.ui.canvas_panel import PRESET_LABELS
 
 if TYPE_CHECKING:
     from diffusion_studio.ui.main_window import MainWindow
@@ -74,8 +73,8 @@ def build_menus(w: MainWindow) -> None:
     add(mask, "Clear (keep everything)", canvas.clear_mask, "Ctrl+Shift+C")
     add(mask, "Invert", canvas.invert, "Ctrl+I")
     presets = mask.addMenu("Presets")
-    for preset in MASK_PRESETS:
-        add(presets, PRESET_LABELS[preset], lambda _=False, p=preset: tools.apply_preset(p))
+    for name, spec in PRESETS.items():
+        add(presets, spec.label, lambda _=False, p=name: tools.apply_preset(p))
     add(mask, "Re-roll random preset", tools.reroll_preset, "Ctrl+R")
 
     run = bar.addMenu("&Run")

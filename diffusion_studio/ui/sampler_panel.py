@@ -25,25 +25,21 @@ from PySide6.QtWidgets import (
 )
 
 from diffusion_studio.core.model import ModelInfo, available_devices
-from diffusion_studio.core.request import MAX_SEED, TIMESTEP_SPACINGS, SampleRequest
+from diffusion_studio.core.request import (
+    MAX_SEED,
+    OPTION_TIPS,
+    SAMPLERS,
+    TIMESTEP_SPACINGS,
+    VARIANCE_LABELS,
+    SampleRequest,
+    default_request,
+)
 from diffusion_studio.core.run import network_calls
 
 TIPS = {
-    "ddpm": "Ancestral sampling (Ho et al., Algorithm 2): noise is added at every step.",
-    "ddim": "DDIM (Song et al.): the same model in fewer steps; eta sets how much noise.",
-    "steps": "Network calls from noise to image; DDPM steps are respaced from the model's T.",
-    "eta": "DDIM noise: 0 = deterministic, 1 = as much as DDPM (the posterior variance).",
-    "spacing": "Which timesteps the steps visit: leading starts below T, trailing at T - 1.",
-    "variance": "DDPM noise per step: beta-tilde (the posterior's) or beta (larger).",
-    "seed": "Image i of a batch uses seed + i: the same seed makes the same image.",
-    "batch": "Images per run.",
-    "class": "What to generate; unconditional uses the model's null class.",
-    "guidance": "Classifier-free guidance: 1 = the class alone, more = more typical of it.",
-    "jump": "RePaint: after every this many steps, go back up this many steps and redo them.",
-    "resample": "RePaint: how often each stretch is redone (1 = none); harmonises the edges.",
+    **OPTION_TIPS,
     "device": "Where the network runs.",
-    "clipped": "DDIM: re-derive the noise from the clipped x0 (guided-diffusion; eta 1 is then "
-    "exactly DDPM). Off: keep the network's noise, as diffusers' DDIMScheduler does by default.",
+    "new_seed": "A new random seed at every Run (A1111's seed -1); the seed used is shown.",
 }
 
 
@@ -66,30 +62,45 @@ class SamplerPanel(QWidget):
         self.set_model(None, 1000)
 
     def _build(self) -> None:
-        self.ddpm = QPushButton("DDPM", checkable=True, toolTip=TIPS["ddpm"])
-        self.ddim = QPushButton("DDIM", checkable=True, checked=True, toolTip=TIPS["ddim"])
+        self.buttons = {  # the sampler table: one button each, with its tip
+            name: QPushButton(spec.label, checkable=True, toolTip=spec.tip)
+            for name, spec in SAMPLERS.items()
+        }
+        self.buttons["ddim"].setChecked(True)
         self.sampler_group = QButtonGroup(self)
-        for button in (self.ddpm, self.ddim):
+        for button in self.buttons.values():
             self.sampler_group.addButton(button)
-        self.steps = QSpinBox(minimum=1, maximum=1000, value=50, toolTip=TIPS["steps"])
+        self.steps = QSpinBox(minimum=1, maximum=1000, value=50)
+        self.steps.setToolTip(TIPS["num_inference_steps"])
         self.eta = QSlider(Qt.Orientation.Horizontal, minimum=0, maximum=ETA_STEPS, value=0)
         self.eta.setToolTip(TIPS["eta"])
-        self.eta_label = QLabel("0.00")
-        self.spacing = QComboBox(toolTip=TIPS["spacing"])
+        self.eta_box = QDoubleSpinBox(minimum=0.0, maximum=1.0, singleStep=0.05, decimals=3)
+        self.eta_box.setToolTip(TIPS["eta"])
+        self.spacing = QComboBox(toolTip=TIPS["timestep_spacing"])
         self.spacing.addItems(TIMESTEP_SPACINGS)
-        self.clipped = QCheckBox("Noise from the clipped x0", checked=True, toolTip=TIPS["clipped"])
-        self.variance = QComboBox(toolTip=TIPS["variance"])
-        self.variance.addItem("beta-tilde (posterior)", "fixed_small")
-        self.variance.addItem("beta (larger)", "fixed_large")
+        self.clipped = QCheckBox("Noise from the clipped x0", checked=True)
+        self.clipped.setToolTip(TIPS["use_clipped_model_output"])
+        self.variance = QComboBox(toolTip=TIPS["variance_type"])
+        for name, label in VARIANCE_LABELS.items():
+            self.variance.addItem(label, name)
         self.seed = QLineEdit("0", toolTip=TIPS["seed"])  # seeds outgrow a QSpinBox's int
         self.seed.setValidator(QRegularExpressionValidator(QRegularExpression(r"\d{1,18}")))
         self.dice = QPushButton("Random", toolTip="A new random seed (Ctrl+D)")
-        self.batch = QSpinBox(minimum=1, maximum=64, value=1, toolTip=TIPS["batch"])
-        self.class_box = QComboBox(toolTip=TIPS["class"])
+        self.new_seed = QCheckBox("New each run", toolTip=TIPS["new_seed"])
+        self.batch = QSpinBox(minimum=1, maximum=64, value=1, toolTip=TIPS["batch_size"])
+        self.class_box = QComboBox(toolTip=TIPS["class_label"])
         self.guidance = QDoubleSpinBox(minimum=0.0, maximum=20.0, singleStep=0.5, value=3.0)
-        self.guidance.setToolTip(TIPS["guidance"])
-        self.jump_length = QSpinBox(minimum=1, maximum=1000, value=10, toolTip=TIPS["jump"])
-        self.jump_n_sample = QSpinBox(minimum=1, maximum=50, value=10, toolTip=TIPS["resample"])
+        self.guidance.setToolTip(TIPS["guidance_scale"])
+        self.jump_length = QSpinBox(minimum=1, maximum=1000, value=10)
+        self.jump_length.setToolTip(TIPS["jump_length"])
+        self.jump_n_sample = QSpinBox(minimum=1, maximum=50, value=10)
+        self.jump_n_sample.setToolTip(TIPS["jump_n_sample"])
+        # the fields of the samplers' own options, enabled for the sampler that reads them
+        self.option_fields = {
+            "eta": (self.eta, self.eta_box),
+            "use_clipped_model_output": (self.clipped,),
+            "variance_type": (self.variance,),
+        }
         self.device = QComboBox(toolTip=TIPS["device"])
         self.device.addItems(available_devices())
         self.calls = QLabel()
@@ -99,11 +110,11 @@ class SamplerPanel(QWidget):
 
         switch = QHBoxLayout()
         switch.setSpacing(0)
-        switch.addWidget(self.ddpm)
-        switch.addWidget(self.ddim)
+        for button in self.buttons.values():
+            switch.addWidget(button)
         eta_row = QHBoxLayout()
-        eta_row.addWidget(self.eta)
-        eta_row.addWidget(self.eta_label)
+        eta_row.addWidget(self.eta, 1)
+        eta_row.addWidget(self.eta_box)
         seed_row = QHBoxLayout()
         seed_row.addWidget(self.seed, 1)
         seed_row.addWidget(self.dice)
@@ -117,6 +128,7 @@ class SamplerPanel(QWidget):
         form.addRow("Spacing", self.spacing)
         form.addRow("Variance", self.variance)
         form.addRow("Seed", seed_row)
+        form.addRow("", self.new_seed)
         form.addRow("Batch", self.batch)
         self.sampler_form = form
         conditioning = QGroupBox("Class")
@@ -146,6 +158,8 @@ class SamplerPanel(QWidget):
     def _connect(self) -> None:
         self.sampler_group.buttonToggled.connect(self._on_changed)
         self.clipped.toggled.connect(self._on_changed)
+        self.eta.valueChanged.connect(lambda v: self._set_eta_box(v / ETA_STEPS))
+        self.eta_box.valueChanged.connect(lambda v: self.eta.setValue(round(v * ETA_STEPS)))
         self.eta.valueChanged.connect(self._on_changed)
         for box in (self.steps, self.batch, self.jump_length, self.jump_n_sample):
             box.valueChanged.connect(self._on_changed)
@@ -170,8 +184,10 @@ class SamplerPanel(QWidget):
                 self.class_box.addItem("unconditional", None)
             for index, name in enumerate(info.class_names):
                 self.class_box.addItem(name, index)
-            # open on a class, guided: what a class-conditional model does best
-            self.class_box.setCurrentIndex(self.class_box.findData(info.default_class))
+        if info is not None:  # the same rule as the command line's (core.request)
+            opening = default_request(len(info.class_names), info.default_class, info.null_class)
+            self.class_box.setCurrentIndex(self.class_box.findData(opening.class_label))
+            self.guidance.setValue(opening.guidance_scale)
         self.conditioning.setEnabled(bool(info and info.class_names))
         self._on_changed()
 
@@ -194,12 +210,20 @@ class SamplerPanel(QWidget):
             return self._inpainting
         return True
 
+    def _set_eta_box(self, value: float) -> None:
+        self.eta_box.blockSignals(True)
+        self.eta_box.setValue(value)
+        self.eta_box.blockSignals(False)
+
+    @property
+    def sampler(self) -> str:
+        return next(name for name, button in self.buttons.items() if button.isChecked())
+
     def _on_changed(self, *args: object) -> None:
-        ddim = self.ddim.isChecked()
-        self.eta.setEnabled(ddim)
-        self.clipped.setEnabled(ddim)
-        self.eta_label.setText(f"{self.eta.value() / ETA_STEPS:.3g}")
-        self.variance.setEnabled(not ddim)
+        options = SAMPLERS[self.sampler].options
+        for option, fields in self.option_fields.items():
+            for field in fields:
+                field.setEnabled(option in options)
         self.repaint.setEnabled(self._inpainting)
         self.guidance.setEnabled(self.class_box.currentData() is not None)
         request = self.request()
@@ -215,7 +239,7 @@ class SamplerPanel(QWidget):
 
     def request(self) -> SampleRequest:
         return SampleRequest(
-            sampler="ddim" if self.ddim.isChecked() else "ddpm",
+            sampler=self.sampler,  # type: ignore[arg-type]
             num_inference_steps=self.steps.value(),
             eta=self.eta.value() / ETA_STEPS,
             timestep_spacing=self.spacing.currentText(),  # type: ignore[arg-type]
@@ -231,7 +255,7 @@ class SamplerPanel(QWidget):
 
     def set_request(self, request: SampleRequest) -> None:
         """Show a request's settings (from an exported PNG): Run then makes the same image."""
-        (self.ddim if request.sampler == "ddim" else self.ddpm).setChecked(True)
+        self.buttons[request.sampler].setChecked(True)
         self.steps.setValue(request.num_inference_steps)
         self.eta.setValue(round(request.eta * ETA_STEPS))
         if request.timestep_spacing:
@@ -265,3 +289,10 @@ class SamplerPanel(QWidget):
 
     def roll_seed(self) -> None:
         self.seed.setText(str(random.randint(0, 2**32 - 1)))
+
+    def request_for_run(self) -> SampleRequest:
+        """The request of a Run: with "New each run", a new seed first (shown in the field, so
+        the image can be made again)."""
+        if self.new_seed.isChecked():
+            self.roll_seed()
+        return self.request()

