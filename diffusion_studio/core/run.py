@@ -266,7 +266,12 @@ class Trajectory:
         if self.frames and frame.index % self.stride and frame.index != frame.total - 1:
             return
         self.frames.append(frame)
-        while len(self.frames) > 2 and len(self.frames) * frame.nbytes > self.budget_bytes:
+        self.fit(self.budget_bytes)
+
+    def fit(self, budget_bytes: int) -> None:
+        """Drop every second frame (the newest kept) until the frames fit `budget_bytes`."""
+        self.budget_bytes = min(self.budget_bytes, budget_bytes)
+        while len(self.frames) > 2 and self.nbytes > self.budget_bytes:
             self.stride *= 2
             last = self.frames[-1]
             self.frames = [f for f in self.frames[:-1] if f.index % self.stride == 0] + [last]

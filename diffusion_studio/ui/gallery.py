@@ -119,11 +119,16 @@ class Gallery(QListWidget):
         return item
 
     def _keep_to_budget(self) -> None:
-        """Drop the trajectories of the oldest runs until the kept ones fit the budget."""
+        """Drop the trajectories of the oldest runs until the kept ones fit the budget; a run
+        larger than it alone keeps every second step, then every fourth..."""
         dropped = 0
-        while sum(r.nbytes for r in self._results) > self.budget_bytes and len(self._results) > 1:
+        while self.nbytes > self.budget_bytes and len(self._results) > 1:
             self._results.pop(0).trajectory.drop()
             dropped += 1
+        if self.nbytes > self.budget_bytes:
+            newest = self._results[-1]
+            newest.trajectory.fit(self.budget_bytes - newest.images.nbytes)
+            dropped += newest.nbytes > self.budget_bytes
         if dropped:
             self.said.emit(
                 f"The steps of {dropped} older run(s) were let go to stay under "

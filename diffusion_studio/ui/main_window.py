@@ -188,7 +188,7 @@ class MainWindow(FilesMixin, QMainWindow):
         self.model_name.setText(info.name)
         self.model_details.setText("<br>".join(f"<b>{k}</b>: {v}" for k, v in info.summary()[2:]))
         self.panel.set_model(info, model.schedule.num_train_timesteps)
-        self.panel.set_spacing(model.schedule.timestep_spacing)
+        self.panel.set_defaults(model.schedule.timestep_spacing, model.schedule.variance_type)
         self.canvas.set_image_size(info.resolution)
         self.live.schedule.set_schedule(model.schedule)
         self.forward.set_model_schedule(model.schedule)

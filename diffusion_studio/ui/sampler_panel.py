@@ -284,8 +284,11 @@ class SamplerPanel(QWidget):
                 missed.append(f"{name.replace('_', ' ')} {wanted}")
         return missed
 
-    def set_spacing(self, spacing: str) -> None:
+    def set_defaults(self, spacing: str, variance_type: str) -> None:
+        """The model's own spacing and DDPM variance, which a request that leaves them open
+        (the command line's default) gets too."""
         self.spacing.setCurrentText(spacing)
+        self.variance.setCurrentIndex(max(0, self.variance.findData(variance_type)))
 
     def roll_seed(self) -> None:
         self.seed.setText(str(random.randint(0, 2**32 - 1)))

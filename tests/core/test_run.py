@@ -140,3 +140,17 @@ def test_request_round_trips_through_a_dict() -> None:
     assert SampleRequest.from_dict({**request.to_dict(), "unknown": 1}) == request
     with pytest.raises(InputError, match="should be a whole number"):
         SampleRequest.from_dict({"seed": "three"})
+
+
+def test_the_trajectory_stays_within_its_budget_and_keeps_the_last_step() -> None:
+    from diffusion_studio.core.run import Frame, Trajectory
+
+    pixels = np.zeros((8, 16, 16, 3), np.uint8)
+    frame_bytes = 2 * pixels.nbytes
+    trajectory = Trajectory(budget_bytes=100 * frame_bytes)
+    for i in range(10_000):
+        trajectory.add(Frame(i, 10_000, 9_999 - i, pixels, pixels))
+        assert trajectory.nbytes <= 100 * frame_bytes
+    indices = [f.index for f in trajectory.frames]
+    assert indices[0] == 0 and indices[-1] == 9_999 and len(indices) > 50
+    assert len(set(np.diff(indices[:-1]))) == 1  # evenly thinned
