@@ -1,4 +1,5 @@
-"""Shared fixtures: tiny model folders, and the offscreen Qt platform."""
+"""Shared fixtures: tiny model folders, and per-user folders that are temporary. Nothing here
+imports Qt: tests/core and tests/cli run without it (CI checks that)."""
 
 from __future__ import annotations
 
@@ -21,17 +22,6 @@ import pytest  # noqa: E402  (after the environment is set)
 from diffusion_studio.core.model_files import save_model  # noqa: E402
 from diffusion_studio.core.schedule import NoiseSchedule  # noqa: E402
 from tests.helpers import CLASS_NAMES, make_unet  # noqa: E402
-
-
-@pytest.fixture(autouse=True, scope="session")
-def _fresh_settings(tmp_path_factory: pytest.TempPathFactory):
-    """QSettings of the tests go to a temporary folder, never to the developer's config."""
-    from PySide6.QtCore import QSettings
-
-    folder = str(tmp_path_factory.mktemp("settings"))
-    QSettings.setDefaultFormat(QSettings.Format.IniFormat)
-    for scope in (QSettings.Scope.UserScope, QSettings.Scope.SystemScope):
-        QSettings.setPath(QSettings.Format.IniFormat, scope, folder)
 
 
 @pytest.fixture(scope="session")

@@ -321,17 +321,6 @@ def test_class_all_makes_a_row_per_class(capsys, tmp_path, tiny_model_dir) -> No
     assert len(read_png_metadata(tmp_path / "g.png")["requests"]) == 3 * 2  # one per image
 
 
-def test_a_file_given_alone_opens_the_window_with_it(monkeypatch, tmp_path) -> None:
-    opened = []
-    monkeypatch.setattr("diffusion_studio.ui.app.run", lambda files=(): opened.append(files) or 0)
-    picture = tmp_path / "picture.png"
-    Image.new("RGB", (8, 8)).save(picture)
-    assert main([str(picture)]) == 0
-    assert main(["gui", str(picture), str(picture)]) == 0
-    assert main([]) == 0
-    assert opened == [[str(picture)], [str(picture), str(picture)], []]
-
-
 def test_a_misspelt_command_is_not_taken_for_a_file(capsys) -> None:
     code, _, err = run(capsys, "smaple --steps 3")
     assert code == 2 and "invalid choice" in err

@@ -10,6 +10,17 @@ from diffusion_studio.ui.main_window import MainWindow
 from diffusion_studio.ui.worker import Sampler
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _fresh_settings(tmp_path_factory: pytest.TempPathFactory):
+    """QSettings of the tests go to a temporary folder, never to the developer's config."""
+    from PySide6.QtCore import QSettings
+
+    folder = str(tmp_path_factory.mktemp("settings"))
+    QSettings.setDefaultFormat(QSettings.Format.IniFormat)
+    for scope in (QSettings.Scope.UserScope, QSettings.Scope.SystemScope):
+        QSettings.setPath(QSettings.Format.IniFormat, scope, folder)
+
+
 @pytest.fixture(autouse=True)
 def no_thread_left_running():
     """Fail a test that leaves an inference thread running (it would abort the process)."""

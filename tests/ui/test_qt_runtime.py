@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import sys
 
+from PIL import Image
 from PySide6.QtWidgets import QLabel
 
+from diffusion_studio.cli import main
 from diffusion_studio.ui.app import MainWindow, display_problem
 
 
@@ -56,3 +58,14 @@ def test_diffusion_studio_without_a_command_opens_the_window(qapp, monkeypatch) 
     assert any("Diffusion Studio" in w.windowTitle() for w in seen)
     for widget in seen:
         widget.close()
+
+
+def test_a_file_given_alone_opens_the_window_with_it(monkeypatch, tmp_path) -> None:
+    opened = []
+    monkeypatch.setattr("diffusion_studio.ui.app.run", lambda files=(): opened.append(files) or 0)
+    picture = tmp_path / "picture.png"
+    Image.new("RGB", (8, 8)).save(picture)
+    assert main([str(picture)]) == 0
+    assert main(["gui", str(picture), str(picture)]) == 0
+    assert main([]) == 0
+    assert opened == [[str(picture)], [str(picture), str(picture)], []]
