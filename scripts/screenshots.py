@@ -56,7 +56,7 @@ def main() -> None:
     frames = []
     window.sampler.frame.connect(frames.append)
     window.run()
-    wait_until(app, lambda: frames and frames[-1].index >= 38)
+    wait_until(app, lambda: frames and frames[-1].frame.index >= 38)
     app.processEvents()
     window.grab().save(str(args.out / "studio-mid-run.png"))
     wait_until(app, lambda: not window.sampler.running)

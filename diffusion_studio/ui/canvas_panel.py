@@ -34,17 +34,21 @@ class CanvasPanel(QWidget):
         self.size = QSpinBox(minimum=1, maximum=512, value=self.canvas.brush_size)
         self.size.setToolTip("Brush size in model pixels ([ and ], or the mouse wheel)")
         self.opacity = QSlider(Qt.Orientation.Horizontal, minimum=0, maximum=100, value=55)
-        self.opacity.setToolTip("How strongly the mask is tinted over the image")
-        self.opacity.setMaximumWidth(90)
+        self.opacity.setToolTip("Overlay: how strongly the mask is tinted over the image")
+        self.opacity.setMaximumWidth(70)
         self.model_view = QCheckBox("Model's view")
         self.model_view.setToolTip("What the model is given: the known pixels; the rest grey")
         self.preset = QComboBox(toolTip="The RePaint paper's masks")
+        self.preset.setSizeAdjustPolicy(
+            QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon
+        )
+        self.preset.setMinimumContentsLength(12)
         for name, spec in PRESETS.items():
             self.preset.addItem(spec.label, name)
         self.side = QComboBox(toolTip="Which half is generated")
         self.side.addItems(HALF_SIDES)
         self.side.setCurrentText("right")
-        self.apply = QPushButton("Apply preset")
+        self.apply = QPushButton("Apply", toolTip="Apply the preset to the mask")
         self.reroll = QPushButton("Re-roll", toolTip="Another random mask of this kind (Ctrl+R)")
         self.caption = QLabel(wordWrap=True)
 
@@ -54,7 +58,6 @@ class CanvasPanel(QWidget):
             self.eraser,
             QLabel("Size"),
             self.size,
-            QLabel("Overlay"),
             self.opacity,
             self.model_view,
         ):

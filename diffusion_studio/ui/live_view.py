@@ -26,7 +26,7 @@ class ImagePane(pg.GraphicsLayoutWidget):
     def __init__(self, title: str, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setBackground(None)
-        self.setMinimumSize(200, 200)
+        self.setMinimumSize(140, 140)
         self.view = self.addViewBox(lockAspect=True, invertY=True, enableMouse=True)
         self.view.setMenuEnabled(False)
         self.title = title
@@ -59,7 +59,7 @@ class SchedulePlot(pg.PlotWidget):
         plot.setLabel("bottom", "timestep t")
         plot.setTitle(
             "<span style='color:#2a7fd4'>alpha-bar</span>, "
-            "<span style='color:#d4802a'>beta/max</span>; dots: run",
+            "<span style='color:#d4802a'>beta</span>",
             size="9pt",
         )
         self.setToolTip(
@@ -109,7 +109,7 @@ class PathPlot(pg.PlotWidget):
         plot = self.getPlotItem()
         plot.setLabel("bottom", "network call")
         plot.setLabel("left", "timestep")
-        plot.setTitle("the timestep of each call", size="9pt")
+        plot.setTitle("timestep per call", size="9pt")
         self.setToolTip(
             "The timestep of every network call: a staircase down to 0; RePaint's resampling"
             " jumps back up and comes down again."

@@ -114,10 +114,16 @@ class MainWindow(FilesMixin, QMainWindow):
         scroll.setWidget(left)
         scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         scroll.setMinimumWidth(
-            left.sizeHint().width() + scroll.verticalScrollBar().sizeHint().width() + 4
+            left.minimumSizeHint().width() + scroll.verticalScrollBar().sizeHint().width() + 4
         )
+        settings = QWidget()  # the fields scroll; Run and Cancel stay below them, in sight
+        settings_layout = QVBoxLayout(settings)
+        settings_layout.setContentsMargins(0, 0, 0, 0)
+        settings_layout.setSpacing(0)
+        settings_layout.addWidget(scroll, 1)
+        settings_layout.addWidget(self.panel.run_bar)
         dock = QDockWidget("Model and sampler", self, objectName="settings-dock")
-        dock.setWidget(scroll)
+        dock.setWidget(settings)
         dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable)
         self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, dock)
 
@@ -186,7 +192,12 @@ class MainWindow(FilesMixin, QMainWindow):
         self.model = model
         info = model.info
         self.model_name.setText(info.name)
-        self.model_details.setText("<br>".join(f"<b>{k}</b>: {v}" for k, v in info.summary()[2:]))
+        height, width = info.resolution
+        kind = {1: "grey", 3: "RGB", 4: "RGBA"}.get(info.in_channels, f"{info.in_channels} ch")
+        classes = f", {len(info.class_names)} classes" if info.class_names else ""
+        size = f"{width}x{height} {kind}, {info.parameters / 1e6:.2f} M"
+        self.model_details.setText(f"{size}, {info.prediction_type}{classes}")
+        self.model_details.setToolTip("<br>".join(f"<b>{k}</b>: {v}" for k, v in info.summary()))
         self.panel.set_model(info, model.schedule.num_train_timesteps)
         self.panel.set_defaults(model.schedule.timestep_spacing, model.schedule.variance_type)
         self.canvas.set_image_size(info.resolution)

@@ -141,9 +141,15 @@ class SamplerPanel(QWidget):
         form.addRow("Jump length", self.jump_length)
         form.addRow("Resamples", self.jump_n_sample)
         self.repaint = repaint
+        # Run and Cancel stay in sight: the window puts this bar below the scrolled fields
+        self.run_bar = QWidget()
+        bar = QVBoxLayout(self.run_bar)
+        bar.setContentsMargins(6, 2, 6, 4)
+        bar.addWidget(self.calls)
         run_row = QHBoxLayout()
         run_row.addWidget(self.run_button, 1)
         run_row.addWidget(self.cancel_button)
+        bar.addLayout(run_row)
         layout = QVBoxLayout(self)
         layout.addWidget(sampler)
         layout.addWidget(conditioning)
@@ -151,8 +157,6 @@ class SamplerPanel(QWidget):
         device_row = QFormLayout()
         device_row.addRow("Device", self.device)
         layout.addLayout(device_row)
-        layout.addWidget(self.calls)
-        layout.addLayout(run_row)
         layout.addStretch(1)
 
     def _connect(self) -> None:

@@ -231,3 +231,15 @@ def test_a_new_result_is_selected_alone(qtbot, studio) -> None:
     run_and_wait(qtbot, window)
     selected = window.gallery.entries(selected_only=True)
     assert len(selected) == 2 and {e.result for e in selected} == {selected[0].result}
+
+
+def test_the_window_fits_1024x700_and_run_is_always_in_sight(qtbot, studio) -> None:
+    window = studio()
+    hint = window.minimumSizeHint()
+    assert hint.width() <= 1024 and hint.height() <= 700, (hint.width(), hint.height())
+    for width, height in ((1024, 700), (1280, 820)):
+        window.resize(width, height)
+        qtbot.wait(20)
+        assert (window.width(), window.height()) == (width, height)
+        for button in (window.panel.run_button, window.panel.cancel_button):
+            assert not button.visibleRegion().isEmpty()  # not scrolled away
