@@ -21,9 +21,10 @@ import numpy as np
 import torch
 from diffusers import DDIMPipeline, DDIMScheduler, UNet2DModel
 
-from diffusion_studio.core.generate import SampleRequest, generate
 from diffusion_studio.core.images import to_uint8
 from diffusion_studio.core.model import DiffusionModel
+from diffusion_studio.core.request import SampleRequest
+from diffusion_studio.core.run import Job, run
 from diffusion_studio.core.schedule import NoiseSchedule
 
 
@@ -64,7 +65,8 @@ def engine_run(model: DiffusionModel, steps: int, batch: int) -> np.ndarray:
         batch_size=batch,
         timestep_spacing="leading",
     )
-    last = deque(generate(model, request), maxlen=1)[0]  # what a consumer keeps: the last step
+    job = Job.prepare(request, model.info)
+    last = deque(run(model, job), maxlen=1)[0]  # what a consumer keeps: the last step
     return to_uint8(last.x_t)
 
 
@@ -113,10 +115,10 @@ def main() -> None:
         loops: dict[str, list[float]] = {"engine": [], "pipeline": []}
         runs = [("engine", engine_run, model), ("pipeline", pipeline_run, pipe)]
         for repeat in range(repeats):
-            for name, run, target in runs[:: 1 if repeat % 2 else -1]:  # alternate who goes first
+            for name, timed, target in runs[:: 1 if repeat % 2 else -1]:  # alternate who goes first
                 clock.seconds = 0.0
                 start = time.perf_counter()
-                run(target, steps, batch)
+                timed(target, steps, batch)
                 total = time.perf_counter() - start
                 totals[name].append(total)
                 loops[name].append((total - clock.seconds) / steps * 1000)

@@ -58,8 +58,7 @@ class SchedulePlot(pg.PlotWidget):
         plot = self.getPlotItem()
         plot.setLabel("bottom", "timestep t")
         plot.setTitle(
-            "<span style='color:#2a7fd4'>alpha-bar</span>, "
-            "<span style='color:#d4802a'>beta</span>",
+            "<span style='color:#2a7fd4'>alpha-bar</span>, <span style='color:#d4802a'>beta</span>",
             size="9pt",
         )
         self.setToolTip(
