@@ -97,33 +97,51 @@ class Job:
             raise InputError("inpainting needs both a source image and a mask")
         if image is None:
             return cls(request, model)
-        size, notes = model.resolution, []
-        if isinstance(image, np.ndarray):
-            original = image.shape[:2]
-            picture = to_pil(to_channels(image, model.in_channels))
-        else:
-            picture = load_image(image, channels=model.in_channels)
-            original = (picture.height, picture.width)
-        fitted, note = fit_to_size(picture, size)
-        source = np.asarray(fitted).reshape(*size, model.in_channels)
+        source, original, note = fit_source(image, model)
+        size = model.resolution
         if mask_preset is not None:
             preset, side = parse_preset(mask_preset)
             seed = request.seed if mask_seed is None else mask_seed
             inpaint_mask = preset_mask(preset, size, seed=seed, side=side)
         else:
-            if isinstance(mask, np.ndarray):
-                loaded, what = (invert_mask(mask) if invert_mask_file else mask != 0), "the mask"
-            else:
-                loaded, what = load_mask(mask, invert=invert_mask_file), f"the mask {mask}"
-            if loaded.shape not in (original, size):
-                raise InputError(
-                    f"{what} is {loaded.shape[1]}x{loaded.shape[0]}, but the image is "
-                    f"{original[1]}x{original[0]}: they must be the same size"
-                )
-            inpaint_mask = fit_mask(loaded, size)
-        if note:
-            notes.append(note)
-        return cls(request, model, source, inpaint_mask, tuple(notes))
+            inpaint_mask = fit_inpaint_mask(mask, size, original, invert_mask_file)
+        return cls(request, model, source, inpaint_mask, (note,) if note else ())
+
+
+def fit_source(
+    image: str | Path | np.ndarray, model: ModelInfo
+) -> tuple[np.ndarray, tuple[int, int], str | None]:
+    """A source image (a file, or an (H, W, C) uint8 array) at the model's size and channels:
+    (the image, its original (height, width), a note for a person when it was cropped or
+    resized). The one place images are fitted, for the command line and the window alike."""
+    if isinstance(image, np.ndarray):
+        original = image.shape[:2]
+        picture = to_pil(to_channels(image, model.in_channels))
+    else:
+        picture = load_image(image, channels=model.in_channels)
+        original = (picture.height, picture.width)
+    fitted, note = fit_to_size(picture, model.resolution)
+    return np.asarray(fitted).reshape(*model.resolution, model.in_channels), original, note
+
+
+def fit_inpaint_mask(
+    mask: str | Path | np.ndarray,
+    size: tuple[int, int],
+    original: tuple[int, int],
+    invert: bool = False,
+) -> np.ndarray:
+    """A mask (a file, white = generate, or with `invert` white = keep; or an (H, W) array,
+    nonzero = generate) fitted to `size` as its image of `original` size was."""
+    if isinstance(mask, np.ndarray):
+        loaded, what = (invert_mask(mask) if invert else mask != 0), "the mask"
+    else:
+        loaded, what = load_mask(mask, invert=invert), f"the mask {mask}"
+    if loaded.shape not in (original, size):
+        raise InputError(
+            f"{what} is {loaded.shape[1]}x{loaded.shape[0]}, but the image is "
+            f"{original[1]}x{original[0]}: they must be the same size"
+        )
+    return fit_mask(loaded, size)
 
 
 @dataclass(frozen=True)

@@ -17,11 +17,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 from PySide6.QtCore import QLockFile, QObject, QStandardPaths, QTimer
-from PySide6.QtWidgets import QMessageBox
+from PySide6.QtWidgets import QMessageBox, QWidget
 
 from diffusion_studio.core.errors import InputError
 from diffusion_studio.core.export import save_png
@@ -29,9 +28,8 @@ from diffusion_studio.core.files import atomic_write
 from diffusion_studio.core.images import load_image
 from diffusion_studio.core.masks import load_mask, resize_mask, save_mask
 from diffusion_studio.core.request import SampleRequest
-
-if TYPE_CHECKING:
-    from diffusion_studio.ui.main_window import MainWindow
+from diffusion_studio.core.run import fit_source
+from diffusion_studio.ui.state import StudioState
 
 SAVE_DELAY_MS = 250  # a burst of changes (a stroke, a slider drag) is written once
 LOCK = "session.lock"
@@ -122,11 +120,20 @@ def _short_text(value: object, limit: int) -> str:
 
 
 class Autosave(QObject):
-    """Keeps a window's work in ROOT/<session>/ and offers back what a crashed session left."""
+    """Keeps the work of a StudioState in ROOT/<session>/ and offers back what a crashed
+    session left. `say` shows a message; `load_model` opens a model folder (True if it did)."""
 
-    def __init__(self, window: MainWindow, root: Path) -> None:
-        super().__init__(window)
-        self.window = window
+    def __init__(
+        self,
+        state: StudioState,
+        root: Path,
+        *,
+        say: Callable[[str], None],
+        load_model: Callable[[str], bool],
+        parent: QWidget | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.state, self.say, self.load_model, self.parent_widget = state, say, load_model, parent
         self.root = root
         self.folder = root / f"session-{os.getpid()}-{time.time_ns()}"
         with contextlib.suppress(OSError):  # if it cannot be made, each save says so
@@ -137,34 +144,35 @@ class Autosave(QObject):
         self.ask: Callable[[Snapshot], bool] = self._ask_with_a_dialog
         self._timer = QTimer(self, singleShot=True, interval=SAVE_DELAY_MS)
         self._timer.timeout.connect(self.save_now)
-        window.canvas.mask_changed.connect(self._timer.start)
-        window.canvas.source_changed.connect(self._timer.start)
-        window.panel.changed.connect(self._timer.start)
+        for changed in (state.mask_changed, state.source_changed, state.caption_changed):
+            changed.connect(self._timer.start)
+        state.request_changed.connect(self._timer.start)
+        state.model_changed.connect(self._timer.start)
 
     # --- saving -------------------------------------------------------------------------
 
     def save_now(self) -> None:
         """Write the current work (image, mask, settings); a failure is said, never raised."""
         self._timer.stop()
-        window = self.window
+        work = self.state
         try:
-            source = window.canvas.source
+            source = work.source
             if source is not None:
                 save_png(self.folder / SOURCE, source, overwrite=True)
             else:
                 (self.folder / SOURCE).unlink(missing_ok=True)
-            save_mask(window.canvas.mask, self.folder / MASK, overwrite=True)
+            save_mask(work.mask, self.folder / MASK, overwrite=True)
             state = {
                 "saved_at": time.time(),
-                "request": window.panel.request().to_dict(),
+                "request": work.request.to_dict(),
                 "channels": source.shape[2] if source is not None else 3,
-                "caption": window.canvas_panel.caption.text(),
-                "model_path": window.model.info.path if window.model else "",
+                "caption": work.caption,
+                "model_path": work.model.info.path if work.model else "",
             }
             text = json.dumps(state, indent=1).encode()
             atomic_write(self.folder / STATE, lambda f: f.write(text), overwrite=True)
         except (OSError, InputError) as exc:
-            window.statusBar().showMessage(f"Autosave failed: {exc}", 8000)
+            self.say(f"Autosave failed: {exc}")
 
     def close(self) -> None:
         """A clean exit: nothing to restore, so the session's folder goes."""
@@ -210,23 +218,23 @@ class Autosave(QObject):
         return True
 
     def restore(self, snapshot: Snapshot) -> None:
-        window = self.window
-        wanted, current = snapshot.model_path, window.model.info.path if window.model else ""
+        work = self.state
+        wanted, current = snapshot.model_path, work.model.info.path if work.model else ""
         if wanted and wanted != current and Path(wanted).is_dir():
-            window.load_model_folder(wanted)  # the model the work was made for, if it is there
+            self.load_model(wanted)  # the model the work was made for, if it is there
         if snapshot.request is not None:
-            window.panel.set_request(snapshot.request)
-        if snapshot.source is not None:
-            window.set_source_image(snapshot.source)
-            window.canvas_panel.caption.setText(snapshot.caption)
+            work.set_request(snapshot.request)
+        if snapshot.source is not None and work.model is not None:
+            image, _, _ = fit_source(snapshot.source, work.model.info)
+            work.set_source(image, snapshot.caption)
         if snapshot.mask is not None:
-            window.canvas.set_mask(resize_mask(snapshot.mask, window.canvas.image_size))
-        window.statusBar().showMessage("The work of the last session is back", 8000)
+            work.set_mask(resize_mask(snapshot.mask, work.image_size))
+        self.say("The work of the last session is back")
 
     def _ask_with_a_dialog(self, snapshot: Snapshot) -> bool:
         when = time.strftime("%Y-%m-%d %H:%M", time.localtime(snapshot.saved_at))
         answer = QMessageBox.question(
-            self.window,
+            self.parent_widget,
             "Restore your work?",
             "Diffusion Studio did not close properly last time. Restore the image, mask and "
             f"settings you had at {when}?",

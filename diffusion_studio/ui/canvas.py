@@ -14,29 +14,31 @@ from PySide6.QtWidgets import QSizePolicy, QWidget
 
 from diffusion_studio.core.images import to_rgb
 from diffusion_studio.core.masks import invert_mask, preset_mask
+from diffusion_studio.ui.state import StudioState
 
 MAX_UNDO = 100
 MASK_TINT = (255, 64, 160)  # magenta: not a colour emoji or photos are full of
 
 
 class MaskCanvas(QWidget):
-    """Paint (left button), erase (right button, or the eraser tool), zoom (Ctrl + wheel)."""
+    """Paint (left button), erase (right button, or the eraser tool), zoom (Ctrl + wheel).
 
-    mask_changed = Signal()
-    source_changed = Signal()
+    The source and the mask are the StudioState's: the canvas shows them and edits the mask
+    (undoably); a stroke is drawn on a copy and given to the state when the button is released.
+    """
+
     brush_changed = Signal(int)
 
-    def __init__(self, size: tuple[int, int] = (32, 32), parent: QWidget | None = None) -> None:
+    def __init__(self, state: StudioState | None = None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setMouseTracking(True)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
         self.setMinimumSize(256, 256)
-        self._size = size
-        self._source: np.ndarray | None = None
-        self._mask = np.zeros(size, dtype=bool)
+        self.state = state or StudioState()
+        self._stroke: np.ndarray | None = None  # the mask being painted, until release
         self._undo: list[np.ndarray] = []
         self._redo: list[np.ndarray] = []
-        self.brush_size = max(1, min(size) // 8)
+        self.brush_size = max(1, min(self.image_size) // 8)
         self.erasing = False
         self.overlay_opacity = 0.55
         self.model_view = False
@@ -44,48 +46,49 @@ class MaskCanvas(QWidget):
         self._stroke_value: bool | None = None
         self._last_pixel: QPointF | None = None
         self._hover: QPointF | None = None
+        self.state.source_changed.connect(self.update)
+        self.state.mask_changed.connect(self.update)
+        self.state.model_changed.connect(self._on_model)
 
     # --- state --------------------------------------------------------------------------
 
     @property
     def image_size(self) -> tuple[int, int]:
         """(height, width) of the model's images, which the canvas edits."""
-        return self._size
+        return self.state.image_size
+
+    @property
+    def _size(self) -> tuple[int, int]:
+        return self.state.image_size
+
+    @property
+    def _mask(self) -> np.ndarray:
+        return self._stroke if self._stroke is not None else self.state.mask
 
     @property
     def source(self) -> np.ndarray | None:
         """The source image, (H, W, C) uint8 at the model's size, or None."""
-        return self._source
+        return self.state.source
 
     @property
     def mask(self) -> np.ndarray:
         """The inpaint mask, (H, W) bool, True = generate (a copy)."""
-        return self._mask.copy()
+        return self.state.mask
 
     @property
     def has_mask(self) -> bool:
-        return bool(self._mask.any())
+        return self.state.has_mask
 
-    def set_image_size(self, size: tuple[int, int]) -> None:
-        """A model of another size: the source and the mask start over."""
-        if size != self._size:
-            self._size = size
-            self._source = None
-            self._mask = np.zeros(size, dtype=bool)
+    def _on_model(self, model: object) -> None:
+        if self._undo and self._undo[-1].shape != self.image_size:  # another size: start over
             self._undo.clear()
             self._redo.clear()
-            self.brush_size = max(1, min(size) // 8)
-            self.source_changed.emit()
-            self.mask_changed.emit()
-            self.update()
+            self.brush_size = max(1, min(self.image_size) // 8)
+        self.update()
 
     def set_source(self, image: np.ndarray | None) -> None:
         """Show a source image (H, W, C) uint8 at the model's size; None clears it."""
-        if image is not None and image.shape[:2] != self._size:
-            raise ValueError(f"the source is {image.shape[:2]}, the canvas {self._size}")
-        self._source = None if image is None else np.ascontiguousarray(image)
-        self.source_changed.emit()
-        self.update()
+        self.state.set_source(image, self.state.caption)
 
     def set_mask(self, mask: np.ndarray) -> None:
         """Replace the mask (undoable); (H, W), nonzero = generate."""
@@ -93,8 +96,7 @@ class MaskCanvas(QWidget):
         if mask.shape != self._size:
             raise ValueError(f"the mask is {mask.shape}, the canvas {self._size}")
         self._remember()
-        self._mask = mask.copy()
-        self._changed()
+        self.state.set_mask(mask)
 
     def fill(self) -> None:
         self.set_mask(np.ones(self._size, dtype=bool))
@@ -111,17 +113,15 @@ class MaskCanvas(QWidget):
     def undo(self) -> bool:
         if not self._undo:
             return False
-        self._redo.append(self._mask)
-        self._mask = self._undo.pop()
-        self._changed()
+        self._redo.append(self.state.mask)
+        self.state.set_mask(self._undo.pop())
         return True
 
     def redo(self) -> bool:
         if not self._redo:
             return False
-        self._undo.append(self._mask)
-        self._mask = self._redo.pop()
-        self._changed()
+        self._undo.append(self.state.mask)
+        self.state.set_mask(self._redo.pop())
         return True
 
     @property
@@ -151,13 +151,9 @@ class MaskCanvas(QWidget):
         self.update()
 
     def _remember(self) -> None:
-        self._undo.append(self._mask.copy())
+        self._undo.append(self.state.mask)
         del self._undo[:-MAX_UNDO]
         self._redo.clear()
-
-    def _changed(self) -> None:
-        self.mask_changed.emit()
-        self.update()
 
     # --- geometry -----------------------------------------------------------------------
 
@@ -207,7 +203,8 @@ class MaskCanvas(QWidget):
         along = ((xs - ax) * dx + (ys - ay) * dy) / max(dx * dx + dy * dy, 1e-12)
         along = np.clip(along, 0.0, 1.0)
         near = (xs - ax - along * dx) ** 2 + (ys - ay - along * dy) ** 2 <= radius**2
-        self._mask[y0:y1, x0:x1][near] = value
+        if self._stroke is not None:
+            self._stroke[y0:y1, x0:x1][near] = value
 
     def mousePressEvent(self, event: QMouseEvent) -> None:
         button = event.button()
@@ -215,6 +212,7 @@ class MaskCanvas(QWidget):
             return
         erase = self.erasing != (button == Qt.MouseButton.RightButton)
         self._remember()
+        self._stroke = self.state.mask
         self._stroke_value = not erase
         pixel = self.pixel_at(event.position())
         self._stamp(pixel, pixel, self._stroke_value)
@@ -230,11 +228,12 @@ class MaskCanvas(QWidget):
         self.update()
 
     def mouseReleaseEvent(self, event: QMouseEvent) -> None:
-        if self._stroke_value is None:
+        if self._stroke_value is None or self._stroke is None:
             return
+        stroke, self._stroke = self._stroke, None
         self._stroke_value = None
         self._last_pixel = None
-        self._changed()
+        self.state.set_mask(stroke)
 
     def leaveEvent(self, event: object) -> None:
         self._hover = None
@@ -252,11 +251,11 @@ class MaskCanvas(QWidget):
     def composite(self) -> np.ndarray:
         """What the canvas shows, (H, W, 3) uint8: the source with the mask tinted over it."""
         height, width = self._size
-        if self._source is None:  # a light checkerboard says "no image: plain generation"
+        if self.state.source is None:  # a light checkerboard says "no image: plain generation"
             checker = ((np.arange(height)[:, None] // 4 + np.arange(width) // 4) % 2) * 24 + 208
             base = np.repeat(checker[..., None], 3, axis=2).astype(np.float32)
         else:
-            base = to_rgb(self._source).astype(np.float32)
+            base = to_rgb(self.state.source).astype(np.float32)
         if self.model_view:
             base[self._mask] = 128.0
             return base.astype(np.uint8)

@@ -18,14 +18,15 @@ from PySide6.QtWidgets import (
 
 from diffusion_studio.core.masks import HALF_SIDES, PRESETS
 from diffusion_studio.ui.canvas import MaskCanvas
+from diffusion_studio.ui.state import StudioState
 
 
 class CanvasPanel(QWidget):
     """The mask canvas between a row of painting tools and a row of RePaint's presets."""
 
-    def __init__(self, parent: QWidget | None = None) -> None:
+    def __init__(self, state: StudioState, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.canvas = MaskCanvas()
+        self.canvas = MaskCanvas(state)
         self.mask_seed = 0
         self.brush = QToolButton(text="Brush", checkable=True, checked=True)
         self.brush.setToolTip("Paint what to regenerate (B); a right-drag erases")

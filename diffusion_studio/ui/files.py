@@ -10,9 +10,9 @@ from PySide6.QtGui import QDragEnterEvent, QDropEvent, QGuiApplication, QImage
 from PySide6.QtWidgets import QFileDialog, QMessageBox
 
 from diffusion_studio.core.errors import InputError
-from diffusion_studio.core.images import fit_to_size, load_image, to_channels, to_pil
 from diffusion_studio.core.masks import load_mask, save_mask
 from diffusion_studio.core.record import RunRecord, read_record
+from diffusion_studio.core.run import fit_source
 from diffusion_studio.ui.export_dialog import ExportDialog
 from diffusion_studio.ui.gallery import GalleryEntry
 
@@ -35,40 +35,35 @@ class FilesMixin:
 
     def load_source(self, path: str | Path) -> bool:
         """A source image from a file, fitted to the model's size (and saying so)."""
-        channels = self.model.info.in_channels if self.model else 3
+        if self.model is None:
+            self.show_error("Open a model folder first: the image is fitted to its size.")
+            return False
         try:
-            image = load_image(path, channels=channels)
+            image, _, note = fit_source(path, self.model.info)
         except InputError as exc:
             self.show_error(str(exc))
             return False
-        fitted, note = fit_to_size(image, self.canvas.image_size)
-        self.set_source_image(_as_hwc(np.asarray(fitted)))
-        self.canvas_panel.caption.setText(note or f"{Path(path).name}")
+        self.set_source_image(image, note or Path(path).name)
         return True
 
-    def set_source_image(self, image: np.ndarray) -> None:
+    def set_source_image(self, image: np.ndarray, caption: str = "") -> None:
         """(H, W, C) uint8, fitted to the model's size and channels (a result, say)."""
         if self.model is not None:
-            image = to_channels(image, self.model.info.in_channels)
-        if image.shape[:2] != self.canvas.image_size:
-            fitted, _ = fit_to_size(to_pil(image), self.canvas.image_size)
-            image = _as_hwc(np.asarray(fitted))
-        self.canvas.set_source(image)
+            image, _, _ = fit_source(image, self.model.info)
+        self.state.set_source(image, caption)
         self.forward.set_image(image)
         self.clear_error()
 
     def clear_source(self) -> None:
-        self.canvas.set_source(None)
+        self.state.set_source(None)
         self.forward.set_image(None)
-        self.canvas_panel.caption.setText("")
 
     def paste_image(self) -> None:
         image = QGuiApplication.clipboard().image()
         if image.isNull():
             self.show_error("The clipboard holds no image.")
             return
-        self.set_source_image(qimage_to_array(image))
-        self.canvas_panel.caption.setText("Image from the clipboard")
+        self.set_source_image(qimage_to_array(image), "Image from the clipboard")
 
     def use_result_as_source(self) -> None:
         entry = self.gallery.current_entry()
@@ -164,19 +159,18 @@ class FilesMixin:
     def _apply_record(self, record: RunRecord, path: Path) -> bool:
         """The whole job of a record: its settings, and an inpainting's source and mask, so
         that Run makes the image again."""
-        self.panel.set_request(record.request)
+        self.state.set_request(record.request)
         note = ""
         if self.model is not None and record.model and record.model != self.model.info.name:
             note = f" (made with {record.model}; the current model is {self.model.info.name})"
         missed = self.panel.differences(record.request)
         self.clear_error()
         if record.source is not None and record.mask is not None:
-            self.set_source_image(record.source)
+            self.set_source_image(record.source, f"Source and mask of {path.name}")
             if record.mask.shape == self.canvas.image_size:
                 self.canvas.set_mask(record.mask)
             else:
                 missed.append(f"the mask ({record.mask.shape[1]}x{record.mask.shape[0]})")
-            self.canvas_panel.caption.setText(f"Source and mask of {path.name}")
         if missed:
             self.show_error(
                 f"Settings of {path.name} restored, but not {', '.join(missed)}: "
@@ -228,10 +222,6 @@ def is_png(path: Path) -> bool:
             return f.read(8) == b"\x89PNG\r\n\x1a\n"
     except OSError:
         return False
-
-
-def _as_hwc(array: np.ndarray) -> np.ndarray:
-    return array[..., None] if array.ndim == 2 else array
 
 
 def qimage_to_array(image: QImage) -> np.ndarray:

@@ -41,6 +41,7 @@ from diffusion_studio.ui.live_view import LiveView
 from diffusion_studio.ui.menus import build_menus
 from diffusion_studio.ui.outputs import Outputs
 from diffusion_studio.ui.sampler_panel import SamplerPanel
+from diffusion_studio.ui.state import StudioState
 from diffusion_studio.ui.worker import Sampler, Shown
 
 APP_NAME = "Diffusion Studio"
@@ -64,18 +65,26 @@ class MainWindow(FilesMixin, QMainWindow):
         self.setWindowTitle(f"{APP_NAME} {__version__}")
         self.setAcceptDrops(True)
         self.settings = settings or QSettings()
-        self.model: DiffusionModel | None = None
+        self.state = StudioState(parent=self)
         self.sampler = Sampler(self)
         self.outputs = Outputs(self.settings, outputs) if outputs is not None else None
         self._build()
-        build_menus(self)
+        self.actions = build_menus(self)
         self._connect()
         self._restore_settings()
         if model is not None:
             self.set_model(model)
         elif load_default:
             QTimer.singleShot(0, self._load_default_model)
-        self.autosave = Autosave(self, autosave) if autosave is not None else None
+        self.autosave = None
+        if autosave is not None:
+            self.autosave = Autosave(
+                self.state,
+                autosave,
+                say=lambda text: self.statusBar().showMessage(text, 8000),
+                load_model=self.load_model_folder,
+                parent=self,
+            )
         if self.autosave is not None:  # after the default model, whose size the work needs
             QTimer.singleShot(0, self.autosave.offer_restore)
         if self.outputs is not None:  # the results of earlier sessions, from the folder
@@ -85,7 +94,7 @@ class MainWindow(FilesMixin, QMainWindow):
     # --- building -----------------------------------------------------------------------
 
     def _build(self) -> None:
-        self.canvas_panel = CanvasPanel()
+        self.canvas_panel = CanvasPanel(self.state)
         self.canvas = self.canvas_panel.canvas
         self.panel = SamplerPanel()
         self.live = LiveView()
@@ -161,8 +170,13 @@ class MainWindow(FilesMixin, QMainWindow):
         self.panel.cancel_requested.connect(self.sampler.cancel)
         self.panel.changed.connect(self._update_actions)
         self.open_model_button.clicked.connect(self.open_model)
-        self.canvas.mask_changed.connect(self._on_canvas_changed)
-        self.canvas.source_changed.connect(self._on_canvas_changed)
+        self.state.mask_changed.connect(self._on_canvas_changed)
+        self.state.source_changed.connect(self._on_canvas_changed)
+        self.state.caption_changed.connect(self.canvas_panel.caption.setText)
+        self.panel.changed.connect(
+            lambda: self.state.set_request(self.panel.request(), from_panel=True)
+        )
+        self.state.request_changed.connect(lambda: self.panel.set_request(self.state.request))
         self.sampler.started.connect(self._on_started)
         self.sampler.frame.connect(self._on_frame)
         self.sampler.progress.connect(self._on_progress)
@@ -189,7 +203,7 @@ class MainWindow(FilesMixin, QMainWindow):
 
     def set_model(self, model: DiffusionModel) -> None:
         """Use a loaded model: the canvas takes its size, the panel its steps and classes."""
-        self.model = model
+        self.state.set_model(model)
         info = model.info
         self.model_name.setText(info.name)
         height, width = info.resolution
@@ -200,7 +214,6 @@ class MainWindow(FilesMixin, QMainWindow):
         self.model_details.setToolTip("<br>".join(f"<b>{k}</b>: {v}" for k, v in info.summary()))
         self.panel.set_model(info, model.schedule.num_train_timesteps)
         self.panel.set_defaults(model.schedule.timestep_spacing, model.schedule.variance_type)
-        self.canvas.set_image_size(info.resolution)
         self.live.schedule.set_schedule(model.schedule)
         self.forward.set_model_schedule(model.schedule)
         self.forward.set_image(self.canvas.source)
@@ -246,16 +259,14 @@ class MainWindow(FilesMixin, QMainWindow):
 
     # --- running ------------------------------------------------------------------------
 
+    @property
+    def model(self) -> DiffusionModel | None:
+        return self.state.model
+
     def current_job(self, request: SampleRequest | None = None) -> Job | None:
-        """The job of what the window shows: the panel's request, and the canvas's image and
-        mask when a mask is painted (RePaint), else plain sampling."""
-        if self.model is None:
-            return None
-        image = mask = None
-        if self.canvas.source is not None and self.canvas.has_mask:
-            image, mask = self.canvas.source, self.canvas.mask
-        request = request or self.panel.request()
-        return Job.prepare(request, self.model.info, image=image, mask=mask)
+        """The job of the work: the panel's request, and the image and mask when a mask is
+        painted (RePaint), else plain sampling."""
+        return self.state.job(request or self.panel.request())
 
     def run(self) -> None:
         if self.sampler.running:
@@ -348,15 +359,15 @@ class MainWindow(FilesMixin, QMainWindow):
 
     def _update_actions(self) -> None:
         running = self.sampler.running
-        self.run_action.setEnabled(not running and self.model is not None)
+        self.actions.run.setEnabled(not running and self.model is not None)
         self.panel.run_button.setEnabled(not running and self.model is not None)
-        self.cancel_action.setEnabled(running)
-        self.undo_action.setEnabled(self.canvas.can_undo)
-        self.redo_action.setEnabled(self.canvas.can_redo)
+        self.actions.cancel.setEnabled(running)
+        self.actions.undo.setEnabled(self.canvas.can_undo)
+        self.actions.redo.setEnabled(self.canvas.can_redo)
         has_results = self.gallery.count() > 0
-        self.export_all_action.setEnabled(has_results)
-        self.export_selected_action.setEnabled(has_results)
-        self.use_source_action.setEnabled(has_results)
+        self.actions.export_all.setEnabled(has_results)
+        self.actions.export_selected.setEnabled(has_results)
+        self.actions.use_source.setEnabled(has_results)
 
     # --- settings and closing -----------------------------------------------------------
 

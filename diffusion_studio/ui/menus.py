@@ -3,27 +3,64 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import QMenu
+from PySide6.QtWidgets import QMenu, QMenuBar, QTabWidget
 
 from diffusion_studio.core.masks import PRESETS
 from diffusion_studio.core.resources import sample_images
 
-if TYPE_CHECKING:
-    from diffusion_studio.ui.main_window import MainWindow
-
 Keys = QKeySequence.StandardKey
 
 
-def build_menus(w: MainWindow) -> None:
-    """File, Edit, Mask, Run, View and Help. The actions whose state changes are kept on the
-    window: run_action, cancel_action, undo_action, redo_action, export_*_action..."""
+class MenuHost(Protocol):
+    """What the menus act on: the studio's main window, as far as they use it."""
+
+    canvas: Any
+    canvas_panel: Any
+    panel: Any
+    sampler: Any
+    outputs: Any
+    tabs: QTabWidget
+
+    def menuBar(self) -> QMenuBar: ...
+    def open_image(self) -> None: ...
+    def load_source(self, path: Any) -> bool: ...
+    def paste_image(self) -> None: ...
+    def clear_source(self) -> None: ...
+    def open_model(self) -> None: ...
+    def import_mask(self, invert: bool = False) -> None: ...
+    def export_mask(self, invert: bool = False) -> None: ...
+    def export(self, selected_only: bool) -> None: ...
+    def set_saving(self, on: bool) -> None: ...
+    def choose_output_folder(self) -> None: ...
+    def close(self) -> bool: ...
+    def use_result_as_source(self) -> None: ...
+    def run(self) -> None: ...
+    def about(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class Actions:
+    """The entries whose state follows the window's (enabled or not)."""
+
+    run: QAction
+    cancel: QAction
+    undo: QAction
+    redo: QAction
+    export_selected: QAction
+    export_all: QAction
+    use_source: QAction
+
+
+def build_menus(w: MenuHost) -> Actions:
+    """File, Edit, Mask, Run, View and Help; returns the entries whose state changes."""
     bar = w.menuBar()
 
     def add(menu: QMenu, text: str, slot: Callable[[], object], keys=None) -> QAction:
-        action = QAction(text, w)
+        action = QAction(text, bar)
         if keys is not None:
             action.setShortcut(QKeySequence(keys))
         action.triggered.connect(slot)
@@ -45,8 +82,8 @@ def build_menus(w: MainWindow) -> None:
     add(file, "Export mask (white = generate)...", lambda: w.export_mask(False))
     add(file, "Export RePaint mask (white = keep)...", lambda: w.export_mask(True))
     file.addSeparator()
-    w.export_selected_action = add(file, "Export selected...", lambda: w.export(True), "Ctrl+E")
-    w.export_all_action = add(file, "Export all...", lambda: w.export(False), "Ctrl+Shift+E")
+    export_selected = add(file, "Export selected...", lambda: w.export(True), "Ctrl+E")
+    export_all = add(file, "Export all...", lambda: w.export(False), "Ctrl+Shift+E")
     if w.outputs is not None:
         saving = add(file, "Save every result to the output folder", lambda: None)
         saving.setCheckable(True)
@@ -57,10 +94,10 @@ def build_menus(w: MainWindow) -> None:
     add(file, "Quit", w.close, Keys.Quit)
 
     edit = bar.addMenu("&Edit")
-    w.undo_action = add(edit, "Undo", w.canvas.undo, Keys.Undo)
-    w.redo_action = add(edit, "Redo", w.canvas.redo, "Ctrl+Shift+Z")
+    undo = add(edit, "Undo", w.canvas.undo, Keys.Undo)
+    redo = add(edit, "Redo", w.canvas.redo, "Ctrl+Shift+Z")
     edit.addSeparator()
-    w.use_source_action = add(edit, "Use result as source", w.use_result_as_source, "Ctrl+U")
+    use_source = add(edit, "Use result as source", w.use_result_as_source, "Ctrl+U")
 
     canvas, tools = w.canvas, w.canvas_panel
     mask = bar.addMenu("&Mask")
@@ -77,11 +114,11 @@ def build_menus(w: MainWindow) -> None:
         add(presets, spec.label, lambda _=False, p=name: tools.apply_preset(p))
     add(mask, "Re-roll random preset", tools.reroll_preset, "Ctrl+R")
 
-    run = bar.addMenu("&Run")
-    w.run_action = add(run, "Run", w.run)
-    w.run_action.setShortcuts([QKeySequence("Ctrl+Return"), QKeySequence("Ctrl+Enter")])
-    w.cancel_action = add(run, "Cancel", w.sampler.cancel, "Esc")
-    add(run, "New random seed", w.panel.roll_seed, "Ctrl+D")
+    run_menu = bar.addMenu("&Run")
+    run = add(run_menu, "Run", w.run)
+    run.setShortcuts([QKeySequence("Ctrl+Return"), QKeySequence("Ctrl+Enter")])
+    cancel = add(run_menu, "Cancel", w.sampler.cancel, "Esc")
+    add(run_menu, "New random seed", w.panel.roll_seed, "Ctrl+D")
 
     view = bar.addMenu("&View")
     add(view, "Zoom in", lambda: canvas.set_zoom(canvas.zoom * 1.25), Keys.ZoomIn)
@@ -93,3 +130,4 @@ def build_menus(w: MainWindow) -> None:
 
     help_menu = bar.addMenu("&Help")
     add(help_menu, "About Diffusion Studio", w.about)
+    return Actions(run, cancel, undo, redo, export_selected, export_all, use_source)

@@ -23,5 +23,5 @@ def test_the_window_opens_on_the_embedded_model(qtbot, tmp_path) -> None:
     assert request.class_label == window.model.class_index("Smileys & Emotion")
     assert request.guidance_scale > 1
     assert window.panel.guidance.isEnabled()
-    assert window.run_action.isEnabled()
+    assert window.actions.run.isEnabled()
     window.close()

@@ -61,13 +61,13 @@ def test_undo_and_redo(window) -> None:
     half = canvas.mask
     canvas.invert()
     assert np.array_equal(canvas.mask, ~half)
-    window.undo_action.trigger()
+    window.actions.undo.trigger()
     assert np.array_equal(canvas.mask, half)
-    window.undo_action.trigger()
+    window.actions.undo.trigger()
     assert not canvas.has_mask
-    assert not window.undo_action.isEnabled()
-    window.redo_action.trigger()
-    window.redo_action.trigger()
+    assert not window.actions.undo.isEnabled()
+    window.actions.redo.trigger()
+    window.actions.redo.trigger()
     assert np.array_equal(canvas.mask, ~half)
     canvas.clear_mask()  # a new change drops what could be redone
     assert not canvas.can_redo
@@ -75,7 +75,7 @@ def test_undo_and_redo(window) -> None:
 
 def run_and_wait(qtbot, window):
     with qtbot.waitSignal(window.sampler.finished, timeout=RUN_TIMEOUT_MS) as blocker:
-        window.run_action.trigger()
+        window.actions.run.trigger()
     return blocker.args[0]
 
 
@@ -89,7 +89,7 @@ def test_a_full_run_finishes_and_the_gallery_grows(qtbot, window) -> None:
     assert result.images.shape == (2, 16, 16, 3)
     assert frames and frames[-1].frame.index == 7  # the last step was drawn
     assert "finished" in window.step_label.text()
-    assert window.run_action.isEnabled() and not window.cancel_action.isEnabled()
+    assert window.actions.run.isEnabled() and not window.actions.cancel.isEnabled()
     assert len(result.trajectory.frames) == 8 and window.live.scrub.isEnabled()
     window.live.scrub.setValue(0)  # scrubbing shows the first recorded step
     assert "step 1 / 8" in window.live.caption.text()
@@ -126,13 +126,13 @@ def slow_model(window):
 def test_cancel_stops_within_one_step(qtbot, window, slow_model) -> None:
     window.panel.steps.setValue(200)
     with qtbot.waitSignal(window.sampler.cancelled, timeout=RUN_TIMEOUT_MS) as blocker:
-        window.run_action.trigger()
+        window.actions.run.trigger()
         qtbot.waitUntil(lambda: len(slow_model) >= 5, timeout=RUN_TIMEOUT_MS)
         at_cancel = len(slow_model)
-        window.cancel_action.trigger()
+        window.actions.cancel.trigger()
     assert blocker.args[0] <= at_cancel + 1
     assert len(slow_model) <= at_cancel + 1
-    assert window.gallery.count() == 0 and window.run_action.isEnabled()
+    assert window.gallery.count() == 0 and window.actions.run.isEnabled()
     assert "cancelled" in window.step_label.text()
 
 
@@ -144,9 +144,9 @@ def test_a_failing_model_shows_the_message_and_run_works_again(qtbot, window) ->
 
     window.model._forward = broken
     with qtbot.waitSignal(window.sampler.failed, timeout=RUN_TIMEOUT_MS):
-        window.run_action.trigger()
+        window.actions.run.trigger()
     assert window.error.isVisible() and "the weights are damaged" in window.error.text()
-    assert window.run_action.isEnabled()
+    assert window.actions.run.isEnabled()
     window.model._forward = forward
     window.panel.steps.setValue(3)
     run_and_wait(qtbot, window)
@@ -159,7 +159,7 @@ def test_out_of_memory_is_a_message(qtbot, window) -> None:
 
     forward, window.model._forward = window.model._forward, oom
     with qtbot.waitSignal(window.sampler.failed, timeout=RUN_TIMEOUT_MS):
-        window.run_action.trigger()
+        window.actions.run.trigger()
     window.model._forward = forward
     assert "out of memory" in window.error.text() and "batch" in window.error.text()
 
@@ -225,7 +225,7 @@ def test_a_bad_model_folder_keeps_the_current_model(window, tmp_path) -> None:
 
 def test_closing_mid_run_stops_the_thread(qtbot, window, slow_model) -> None:
     window.panel.steps.setValue(500)
-    window.run_action.trigger()
+    window.actions.run.trigger()
     qtbot.waitUntil(lambda: len(slow_model) >= 3, timeout=RUN_TIMEOUT_MS)
     thread = window.sampler._thread
     assert thread.isRunning()
@@ -270,10 +270,10 @@ def test_menus_reach_the_presets_and_the_sample_images(window) -> None:
     assert window.canvas.mask[1::2].all() and not window.canvas.mask[::2].any()
     actions[sample_images()[2].stem].trigger()
     assert window.canvas.source is not None
-    shortcuts = [s.toString() for s in window.run_action.shortcuts()]
-    assert "Ctrl+Return" in shortcuts and window.cancel_action.shortcut().toString() == "Esc"
-    assert window.undo_action.shortcut().toString() == "Ctrl+Z"
-    assert window.redo_action.shortcut().toString() == "Ctrl+Shift+Z"
+    shortcuts = [s.toString() for s in window.actions.run.shortcuts()]
+    assert "Ctrl+Return" in shortcuts and window.actions.cancel.shortcut().toString() == "Esc"
+    assert window.actions.undo.shortcut().toString() == "Ctrl+Z"
+    assert window.actions.redo.shortcut().toString() == "Ctrl+Shift+Z"
 
 
 def _all(menu):
