@@ -164,7 +164,7 @@ def _add_sampler_options(sub: argparse.ArgumentParser) -> None:
     sub.add_argument(
         "--save-trajectory",
         metavar="PATH",
-        help="the denoising steps (x_t beside the predicted x0) as an animated .gif or .webp",
+        help="the denoising steps (x_t beside the predicted x0) as an animation (.gif, .webp)",
     )
     sub.add_argument("--force", action="store_true", help="replace existing files")
     sub.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -241,6 +241,8 @@ def _add_train_parser(commands: argparse._SubParsersAction) -> None:
 
 
 def _add_eval_parser(commands: argparse._SubParsersAction) -> None:
+    from diffusion_studio.core.request import SAMPLERS
+
     evaluate = commands.add_parser(
         "eval", help="class accuracy and Frechet distance of samplers (DDIM paper, Table 1)"
     )
@@ -248,7 +250,7 @@ def _add_eval_parser(commands: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--device", default="auto")
     evaluate.add_argument(
         "--sampler",
-        choices=("ddim", "ddpm", "both"),
+        choices=(*SAMPLERS, "both"),
         default="both",
         help="ddim rows (one per eta), ddpm rows (beta; beta-tilde too unless DDIM eta=1, the "
         "same sampler, has a row), or both",
@@ -539,8 +541,11 @@ def _plan(args: argparse.Namespace, jobs: list[Job]) -> tuple[list[list], Path |
     if grid is not None and grid.suffix.lower() != ".png":
         raise InputError(f"--grid {grid} should end in .png")
     trajectory = Path(args.save_trajectory) if args.save_trajectory else None
-    if trajectory is not None and trajectory.suffix.lower() not in (".gif", ".webp"):
-        raise InputError(f"--save-trajectory {trajectory} should end in .gif or .webp")
+    from diffusion_studio.core.export import ANIMATIONS
+
+    if trajectory is not None and trajectory.suffix.lower() not in ANIMATIONS:
+        names = " or ".join(ANIMATIONS)
+        raise InputError(f"--save-trajectory {trajectory} should end in {names}")
     if trajectory is not None and len(jobs) > 1:
         raise InputError("--save-trajectory follows one class at a time, not --class all")
     if args.out and args.outdir:

@@ -24,7 +24,7 @@ from diffusion_studio.core.errors import InputError
 from diffusion_studio.core.files import atomic_write, check_file_target
 from diffusion_studio.core.images import to_tensor, to_uint8
 from diffusion_studio.core.model import DiffusionModel
-from diffusion_studio.core.request import SampleRequest
+from diffusion_studio.core.request import SAMPLERS, VARIANCE_TYPES, SampleRequest
 from diffusion_studio.core.resources import resources_dir
 from diffusion_studio.core.run import Job, run
 
@@ -254,15 +254,28 @@ def score(
 
 
 def evaluation_rows(sampler: str, etas: Sequence[float]) -> list[tuple[str, SampleRequest]]:
-    """The rows of the DDIM paper's Table 1: DDIM at each eta, and DDPM with beta (the paper's
-    sigma-hat). DDPM with beta-tilde is DDIM at eta = 1, so it gets a row only without that."""
+    """The rows of the DDIM paper's Table 1 for `sampler` (a name of the sampler table, or
+    "both" for all of it): a row per eta for a sampler that takes one, a row per variance for
+    one that takes a variance (DDPM: beta-tilde, and beta, the paper's sigma-hat), else one.
+    DDPM with beta-tilde is DDIM at eta = 1, so it gets no row beside that one."""
+    names = list(SAMPLERS) if sampler == "both" else [sampler]
+    short = {"fixed_small": "beta~", "fixed_large": "beta"}
     rows = []
-    if sampler in ("ddim", "both"):
-        rows += [(f"DDIM eta={eta:g}", SampleRequest(sampler="ddim", eta=eta)) for eta in etas]
-    if sampler in ("ddpm", "both"):
-        if not any(eta == 1 for eta in etas) or sampler == "ddpm":
-            rows.append(("DDPM beta~", SampleRequest(sampler="ddpm", variance_type="fixed_small")))
-        rows.append(("DDPM beta", SampleRequest(sampler="ddpm", variance_type="fixed_large")))
+    for name in sorted(names, key=lambda n: "eta" not in SAMPLERS[n].options):
+        spec = SAMPLERS[name]
+        if "eta" in spec.options:
+            rows += [
+                (f"{spec.label} eta={eta:g}", SampleRequest(sampler=name, eta=eta)) for eta in etas
+            ]
+        elif "variance_type" in spec.options:
+            same_as_eta_1 = len(names) > 1 and any(eta == 1 for eta in etas)
+            for variance in VARIANCE_TYPES:
+                if variance == "fixed_small" and same_as_eta_1:
+                    continue
+                request = SampleRequest(sampler=name, variance_type=variance)  # type: ignore[arg-type]
+                rows.append((f"{spec.label} {short.get(variance, variance)}", request))
+        else:
+            rows.append((spec.label, SampleRequest(sampler=name)))  # type: ignore[arg-type]
     return rows
 
 

@@ -229,6 +229,9 @@ GIF_MIN_FRAME_MS = 20
 """Browsers play GIF delays under 20 ms as 100 ms, so shorter frames would play slower."""
 
 
+ANIMATIONS = {".gif": "animated GIF", ".webp": "animated WebP (lossless)"}
+"""The animation formats of the steps, by suffix, with a label for a person."""
+
 MAX_ANIMATION_FRAMES = 120
 """Frames an animation keeps by default: enough to follow a run, small enough to share."""
 
@@ -250,7 +253,8 @@ def save_animation(
     path = Path(path)
     fmt = {".gif": "GIF", ".webp": "WEBP"}.get(path.suffix.lower())
     if fmt is None:
-        raise InputError(f"{path}: animations are saved as .gif or .webp; use one of those names")
+        names = " or ".join(ANIMATIONS)
+        raise InputError(f"{path}: animations are saved as {names}; use one of those names")
     if len(frames) == 0:
         raise ValueError("no frames to save")
     if duration_ms < 1:

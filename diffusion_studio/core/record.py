@@ -22,6 +22,7 @@ from PIL import Image
 
 from diffusion_studio.core.errors import InputError
 from diffusion_studio.core.export import (
+    ANIMATIONS,
     METADATA_KEY,
     make_grid,
     parse_metadata,
@@ -38,7 +39,7 @@ from diffusion_studio.core.model import ModelInfo
 from diffusion_studio.core.request import SAMPLERS, SampleRequest
 from diffusion_studio.core.run import Job, RunResult, Trajectory
 
-ANIMATION_SUFFIXES = (".gif", ".webp")
+ANIMATION_SUFFIXES = tuple(ANIMATIONS)
 _RUN_NUMBER = re.compile(r"^(\d{5,})-")
 
 

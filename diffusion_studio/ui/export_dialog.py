@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
 )
 
 from diffusion_studio.core.errors import InputError
+from diffusion_studio.core.export import ANIMATIONS
 from diffusion_studio.core.record import (
     check_outputs,
     copy_written,
@@ -40,7 +41,7 @@ class ExportOptions:
     folder: Path
     upscale: int = 1
     with_inputs: bool = True  # the mask and the source of an inpainting
-    trajectory: str = ""  # "", ".gif" or ".webp"
+    trajectory: str = ""  # "" or a suffix of core.export.ANIMATIONS
     overwrite: bool = False
 
 
@@ -106,8 +107,8 @@ class ExportDialog(QDialog):
         self.inputs = QCheckBox("Mask and source of inpaintings", checked=True)
         self.trajectory = QComboBox()
         self.trajectory.addItem("no", "")
-        self.trajectory.addItem("animated GIF", ".gif")
-        self.trajectory.addItem("animated WebP (lossless)", ".webp")
+        for suffix, label in ANIMATIONS.items():
+            self.trajectory.addItem(label, suffix)
         self.overwrite = QCheckBox("Replace files of the same name")
         self.message = QLabel(wordWrap=True)
         folder_row = QHBoxLayout()
