@@ -39,11 +39,11 @@ class CanvasPanel(QWidget):
         self.opacity.setMaximumWidth(70)
         self.model_view = QCheckBox("Model's view")
         self.model_view.setToolTip("What the model is given: the known pixels; the rest grey")
-        self.preset = QComboBox(toolTip="The RePaint paper's masks")
+        self.preset = QComboBox(toolTip="Preset: the RePaint paper's masks")
         self.preset.setSizeAdjustPolicy(
             QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon
         )
-        self.preset.setMinimumContentsLength(12)
+        self.preset.setMinimumContentsLength(9)
         for name, spec in PRESETS.items():
             self.preset.addItem(spec.label, name)
         self.side = QComboBox(toolTip="Which half is generated")
@@ -65,7 +65,6 @@ class CanvasPanel(QWidget):
             tools.addWidget(widget)
         tools.addStretch(1)
         presets = QHBoxLayout()
-        presets.addWidget(QLabel("Preset"))
         for widget in (self.preset, self.side, self.apply, self.reroll):
             presets.addWidget(widget)
         presets.addStretch(1)

@@ -108,7 +108,7 @@ class PathPlot(pg.PlotWidget):
         plot = self.getPlotItem()
         plot.setLabel("bottom", "network call")
         plot.setLabel("left", "timestep")
-        plot.setTitle("timestep per call", size="9pt")
+        plot.setTitle("timesteps", size="9pt")
         self.setToolTip(
             "The timestep of every network call: a staircase down to 0; RePaint's resampling"
             " jumps back up and comes down again."
