@@ -24,7 +24,7 @@ from diffusion_studio.core.errors import InputError
 from diffusion_studio.core.files import atomic_write, check_file_target
 from diffusion_studio.core.images import to_tensor, to_uint8
 from diffusion_studio.core.model import DiffusionModel
-from diffusion_studio.core.request import SAMPLERS, VARIANCE_TYPES, SampleRequest
+from diffusion_studio.core.request import FIXED_VARIANCES, SAMPLERS, SampleRequest
 from diffusion_studio.core.resources import resources_dir
 from diffusion_studio.core.run import Job, run
 
@@ -269,7 +269,7 @@ def evaluation_rows(sampler: str, etas: Sequence[float]) -> list[tuple[str, Samp
             ]
         elif "variance_type" in spec.options:
             same_as_eta_1 = len(names) > 1 and any(eta == 1 for eta in etas)
-            for variance in VARIANCE_TYPES:
+            for variance in FIXED_VARIANCES:
                 if variance == "fixed_small" and same_as_eta_1:
                     continue
                 request = SampleRequest(sampler=name, variance_type=variance)  # type: ignore[arg-type]

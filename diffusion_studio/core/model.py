@@ -51,6 +51,11 @@ class ModelInfo:
     def conditional(self) -> bool:
         return bool(self.class_names)
 
+    @property
+    def learns_variance(self) -> bool:
+        """The network outputs its variance too (IDDPM's learn_sigma): 2C channels."""
+        return self.out_channels == 2 * self.in_channels
+
     def summary(self) -> list[tuple[str, str]]:
         """(label, value) rows, in reading order."""
         height, width = self.resolution
@@ -61,7 +66,10 @@ class ModelInfo:
             ("Parameters", f"{self.parameters / 1e6:.2f} M"),
             ("Prediction", self.prediction_type),
             ("Schedule", f"{self.beta_schedule}, T = {self.num_train_timesteps}"),
-            ("Variance", self.variance_type),
+            (
+                "Variance",
+                self.variance_type + (" (the network learns it)" if self.learns_variance else ""),
+            ),
         ]
         if self.class_names:
             guidance = "yes" if self.null_class is not None else "no (no null class)"
@@ -117,10 +125,14 @@ class DiffusionModel:
             license=_text(studio, "license"),
             data=_text(studio, "data"),
         )
-        if info.in_channels not in SUPPORTED_CHANNELS or info.out_channels != info.in_channels:
+        learned = 2 * info.in_channels if schedule.learns_variance else info.in_channels
+        if info.in_channels not in SUPPORTED_CHANNELS or info.out_channels != learned:
+            variance = "learns its variance" if schedule.learns_variance else "has a fixed variance"
             raise InputError(
-                f"{info.name} takes {info.in_channels} channels and outputs {info.out_channels}; "
-                "the studio runs fixed-variance models of 1, 3 or 4 channels"
+                f"{info.name} takes {info.in_channels} channels and outputs {info.out_channels}, "
+                f"but its schedule {variance} (variance_type {schedule.variance_type}): a model "
+                "of 1, 3 or 4 channels outputs as many, or twice as many when it learns its "
+                "variance (learned_range)"
             )
         device = device or torch.device("cpu")
         return cls(unet.eval().requires_grad_(False).to(device), schedule, info, device, bf16)

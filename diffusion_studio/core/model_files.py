@@ -216,10 +216,10 @@ def _check_unet_config(config: dict[str, Any], file: Path) -> dict[str, Any]:
             f"{file}: in_channels is {full['in_channels']}; the studio runs models of 1 (grey), "
             "3 (RGB) or 4 (RGBA) channels"
         )
-    if full["out_channels"] != full["in_channels"]:
+    if full["out_channels"] not in (full["in_channels"], 2 * full["in_channels"]):
         raise InputError(
-            f"{file}: out_channels is {full['out_channels']} for {full['in_channels']} in "
-            "(a learned variance?); the studio runs models that output their input's channels"
+            f"{file}: out_channels is {full['out_channels']} for {full['in_channels']} in; a "
+            "model outputs as many channels as it takes, or twice as many (a learned variance)"
         )
     blocks = full["block_out_channels"]
     if (

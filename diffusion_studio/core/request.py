@@ -18,10 +18,17 @@ from diffusion_studio.core.limits import MAX_BATCH
 
 Sampler = Literal["ddpm", "ddim"]
 TimestepSpacing = Literal["leading", "trailing", "linspace", "quadratic"]
-VarianceType = Literal["fixed_small", "fixed_large"]
+VarianceType = Literal["fixed_small", "fixed_large", "learned_range", "learned"]
 TIMESTEP_SPACINGS: tuple[str, ...] = get_args(TimestepSpacing)
 VARIANCE_TYPES: tuple[str, ...] = get_args(VarianceType)
-VARIANCE_LABELS = {"fixed_small": "beta-tilde (posterior)", "fixed_large": "beta (larger)"}
+FIXED_VARIANCES = ("fixed_small", "fixed_large")
+LEARNED_VARIANCES = ("learned_range", "learned")  # the network's second half of channels
+VARIANCE_LABELS = {
+    "fixed_small": "beta-tilde (posterior)",
+    "fixed_large": "beta (larger)",
+    "learned_range": "learned (the model's)",
+    "learned": "learned (log variance)",
+}
 
 MAX_SEED = 2**63 - 1
 MAX_GUIDANCE = 100.0  # A1111's CFG slider ends at 30
@@ -67,7 +74,8 @@ OPTION_TIPS = {
     "DDIMScheduler does by default.",
     "timestep_spacing": "Which timesteps the steps visit: leading starts below T, trailing at "
     "T - 1, quadratic crowds them at low noise (the DDIM paper's CIFAR10 choice).",
-    "variance_type": "DDPM noise per step: beta-tilde (the posterior's) or beta (larger).",
+    "variance_type": "DDPM noise per step: beta-tilde (the posterior's), beta (larger), or, for a "
+    "model that learns it, its own (IDDPM: between the two, eq. 15).",
     "seed": "Image i of a batch uses seed + i: the same seed makes the same image.",
     "batch_size": "Images per run.",
     "class_label": "What to generate; unconditional uses the model's null class.",

@@ -45,7 +45,7 @@ from diffusion_studio.core.masks import (
 )
 from diffusion_studio.core.model import DiffusionModel, ModelInfo
 from diffusion_studio.core.repaint import Move, repaint, repaint_moves
-from diffusion_studio.core.request import SampleRequest
+from diffusion_studio.core.request import LEARNED_VARIANCES, SampleRequest
 from diffusion_studio.core.sampling import Step, make_update, previous_timesteps, randn_like, sample
 from diffusion_studio.core.schedule import NoiseSchedule
 
@@ -184,6 +184,10 @@ def validate(request: SampleRequest, model: DiffusionModel, inpaint: bool = Fals
         )
     if r.class_label is not None:
         model.class_index(r.class_label)
+    if r.variance_type in LEARNED_VARIANCES and not info.learns_variance:
+        raise InputError(
+            f"{info.name} does not learn its variance: choose fixed_small or fixed_large"
+        )
     if info.conditional and info.null_class is None:
         if r.class_label is None:
             raise InputError(f"{info.name} has no null class: choose a class")

@@ -8,6 +8,7 @@ passed in (one per image), on the CPU so that the same seed draws the same noise
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -79,7 +80,11 @@ def ddpm_update(
     """Ancestral sampling, Ho et al. 2020 Algorithm 2, over any descending sub-sequence.
 
     variance_type "fixed_small" draws with beta-tilde (the posterior variance), "fixed_large"
-    with the (effective) beta; None takes the model's. No noise is added on the last step.
+    with the (effective) beta; "learned_range" with the network's interpolation v between the
+    two logs (Nichol & Dhariwal 2021, eq. 15: Sigma = exp(v log beta + (1 - v) log beta-tilde),
+    v = (out + 1) / 2, from the second half of the output's channels), "learned" with its log
+    variance itself. On a respaced chain beta is the step's effective 1 - ab_t / ab_prev, as
+    guided-diffusion's respace.py makes it. None takes the model's. No noise on the last step.
     """
     return partial(_ddpm_update, schedule, generator, variance_type or schedule.variance_type)
 
@@ -100,10 +105,21 @@ def _ddpm_update(
     mean, beta_tilde = schedule.posterior(x0_pred, x_t, t, t_prev)
     if t_prev < 0:
         return mean, x0_pred, ()
+    beta = 1 - schedule.alpha_bar(t) / schedule.alpha_bar(t_prev)
     if variance_type == "fixed_small":
         variance = beta_tilde
+    elif variance_type == "fixed_large":
+        variance = beta
     else:
-        variance = 1 - schedule.alpha_bar(t) / schedule.alpha_bar(t_prev)
+        learned = model_output[:, x_t.shape[1] :]
+        if learned.shape[1] != x_t.shape[1]:
+            raise ValueError(f"a {variance_type} variance needs 2C output channels")
+        if variance_type == "learned":  # the log variance itself
+            log_variance = learned
+        else:  # interpolate the logs (eq. 15)
+            frac = (learned + 1) / 2
+            log_variance = frac * math.log(beta) + (1 - frac) * math.log(beta_tilde)
+        return mean + torch.exp(0.5 * log_variance) * randn_like(x_t, generator), x0_pred, ()
     # 3. x_{t-1} = mean + sigma z (Algorithm 2, line 4)
     return mean + variance**0.5 * randn_like(x_t, generator), x0_pred, ()
 
@@ -187,7 +203,8 @@ def classifier_free_guidance(
 
     class_labels (N,) long; `null_class` is the label the model was trained with when the label
     was dropped. s = 1 is the conditional model alone (one forward), s = 0 the unconditional one;
-    otherwise cond and uncond run as one batch of 2N.
+    otherwise cond and uncond run as one batch of 2N. Of a model that learns its variance only
+    the prediction (the first C channels) is guided; the variance is the conditional one's.
     """
     if guidance_scale == 1.0:
         return lambda x_t, t: model_fn(x_t, t, class_labels)
@@ -198,6 +215,10 @@ def classifier_free_guidance(
 
     def guided(x_t: torch.Tensor, t: int) -> torch.Tensor:
         out_cond, out_uncond = model_fn(torch.cat([x_t, x_t]), t, both_labels).chunk(2)
-        return out_uncond + guidance_scale * (out_cond - out_uncond)
+        channels = x_t.shape[1]  # a learned variance (the rest) stays the conditional one's
+        mixed = out_uncond[:, :channels] + guidance_scale * (
+            out_cond[:, :channels] - out_uncond[:, :channels]
+        )
+        return torch.cat([mixed, out_cond[:, channels:]], dim=1)
 
     return guided

@@ -18,6 +18,7 @@ import torch
 from diffusion_studio.core.errors import InputError
 from diffusion_studio.core.limits import MAX_TRAIN_TIMESTEPS
 from diffusion_studio.core.request import (
+    LEARNED_VARIANCES,
     TIMESTEP_SPACINGS,
     VARIANCE_TYPES,
     TimestepSpacing,
@@ -143,7 +144,7 @@ class NoiseSchedule:
         variance_type = _VARIANCE_ALIASES.get(variance_type, variance_type)
         if variance_type not in VARIANCE_TYPES:
             raise InputError(
-                f"variance_type {variance_type!r} (a learned variance) is not supported; "
+                f"variance_type {variance_type!r} is not supported; "
                 f"use one of {', '.join(VARIANCE_TYPES)}"
             )
         spacing = config.get("timestep_spacing", "leading")
@@ -186,6 +187,11 @@ class NoiseSchedule:
     @property
     def num_train_timesteps(self) -> int:
         return len(self.betas)
+
+    @property
+    def learns_variance(self) -> bool:
+        """The network outputs a variance too (IDDPM): twice the image's channels."""
+        return self.variance_type in LEARNED_VARIANCES
 
     def alpha_bar(self, t: int) -> float:
         """alpha-bar at timestep t; 1 for t < 0 (the clean image)."""
@@ -236,6 +242,7 @@ class NoiseSchedule:
         use_clipped_model_output=True); without it the noise stays the network's (diffusers'
         DDIMScheduler.step default). DDPM uses x_0 only, so the choice matters for DDIM.
         """
+        model_output = model_output[:, : x_t.shape[1]]  # a learned variance's half is not x0's
         ab = self.alpha_bar(t)
         sqrt_ab, sqrt_one_minus_ab = ab**0.5, (1 - ab) ** 0.5
         if self.prediction_type == "epsilon":

@@ -205,3 +205,37 @@ def test_per_image_generators_match_diffusers_generator_lists() -> None:
 
 def test_previous_timesteps_end_at_the_clean_image() -> None:
     assert previous_timesteps([999, 500, 3]) == [500, 3, -1]
+
+
+def learned_dummy(x_t: torch.Tensor, t) -> torch.Tensor:
+    """A deterministic output of 2C channels: an eps, and a variance value v in [-1, 1]."""
+    t = int(t)
+    return torch.cat([x_t * t / (t + 1), torch.tanh(x_t) * 0.8], dim=1)
+
+
+@pytest.mark.parametrize("steps", [1000, 50])
+def test_learned_range_matches_ddpm_scheduler(steps: int) -> None:
+    """IDDPM's learned variance (eq. 15) over a whole run, respaced too."""
+    scheduler = DDPMScheduler(variance_type="learned_range")
+    schedule = NoiseSchedule.from_config(scheduler.config)
+    assert schedule.learns_variance
+    use_float64_tables(scheduler, schedule)
+    scheduler.set_timesteps(steps)
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(SHAPE, generator=generator, dtype=torch.float64)
+    for t in scheduler.timesteps:
+        x = scheduler.step(learned_dummy(x, t), t, x, generator=generator).prev_sample
+    generator = torch.Generator().manual_seed(0)
+    x_T = torch.randn(SHAPE, generator=generator, dtype=torch.float64)
+    timesteps = schedule.timesteps(steps, "leading")
+    ours = list(sample(learned_dummy, x_T, timesteps, ddpm_update(schedule, generator)))[-1]
+    assert (ours.x_t - x).abs().max().item() < 1e-5
+    fixed = list(
+        sample(
+            learned_dummy,
+            x_T,
+            timesteps,
+            ddpm_update(schedule, torch.Generator().manual_seed(0), "fixed_small"),
+        )
+    )[-1]
+    assert (fixed.x_t - x).abs().max().item() > 1e-3  # the learned half is used, not ignored

@@ -66,7 +66,7 @@ def test_config_round_trip_and_trained_betas() -> None:
     [
         {"beta_schedule": "sigmoid"},
         {"prediction_type": "noise"},
-        {"variance_type": "learned_range"},
+        {"variance_type": "learned_range_log"},
         {"trained_betas": [0.5, 1.5]},
     ],
 )
