@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 import torch
 from diffusers import UNet2DModel
+from diffusers.models.embeddings import TimestepEmbedding, Timesteps
 
 from diffusion_studio.core.errors import InputError
 from diffusion_studio.core.limits import MAX_CLASSES
@@ -19,6 +20,9 @@ from diffusion_studio.core.sampling import ModelFn, classifier_free_guidance
 from diffusion_studio.core.schedule import NoiseSchedule
 
 STUDIO_FILE = "diffusion_studio.json"
+STUDIO_UNET_KEYS = ("attention_heads", "timestep_channels")
+"""Keys of config.json that UNet2DModel has none for, applied by apply_studio_options: folders
+with them (converted ADM-128, ADM-512, IDDPM ImageNet-64) need the studio to load right."""
 SUPPORTED_CHANNELS = (1, 3, 4)  # grey, RGB, RGBA
 Layout = Literal["flat", "pipeline"]
 MAX_TEXT = 10_000  # characters of a name, a licence or a description in the studio JSON
@@ -140,8 +144,7 @@ class DiffusionModel:
     def to(self, device: torch.device) -> DiffusionModel:
         """This model on another device, as a new object: the weights are copied there, and
         this one is left as it is (nothing that holds it sees its device change)."""
-        with torch.device("meta"):
-            unet = UNet2DModel.from_config(self.unet.config)
+        unet = build_unet(dict(self.unet.config))
         weights = {k: v.detach().to(device, copy=True) for k, v in self.unet.state_dict().items()}
         unet.load_state_dict(weights, assign=True)
         return dataclasses.replace(self, unet=unet.eval().requires_grad_(False), device=device)
@@ -198,6 +201,36 @@ class DiffusionModel:
             return self.unet(x_t, timestep, class_labels=class_labels).sample
         with torch.autocast(self.device.type, dtype=torch.bfloat16):
             return self.unet(x_t, timestep, class_labels=class_labels).sample.float()
+
+
+def build_unet(config: dict[str, Any]) -> UNet2DModel:
+    """A UNet2DModel of a config, the studio's keys applied (on the meta device: no memory)."""
+    plain = {k: v for k, v in config.items() if k not in STUDIO_UNET_KEYS}
+    with torch.device("meta"):
+        unet = UNet2DModel.from_config(plain)
+        apply_studio_options(unet, config)
+    return unet
+
+
+def apply_studio_options(unet: UNet2DModel, config: dict[str, Any]) -> None:
+    """What config.json's studio keys say, which UNet2DModel cannot: a fixed count of heads at
+    every attention level; a timestep sinusoid of its own width."""
+    heads = config.get("attention_heads")
+    if heads is not None:
+        for module in unet.modules():
+            if module.__class__.__name__ == "Attention":
+                inner = module.to_q.out_features
+                if inner % heads:
+                    raise InputError(f"attention_heads {heads} does not divide {inner} channels")
+                module.heads = heads
+                module.scale = (inner // heads) ** -0.5
+    width = config.get("timestep_channels")
+    if width is not None:
+        dim = unet.time_embedding.linear_1.out_features
+        unet.time_proj = Timesteps(width, flip_sin_to_cos=True, downscale_freq_shift=0)
+        unet.time_embedding = TimestepEmbedding(width, dim)
+    if heads is not None or width is not None:
+        unet.register_to_config(**{k: config[k] for k in STUDIO_UNET_KEYS if k in config})
 
 
 def pick_device(name: str | None = None) -> torch.device:

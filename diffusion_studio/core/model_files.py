@@ -35,6 +35,7 @@ from diffusion_studio.core.model import (
     SUPPORTED_CHANNELS,
     DiffusionModel,
     Layout,
+    build_unet,
     pick_device,
 )
 from diffusion_studio.core.resources import default_model_dir
@@ -255,6 +256,11 @@ def _check_unet_config(config: dict[str, Any], file: Path) -> dict[str, Any]:
             or not math.isfinite(value)
         ):
             refuse(key, "a finite number")
+    heads, width = full.get("attention_heads"), full.get("timestep_channels")
+    if heads is not None and (not _is_int(heads) or not 1 <= heads <= 1024):
+        refuse("attention_heads", "a whole number from 1 to 1024, or absent")
+    if width is not None and (not _is_int(width) or width < 2 or width % 2 or width > 65536):
+        refuse("timestep_channels", "an even whole number from 2 to 65536, or absent")
     factor = 2 ** (len(blocks) - 1)
     if any(s % factor for s in sides):
         refuse(
@@ -276,8 +282,9 @@ def _build_unet(folder: Path) -> UNet2DModel:
         )
     config = _check_unet_config(config, file)
     try:
-        with torch.device("meta"):
-            unet = UNet2DModel.from_config(config)
+        unet = build_unet(config)
+    except InputError:
+        raise
     except Exception as exc:  # diffusers raises whatever its constructor meets; say it once
         detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise InputError(

@@ -1,0 +1,410 @@
+"""OpenAI's checkpoints into diffusers folders: the UNetModel state dicts of guided-diffusion
+(Dhariwal & Nichol 2021, "Diffusion Models Beat GANs", and RePaint's models, trained with it)
+and improved-diffusion (Nichol & Dhariwal 2021, IDDPM).
+
+The state dict's shapes say most of the architecture (channels and their multipliers, blocks per
+level, where attention is, resblock up/down, scale-shift norm, the class count, a learned
+variance); the rest (image size, heads, attention order, T and the schedule) comes from a preset
+of a published checkpoint or from guided-diffusion's own flags. diffusers' UNet2DModel builds
+the same network: scale-shift norm is resnet_time_scale_shift="scale_shift", resblock up/down
+the Resnet*sample blocks, the heads a head width; two things it cannot say are kept as studio
+keys of config.json (`attention_heads`: a fixed count of heads at every level, as ADM-128 and
+IDDPM use; `timestep_channels`: a sinusoid wider than the first block, as ADM-512 uses) and
+applied by apply_studio_options when the folder is loaded. Nothing is converted approximately:
+every weight is mapped, shapes checked, and the written folder is loaded back and compared.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+from diffusers import UNet2DModel
+
+from diffusion_studio.core.errors import InputError
+from diffusion_studio.core.model import build_unet
+
+
+@dataclass(frozen=True)
+class OpenAIFlags:
+    """The flags of guided-diffusion's scripts that the weights do not show."""
+
+    image_size: int | None = None
+    num_heads: int = 1
+    num_head_channels: int = -1
+    num_heads_upsample: int = -1
+    use_new_attention_order: bool = False
+    diffusion_steps: int = 1000
+    noise_schedule: Literal["linear", "cosine"] = "linear"
+    class_names: Literal["imagenet"] | None = None
+    source: str = ""  # where the checkpoint is published, for the model's card
+
+
+_ADM = {"num_head_channels": 64}
+PRESETS: dict[str, OpenAIFlags] = {
+    # RePaint (Lugmayr et al. 2022): its face and places models, trained with guided-diffusion
+    "repaint-celeba256": OpenAIFlags(256, **_ADM, source="RePaint: celeba256_250000.pt"),
+    "repaint-places256": OpenAIFlags(256, **_ADM, source="RePaint: places256_300000.pt"),
+    # ADM (Dhariwal & Nichol 2021), guided-diffusion's README
+    "adm-imagenet64": OpenAIFlags(
+        64, **_ADM, use_new_attention_order=True, noise_schedule="cosine",
+        class_names="imagenet", source="guided-diffusion: 64x64_diffusion.pt",
+    ),
+    "adm-imagenet128": OpenAIFlags(
+        128, num_heads=4, class_names="imagenet", source="guided-diffusion: 128x128_diffusion.pt"
+    ),
+    "adm-imagenet256": OpenAIFlags(
+        256, **_ADM, class_names="imagenet", source="guided-diffusion: 256x256_diffusion.pt"
+    ),
+    "adm-imagenet256-uncond": OpenAIFlags(
+        256, **_ADM, source="guided-diffusion: 256x256_diffusion_uncond.pt"
+    ),
+    "adm-imagenet512": OpenAIFlags(
+        512, **_ADM, class_names="imagenet", source="guided-diffusion: 512x512_diffusion.pt"
+    ),
+    "adm-lsun": OpenAIFlags(256, **_ADM, source="guided-diffusion: lsun_bedroom/cat/horse.pt"),
+    # IDDPM (Nichol & Dhariwal 2021), improved-diffusion's README
+    "iddpm-cifar10": OpenAIFlags(
+        32, num_heads=4, diffusion_steps=4000, noise_schedule="cosine",
+        source="improved-diffusion: cifar10_uncond_50M_500K.pt",
+    ),
+    "iddpm-imagenet64": OpenAIFlags(
+        64, num_heads=4, diffusion_steps=4000, noise_schedule="cosine",
+        source="improved-diffusion: imagenet64_uncond_100M_1500K.pt",
+    ),
+}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """What a UNetModel state dict's shapes say of its network."""
+
+    in_channels: int
+    out_channels: int
+    model_channels: int
+    channel_mult: tuple[float, ...]
+    num_res_blocks: int
+    attention_levels: frozenset[int]
+    num_classes: int | None
+    resblock_updown: bool
+    use_scale_shift_norm: bool
+
+    @property
+    def learn_sigma(self) -> bool:
+        return self.out_channels == 2 * self.in_channels
+
+    @property
+    def block_channels(self) -> list[int]:
+        return [int(m * self.model_channels) for m in self.channel_mult]
+
+
+@dataclass
+class _Keys:
+    """The state dict being mapped: each key is taken once; what is left over is an error."""
+
+    state: dict[str, torch.Tensor]
+    taken: set[str] = field(default_factory=set)
+
+    def has(self, prefix: str) -> bool:
+        return any(k.startswith(prefix + ".") for k in self.state)
+
+    def take(self, key: str) -> torch.Tensor:
+        if key not in self.state:
+            raise InputError(f"the checkpoint lacks {key!r}, which its other weights imply")
+        self.taken.add(key)
+        return self.state[key]
+
+
+def read_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
+    """A guided- or improved-diffusion UNetModel state dict, read with weights_only=True and
+    in float32; InputError saying what was expected and what was found."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path} does not exist or is not a file")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # a damaged zip, a refused global (code), not a torch file...
+        unsafe: list[str] = []
+        with contextlib.suppress(Exception):  # not a torch checkpoint at all: said below
+            unsafe = torch.serialization.get_unsafe_globals_in_checkpoint(path)
+        if unsafe:
+            raise InputError(
+                f"{path} was refused: it would import {', '.join(unsafe[:3])}, and the studio "
+                "never runs code from a checkpoint"
+            ) from None
+        detail = str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
+        raise InputError(f"{path} is not a readable PyTorch checkpoint ({detail})") from None
+    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
+        state = state["state_dict"]
+    if not isinstance(state, dict) or not all(
+        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()
+    ):
+        raise InputError(f"{path} does not hold a state dict of tensors")
+    state = {k.removeprefix("module."): v for k, v in state.items()}
+    if "time_embed.0.weight" not in state or "input_blocks.0.0.weight" not in state:
+        found = _what_it_is(state)
+        raise InputError(
+            f"{path} is not an OpenAI UNetModel state dict (guided-diffusion or improved-"
+            f"diffusion: time_embed.*, input_blocks.*, output_blocks.*); it looks like {found}"
+        )
+    return {k: v.float() for k, v in state.items()}
+
+
+def _what_it_is(state: dict[str, torch.Tensor]) -> str:
+    if any(k.startswith("out.2.c_proj") or k.startswith("out.2.qkv_proj") for k in state):
+        return "a guided-diffusion classifier (EncoderUNetModel)"
+    if any(k.startswith(("down_blocks.", "conv_in.")) for k in state):
+        return "a diffusers UNet2DModel's weights: open its folder instead"
+    names = sorted(state)[:3]
+    return f"something else (its first keys: {', '.join(names) or 'none'})"
+
+
+def infer_architecture(state: dict[str, torch.Tensor]) -> Architecture:
+    """The network of a UNetModel state dict, from its shapes alone."""
+    conv_in = state["input_blocks.0.0.weight"]
+    model_channels = state["time_embed.0.weight"].shape[1]
+    blocks = {int(m.group(1)) for k in state if (m := re.match(r"output_blocks\.(\d+)\.", k))}
+    upsamplers = [i for i in blocks if _is_upsampling(state, i)]
+    levels = len(upsamplers) + 1
+    if not blocks or len(blocks) % levels:
+        raise InputError("the checkpoint's output blocks do not make whole levels")
+    num_res_blocks = len(blocks) // levels - 1
+    mult, attention, updown = [], set(), False
+    for level in range(levels):
+        first = 1 + level * (num_res_blocks + 1)
+        out = state[f"input_blocks.{first}.0.out_layers.3.weight"].shape[0]
+        mult.append(out / model_channels)
+        if f"input_blocks.{first}.1.qkv.weight" in state:
+            attention.add(level)
+        if level < levels - 1:
+            down = first + num_res_blocks
+            if f"input_blocks.{down}.0.in_layers.0.weight" in state:
+                updown = True
+            elif f"input_blocks.{down}.0.op.weight" not in state:
+                raise InputError(
+                    "the checkpoint downsamples without a convolution (conv_resample=False), "
+                    "which diffusers' UNet2DModel does not build"
+                )
+    emb = state["input_blocks.1.0.emb_layers.1.weight"].shape[0]
+    first_out = state["input_blocks.1.0.out_layers.3.weight"].shape[0]
+    labels = state.get("label_emb.weight")
+    return Architecture(
+        in_channels=conv_in.shape[1],
+        out_channels=state["out.2.weight"].shape[0],
+        model_channels=model_channels,
+        channel_mult=tuple(mult),
+        num_res_blocks=num_res_blocks,
+        attention_levels=frozenset(attention),
+        num_classes=None if labels is None else labels.shape[0],
+        resblock_updown=updown,
+        use_scale_shift_norm=emb == 2 * first_out,
+    )
+
+
+def _is_upsampling(state: dict[str, torch.Tensor], block: int) -> bool:
+    """An output block that ends a level: its last layer upsamples (a conv, or a ResBlock)."""
+    layers = {
+        int(m.group(1)) for k in state if (m := re.match(rf"output_blocks\.{block}\.(\d+)\.", k))
+    }
+    last = max(layers)
+    return last > 0 and (
+        f"output_blocks.{block}.{last}.conv.weight" in state
+        or f"output_blocks.{block}.{last}.in_layers.0.weight" in state
+    )
+
+
+def unet_config(arch: Architecture, flags: OpenAIFlags) -> dict[str, Any]:
+    """The diffusers UNet2DModel config of the network (with the studio's two keys where
+    UNet2DModel alone cannot say it)."""
+    if flags.image_size is None:
+        raise InputError("the image size is not in the weights: give --image-size (or --preset)")
+    channels = arch.block_channels
+    if any(c % 32 for c in channels):
+        raise InputError(
+            "the checkpoint's channels are not multiples of 32 (its GroupNorm's groups)"
+        )
+    attn, updown = arch.attention_levels, arch.resblock_updown
+    plain_down, plain_up = ("ResnetDownsampleBlock2D", "ResnetUpsampleBlock2D") if updown else (
+        "DownBlock2D", "UpBlock2D")  # fmt: skip
+    levels = range(len(channels))
+    config: dict[str, Any] = {
+        "sample_size": flags.image_size,
+        "in_channels": arch.in_channels,
+        "out_channels": arch.out_channels,
+        "block_out_channels": channels,
+        "layers_per_block": arch.num_res_blocks,
+        "down_block_types": ["AttnDownBlock2D" if i in attn else plain_down for i in levels],
+        "up_block_types": [
+            "AttnUpBlock2D" if len(channels) - 1 - i in attn else plain_up for i in levels
+        ],
+        "downsample_type": "resnet" if updown else "conv",
+        "upsample_type": "resnet" if updown else "conv",
+        "resnet_time_scale_shift": "scale_shift" if arch.use_scale_shift_norm else "default",
+        "norm_num_groups": 32,
+        "attn_norm_num_groups": 32,  # the middle block's attention is normalised too
+        "norm_eps": 1e-5,
+        "act_fn": "silu",
+        "flip_sin_to_cos": True,  # guided-diffusion's embedding is [cos, sin]
+        "freq_shift": 0,
+        "time_embedding_type": "positional",
+        "time_embedding_dim": 4 * arch.model_channels,
+        "num_class_embeds": arch.num_classes,
+        "add_attention": True,
+        "dropout": 0.0,
+    }
+    attending = [channels[i] for i in sorted(attn)] + [channels[-1]]  # and the middle block
+    if flags.num_head_channels > 0:
+        if any(c % flags.num_head_channels for c in attending):
+            raise InputError(
+                f"--num-head-channels {flags.num_head_channels} does not divide {channels}"
+            )
+        config["attention_head_dim"] = flags.num_head_channels
+    else:
+        heads = flags.num_heads
+        up_heads = heads if flags.num_heads_upsample == -1 else flags.num_heads_upsample
+        if up_heads != heads:
+            raise InputError("a num_heads_upsample other than num_heads is not supported")
+        widths = {channels[i] // heads for i in attn} | {channels[-1] // heads}
+        if len(widths) == 1:  # one head width: UNet2DModel says it alone
+            config["attention_head_dim"] = widths.pop()
+        else:
+            config["attention_head_dim"] = channels[-1] // heads
+            config["attention_heads"] = heads
+    if arch.model_channels != channels[0]:  # ADM-512: channel_mult starts at 0.5
+        config["timestep_channels"] = arch.model_channels
+    return config
+
+
+def convert_state_dict(
+    state: dict[str, torch.Tensor], arch: Architecture, flags: OpenAIFlags
+) -> dict[str, torch.Tensor]:
+    """The diffusers UNet2DModel weights of a UNetModel state dict (every key mapped once)."""
+    keys, out = _Keys(state), {}
+    channels = arch.block_channels
+    levels, n = len(channels), arch.num_res_blocks
+
+    def heads_of(c: int, upsampling: bool) -> int:
+        if flags.num_head_channels > 0:
+            return c // flags.num_head_channels
+        if upsampling and flags.num_heads_upsample != -1:
+            return flags.num_heads_upsample
+        return flags.num_heads
+
+    def linear(src: str, dst: str) -> None:
+        for part in ("weight", "bias"):
+            tensor = keys.take(f"{src}.{part}")
+            out[f"{dst}.{part}"] = tensor[..., 0] if tensor.ndim == 3 else tensor  # conv1d 1x1
+
+    def resnet(src: str, dst: str) -> None:
+        for a, b in (("in_layers.0", "norm1"), ("in_layers.2", "conv1"),
+                     ("emb_layers.1", "time_emb_proj"), ("out_layers.0", "norm2"),
+                     ("out_layers.3", "conv2")):  # fmt: skip
+            linear(f"{src}.{a}", f"{dst}.{b}")
+        if keys.has(f"{src}.skip_connection"):
+            linear(f"{src}.skip_connection", f"{dst}.conv_shortcut")
+
+    def attention(src: str, dst: str, c: int, upsampling: bool) -> None:
+        heads = heads_of(c, upsampling)
+        weight, bias = keys.take(f"{src}.qkv.weight")[..., 0], keys.take(f"{src}.qkv.bias")
+        if flags.use_new_attention_order:  # q, k, v each across all heads
+            w, b = weight.reshape(3, c, c), bias.reshape(3, c)
+        else:  # legacy: per head, its q, k and v
+            w = weight.reshape(heads, 3, c // heads, c).transpose(0, 1).reshape(3, c, c)
+            b = bias.reshape(heads, 3, c // heads).transpose(0, 1).reshape(3, c)
+        for i, name in enumerate(("to_q", "to_k", "to_v")):
+            out[f"{dst}.{name}.weight"], out[f"{dst}.{name}.bias"] = w[i], b[i]
+        linear(f"{src}.norm", f"{dst}.group_norm")
+        linear(f"{src}.proj_out", f"{dst}.to_out.0")
+
+    linear("time_embed.0", "time_embedding.linear_1")
+    linear("time_embed.2", "time_embedding.linear_2")
+    if arch.num_classes is not None:
+        out["class_embedding.weight"] = keys.take("label_emb.weight")
+    linear("input_blocks.0.0", "conv_in")
+    for level in range(levels):
+        first = 1 + level * (n + 1)
+        for k in range(n):
+            resnet(f"input_blocks.{first + k}.0", f"down_blocks.{level}.resnets.{k}")
+            if level in arch.attention_levels:
+                attention(f"input_blocks.{first + k}.1", f"down_blocks.{level}.attentions.{k}",
+                          channels[level], False)  # fmt: skip
+        if level < levels - 1:
+            down, dst = f"input_blocks.{first + n}.0", f"down_blocks.{level}.downsamplers.0"
+            resnet(down, dst) if arch.resblock_updown else linear(f"{down}.op", f"{dst}.conv")
+    resnet("middle_block.0", "mid_block.resnets.0")
+    attention("middle_block.1", "mid_block.attentions.0", channels[-1], False)
+    resnet("middle_block.2", "mid_block.resnets.1")
+    for j in range(levels):
+        level = levels - 1 - j
+        for k in range(n + 1):
+            block = j * (n + 1) + k
+            resnet(f"output_blocks.{block}.0", f"up_blocks.{j}.resnets.{k}")
+            last = 0
+            if level in arch.attention_levels:
+                attention(f"output_blocks.{block}.1", f"up_blocks.{j}.attentions.{k}",
+                          channels[level], True)  # fmt: skip
+                last = 1
+            if level > 0 and k == n:
+                up, dst = f"output_blocks.{block}.{last + 1}", f"up_blocks.{j}.upsamplers.0"
+                resnet(up, dst) if arch.resblock_updown else linear(f"{up}.conv", f"{dst}.conv")
+    linear("out.0", "conv_norm_out")
+    linear("out.2", "conv_out")
+    left = sorted(set(state) - keys.taken)
+    if left:
+        raise InputError(
+            f"the checkpoint has weights the inferred network does not: {', '.join(left[:3])}"
+            + (f" and {len(left) - 3} more" if len(left) > 3 else "")
+        )
+    return out
+
+
+def convert_checkpoint(
+    state: dict[str, torch.Tensor], flags: OpenAIFlags
+) -> tuple[UNet2DModel, Architecture]:
+    """The UNet2DModel of a UNetModel state dict, weights loaded (strict) and shapes checked."""
+    arch = infer_architecture(state)
+    config = unet_config(arch, flags)
+    weights = convert_state_dict(state, arch, flags)
+    unet = build_unet(config)
+    expected = unet.state_dict()
+    for key, tensor in weights.items():
+        if key not in expected or tuple(expected[key].shape) != tuple(tensor.shape):
+            found = tuple(expected[key].shape) if key in expected else "nothing"
+            raise InputError(
+                f"the mapped weight {key} is {tuple(tensor.shape)}, the network has {found}: "
+                "the flags do not fit this checkpoint (check the preset, the heads, the order)"
+            )
+    missing = sorted(set(expected) - set(weights))
+    if missing:
+        raise InputError(f"the checkpoint gives no weight for {missing[0]}")
+    unet.load_state_dict(weights, strict=True, assign=True)
+    return unet.eval().requires_grad_(False), arch
+
+
+def scheduler_config(flags: OpenAIFlags, arch: Architecture) -> dict[str, Any]:
+    """The diffusers scheduler config of the checkpoint's diffusion: T, the schedule, the
+    variance (learned_range for learn_sigma, else guided-diffusion's fixed small) and clipping."""
+    return {
+        "_class_name": "DDPMScheduler",
+        "num_train_timesteps": flags.diffusion_steps,
+        # guided-diffusion's linear schedule scales 1e-4..0.02 by 1000 / T
+        "beta_start": 0.0001 * 1000 / flags.diffusion_steps,
+        "beta_end": 0.02 * 1000 / flags.diffusion_steps,
+        "beta_schedule": "squaredcos_cap_v2" if flags.noise_schedule == "cosine" else "linear",
+        "variance_type": "learned_range" if arch.learn_sigma else "fixed_small",
+        "clip_sample": True,
+        "prediction_type": "epsilon",
+        "timestep_spacing": "linspace",
+    }
+
+
+def flags_for(preset: str | None, **given: Any) -> OpenAIFlags:
+    """A preset's flags, with the flags given on top (None: not given)."""
+    if preset is not None and preset not in PRESETS:
+        raise InputError(f"unknown preset {preset!r}; use one of {', '.join(PRESETS)}")
+    flags = PRESETS[preset] if preset else OpenAIFlags()
+    return replace(flags, **{k: v for k, v in given.items() if v is not None})
