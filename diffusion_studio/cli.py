@@ -59,6 +59,7 @@ def _build_parser() -> argparse.ArgumentParser:
     info = commands.add_parser("info", help="describe a model")
     _add_train_parser(commands)
     _add_eval_parser(commands)
+    _add_convert_parser(commands)
     for sub in (sample, inpaint, info):
         sub.add_argument(
             "--model",
@@ -302,6 +303,55 @@ def _add_eval_parser(commands: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
+# core.convert.PRESETS, named here so that --help needs no torch (a test keeps them the same)
+PRESET_NAMES = (
+    "repaint-celeba256",
+    "repaint-places256",
+    "adm-imagenet64",
+    "adm-imagenet128",
+    "adm-imagenet256",
+    "adm-imagenet256-uncond",
+    "adm-imagenet512",
+    "adm-lsun",
+    "iddpm-cifar10",
+    "iddpm-imagenet64",
+)  # fmt: skip
+
+
+def _add_convert_parser(commands: argparse._SubParsersAction) -> None:
+    convert = commands.add_parser(
+        "convert",
+        help="an OpenAI guided-/improved-diffusion checkpoint (.pt) into a diffusers folder",
+    )
+    convert.add_argument("checkpoint", help="the .pt file as published (a UNetModel state dict)")
+    convert.add_argument("--out", required=True, metavar="FOLDER", help="the model folder to write")
+    convert.add_argument(
+        "--preset",
+        choices=PRESET_NAMES,
+        help="the published checkpoint's flags (image size, heads, schedule, T); the weights "
+        "say the rest",
+    )
+    flags = [
+        ("--image-size", int, "image_size", "the image size the model was trained at"),
+        ("--num-heads", int, "num_heads", "attention heads at every level"),
+        ("--num-head-channels", int, "num_head_channels", "the width of a head (instead)"),
+        ("--num-heads-upsample", int, "num_heads_upsample", "heads of the upsampling path"),
+        ("--diffusion-steps", int, "diffusion_steps", "T, the training steps (default 1000)"),
+    ]
+    for flag, kind, dest, text in flags:
+        convert.add_argument(flag, type=kind, dest=dest, metavar="N", help=text)
+    convert.add_argument(
+        "--use-new-attention-order",
+        action=argparse.BooleanOptionalAction,
+        help="the qkv layout of use_new_attention_order (default: the preset's, else legacy)",
+    )
+    convert.add_argument("--noise-schedule", choices=("linear", "cosine"))
+    convert.add_argument("--name", help="the model's name (default: the checkpoint's)")
+    convert.add_argument(
+        "--force", action="store_true", help="replace an existing --out, if it is a model folder"
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and Path(argv[0]).is_file():  # `diffusion-studio picture.png`, as file managers do
@@ -318,6 +368,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _train(args, argv)
         if args.command == "eval":
             return _evaluate(args)
+        if args.command == "convert":
+            return _convert(args)
         return _generate(args)
     except OutputExistsError as exc:
         return _fail(f"{exc.path} already exists (use --force to overwrite)")
@@ -365,6 +417,25 @@ def _train(args: argparse.Namespace, argv: Sequence[str]) -> int:
         force=args.force,
     )
     print(path)
+    return 0
+
+
+def _convert(args: argparse.Namespace) -> int:
+    from diffusion_studio.core.convert import convert_to_folder, flags_for
+
+    given = ("image_size", "num_heads", "num_head_channels", "num_heads_upsample",
+             "diffusion_steps", "use_new_attention_order", "noise_schedule")  # fmt: skip
+    for key in ("image_size", "num_heads", "num_head_channels", "diffusion_steps"):
+        value = getattr(args, key)
+        if value is not None and not 1 <= value <= 100_000 and value != -1:
+            raise InputError(f"--{key.replace('_', '-')} must be from 1 to 100,000, got {value}")
+    flags = flags_for(args.preset, **{key: getattr(args, key) for key in given})
+    out, notes = convert_to_folder(
+        args.checkpoint, args.out, flags, name=args.name, force=args.force
+    )
+    for note in notes:
+        print(f"{PROG}: {note}", file=sys.stderr)
+    print(out)
     return 0
 
 

@@ -78,6 +78,7 @@ _RESUMABLE = {
     "name",
     "license",
     "data_description",
+    "learning_rate",  # a step decay: resume with a lower rate (the commands record it)
 }
 
 
@@ -116,6 +117,8 @@ def load_checkpoint(path: Path, state: TrainState, config: TrainConfig, unet: UN
         state.ema.load_state_dict(payload["ema"])
         state.optimizer.load_state_dict(payload["optimizer"])
         state.lr_scheduler.load_state_dict(payload["lr_scheduler"])
+        if saved.get("learning_rate") != config.learning_rate:
+            _set_learning_rate(state, config.learning_rate)
         if "torch_rng" in payload:
             torch.set_rng_state(payload["torch_rng"])
         state.step = int(payload["step"])
@@ -128,3 +131,13 @@ def load_checkpoint(path: Path, state: TrainState, config: TrainConfig, unet: UN
         raise InputError(f"checkpoint {path} does not fit this run: {detail}") from None
     state.commands = [*commands, *state.commands]
     state.hardware = list(hardware)
+
+
+def _set_learning_rate(state: TrainState, learning_rate: float) -> None:
+    """A new base rate from the resumed step on; the warm-up factor stays the schedule's."""
+    scheduler = state.lr_scheduler
+    scheduler.base_lrs = [learning_rate for _ in scheduler.base_lrs]
+    factors = [f(scheduler.last_epoch) for f in scheduler.lr_lambdas]
+    for group, factor in zip(state.optimizer.param_groups, factors):
+        group["initial_lr"] = learning_rate
+        group["lr"] = learning_rate * factor

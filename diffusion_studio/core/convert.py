@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import contextlib
 import re
+import secrets
+import shutil
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -26,7 +28,10 @@ import torch
 from diffusers import UNet2DModel
 
 from diffusion_studio.core.errors import InputError
+from diffusion_studio.core.files import check_folder_target, replace_folder
 from diffusion_studio.core.model import build_unet
+from diffusion_studio.core.model_files import load_model, save_model
+from diffusion_studio.core.schedule import NoiseSchedule
 
 
 @dataclass(frozen=True)
@@ -408,3 +413,85 @@ def flags_for(preset: str | None, **given: Any) -> OpenAIFlags:
         raise InputError(f"unknown preset {preset!r}; use one of {', '.join(PRESETS)}")
     flags = PRESETS[preset] if preset else OpenAIFlags()
     return replace(flags, **{k: v for k, v in given.items() if v is not None})
+
+
+def imagenet_class_names() -> tuple[str, ...] | None:
+    """The 1,000 ImageNet categories from torchvision's weights metadata, when torchvision is
+    installed (None otherwise: the classes are then numbered). Never from the network."""
+    try:
+        from torchvision.models._meta import _IMAGENET_CATEGORIES
+    except Exception:  # not installed, or not importable beside this torch
+        return None
+    return tuple(str(name) for name in _IMAGENET_CATEGORIES)
+
+
+def convert_to_folder(
+    checkpoint: str | Path,
+    out: str | Path,
+    flags: OpenAIFlags,
+    *,
+    name: str | None = None,
+    force: bool = False,
+) -> tuple[Path, list[str]]:
+    """Convert a checkpoint into the diffusers folder `out` (flat layout, safetensors), and
+    return it with notes for a person. The folder is written beside `out`, loaded back and its
+    forward compared with the converted network; only then is it moved into place."""
+    checkpoint, out = Path(checkpoint), Path(out)
+    check_folder_target(out, overwrite=force)
+    state = read_checkpoint(checkpoint)
+    unet, arch = convert_checkpoint(state, flags)
+    schedule = NoiseSchedule.from_config(scheduler_config(flags, arch))
+    notes = []
+    studio: dict[str, Any] = {
+        "name": name or checkpoint.stem,
+        "description": f"converted from {checkpoint.name}"
+        + (f" ({flags.source})" if flags.source else ""),
+        "converted_from": {"file": checkpoint.name, "flags": _flags_dict(flags)},
+    }
+    if arch.num_classes:
+        names = imagenet_class_names() if flags.class_names == "imagenet" else None
+        if names is not None and len(names) == arch.num_classes:
+            studio["class_names"] = list(names)
+        else:
+            studio["class_names"] = [f"class {i}" for i in range(arch.num_classes)]
+            if flags.class_names == "imagenet":
+                notes.append("the ImageNet class names come from torchvision's metadata, which "
+                             "is not installed: the classes are numbered 0 to 999")  # fmt: skip
+    staging = out.with_name(f".{out.name}.converting-{secrets.token_hex(4)}")
+    save_model(unet, schedule, staging, studio=studio)
+    try:
+        _verify(staging, unet, arch)
+        replace_folder(staging, out, overwrite=force)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    notes.append(
+        f"{sum(p.numel() for p in unet.parameters()) / 1e6:.1f} M parameters, "
+        f"{flags.image_size}x{flags.image_size}, learned variance: {arch.learn_sigma}, "
+        f"classes: {arch.num_classes or 'none'}; "
+        f"T = {flags.diffusion_steps}, {flags.noise_schedule} schedule"
+    )
+    return out, notes
+
+
+def _verify(folder: Path, unet: UNet2DModel, arch: Architecture) -> None:
+    """The written folder's network gives the converted network's output (to float32's
+    rounding: the same weights, laid out in memory otherwise, may sum in another order)."""
+    written = load_model(folder, device="cpu").unet
+    size = 2 ** (len(arch.channel_mult) - 1)
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(1, arch.in_channels, 2 * size, 2 * size, generator=g)
+    t = torch.tensor([500])
+    labels = torch.tensor([0]) if arch.num_classes else None
+    with torch.no_grad():
+        a = unet(x, t, class_labels=labels).sample
+        b = written(x, t, class_labels=labels).sample
+    if float((a - b).abs().max()) > 1e-5 * float(a.abs().max()):
+        raise InputError(
+            f"the written folder does not give the converted network's output (max difference "
+            f"{float((a - b).abs().max()):.3g}); nothing was written"
+        )
+
+
+def _flags_dict(flags: OpenAIFlags) -> dict[str, Any]:
+    return {k: v for k, v in flags.__dict__.items() if k != "source"}

@@ -153,9 +153,9 @@ def test_ctrl_c_or_a_kill_writes_a_checkpoint_first(tmp_path, labelled_npz, monk
 
 def test_resuming_with_other_settings_is_refused(tmp_path, labelled_npz):
     run_training(config(tmp_path, labelled_npz, steps=4), progress=False)
-    with pytest.raises(InputError, match="learning_rate"):
+    with pytest.raises(InputError, match="ema_decay"):
         run_training(
-            config(tmp_path, labelled_npz, steps=8, learning_rate=1e-3), progress=False, resume=True
+            config(tmp_path, labelled_npz, steps=8, ema_decay=0.9), progress=False, resume=True
         )
     # more steps is allowed: that is what resuming is for
     path = run_training(config(tmp_path, labelled_npz, steps=6), progress=False, resume=True)
@@ -252,3 +252,13 @@ def test_init_from_a_network_of_another_shape_says_so(tmp_path, image_folder, la
             config(tmp_path, labelled_npz, "c", steps=1, init_from=str(unconditional)),
             progress=False,
         )
+
+
+def test_resuming_with_a_lower_learning_rate_decays_it_from_there(tmp_path, labelled_npz):
+    first = config(tmp_path, labelled_npz, steps=4, warmup_steps=1)
+    run_training(first, progress=False)
+    lower = config(tmp_path, labelled_npz, steps=6, warmup_steps=1, learning_rate=1e-5)
+    run_training(lower, progress=False, resume=True, command="train --resume --lr 1e-5")
+    payload = torch.load(latest_checkpoint(lower.checkpoints), weights_only=True)
+    assert payload["config"]["learning_rate"] == 1e-5 and payload["step"] == 6
+    assert payload["optimizer"]["param_groups"][0]["lr"] == pytest.approx(1e-5)
