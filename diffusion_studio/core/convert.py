@@ -150,7 +150,10 @@ def read_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
     ):
         raise InputError(f"{path} does not hold a state dict of tensors")
     state = {k.removeprefix("module."): v for k, v in state.items()}
-    if "time_embed.0.weight" not in state or "input_blocks.0.0.weight" not in state:
+    needed = ("time_embed.0.weight", "input_blocks.0.0.weight", "out.2.weight")
+    if not all(k in state for k in needed) or not any(
+        k.startswith("output_blocks.") for k in state
+    ):
         found = _what_it_is(state)
         raise InputError(
             f"{path} is not an OpenAI UNetModel state dict (guided-diffusion or improved-"
@@ -160,7 +163,9 @@ def read_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
 
 
 def _what_it_is(state: dict[str, torch.Tensor]) -> str:
-    if any(k.startswith("out.2.c_proj") or k.startswith("out.2.qkv_proj") for k in state):
+    if any(
+        k.startswith(("out.2.c_proj", "out.2.qkv_proj", "out.2.weight")) for k in state
+    ) and not any(k.startswith("output_blocks.") for k in state):
         return "a guided-diffusion classifier (EncoderUNetModel)"
     if any(k.startswith(("down_blocks.", "conv_in.")) for k in state):
         return "a diffusers UNet2DModel's weights: open its folder instead"

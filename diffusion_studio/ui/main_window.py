@@ -229,6 +229,45 @@ class MainWindow(FilesMixin, QMainWindow):
             self.settings.setValue("folders/model", folder)
             self.load_model_folder(folder)
 
+    def import_checkpoint(self) -> None:
+        """File > Import checkpoint: an OpenAI guided-/improved-diffusion .pt, converted into a
+        diffusers folder (next to it, or in a chosen folder) and opened."""
+        from PySide6.QtWidgets import QApplication, QInputDialog
+
+        from diffusion_studio.core.convert import PRESETS, convert_to_folder, flags_for
+
+        path, _ = QFileDialog.getOpenFileName(
+            self, "Import a checkpoint", self.settings.value("folders/checkpoint", ""),
+            "PyTorch checkpoints (*.pt *.pth)",
+        )  # fmt: skip
+        if not path:
+            return
+        self.settings.setValue("folders/checkpoint", str(Path(path).parent))
+        names = [f"{name}  ({flags.source})" for name, flags in PRESETS.items()]
+        choice, ok = QInputDialog.getItem(
+            self, "Import a checkpoint", "Which published model is it?", names, 0, False
+        )
+        if not ok:
+            return
+        folder = QFileDialog.getExistingDirectory(
+            self, "Where the converted model goes", str(Path(path).parent)
+        )
+        if not folder:
+            return
+        out = Path(folder) / Path(path).stem
+        QApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
+        self.statusBar().showMessage(f"Converting {Path(path).name}...")
+        QApplication.processEvents()
+        try:
+            out, notes = convert_to_folder(path, out, flags_for(choice.split()[0]))
+        except (InputError, OSError) as exc:
+            self.show_error(f"Could not import the checkpoint: {exc}")
+            return
+        finally:
+            QApplication.restoreOverrideCursor()
+        if self.load_model_folder(out):
+            self.statusBar().showMessage(f"Imported into {out}: " + "; ".join(notes), 12000)
+
     def load_model_folder(self, folder: str | Path) -> bool:
         """Load a model; a folder that fails to load leaves the current model in place."""
         if self.sampler.running:

@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
 
 from diffusion_studio.core.model import ModelInfo, available_devices
 from diffusion_studio.core.request import (
+    FIXED_VARIANCES,
     MAX_SEED,
     OPTION_TIPS,
     SAMPLERS,
@@ -81,8 +82,7 @@ class SamplerPanel(QWidget):
         self.clipped = QCheckBox("Noise from the clipped x0", checked=True)
         self.clipped.setToolTip(TIPS["use_clipped_model_output"])
         self.variance = QComboBox(toolTip=TIPS["variance_type"])
-        for name, label in VARIANCE_LABELS.items():
-            self.variance.addItem(label, name)
+        self._fill_variances(learned=False)
         self.seed = QLineEdit("0", toolTip=TIPS["seed"])  # seeds outgrow a QSpinBox's int
         self.seed.setValidator(QRegularExpressionValidator(QRegularExpression(r"\d{1,18}")))
         self.dice = QPushButton("Random", toolTip="A new random seed (Ctrl+D)")
@@ -177,9 +177,17 @@ class SamplerPanel(QWidget):
 
     # --- model and mode -----------------------------------------------------------------
 
+    def _fill_variances(self, learned: bool) -> None:
+        """The DDPM variances: the fixed two, and the model's own when it learns it."""
+        self.variance.clear()
+        for name, label in VARIANCE_LABELS.items():
+            if learned or name in FIXED_VARIANCES:
+                self.variance.addItem(label, name)
+
     def set_model(self, info: ModelInfo | None, num_train_timesteps: int) -> None:
         """Fit the fields to a model: steps up to its T, its classes, its default spacing."""
         self._info = info
+        self._fill_variances(learned=bool(info and info.learns_variance))
         self.steps.setMaximum(num_train_timesteps)
         self.jump_length.setMaximum(num_train_timesteps)
         self.class_box.clear()

@@ -160,3 +160,112 @@ def test_whole_runs_match_guided_diffusions_loops(monkeypatch, sampler: str, ste
     theirs = loop(net, (1, 3, 32, 32), noise=x_T, clip_denoised=True, progress=False)
     assert float((ours - theirs).abs().max()) <= 1e-4, float((ours - theirs).abs().max())
     assert np.isfinite(ours.numpy()).all()
+
+
+def test_the_cli_names_the_presets_of_the_engine() -> None:
+    from diffusion_studio.cli import PRESET_NAMES
+
+    assert tuple(PRESETS) == PRESET_NAMES
+
+
+def test_convert_writes_a_folder_that_opens_and_inpaints(tmp_path, capsys) -> None:
+    from diffusion_studio.cli import main
+    from diffusion_studio.core.model_files import load_model
+    from diffusion_studio.core.resources import sample_images
+
+    checkpoint = tmp_path / "celeba256_250000.pt"
+    net = reference_unet("iddpm-cifar10")
+    torch.save(net.state_dict(), checkpoint)
+    out = tmp_path / "converted"
+    assert main(["convert", str(checkpoint), "--out", str(out), "--preset", "iddpm-cifar10"]) == 0
+    model = load_model(out)
+    assert model.info.learns_variance and model.schedule.num_train_timesteps == 4000
+    argv = [
+        "inpaint",
+        "--model",
+        str(out),
+        "--image",
+        str(sample_images()[0]),
+        "--quiet",
+        "--mask-preset",
+        "half",
+        "--steps",
+        "4",
+        "--jump-n-sample",
+        "1",
+        "--variance",
+        "learned_range",
+        "--sampler",
+        "ddpm",
+        "--out",
+        str(tmp_path / "i.png"),
+    ]
+    assert main(argv) == 0
+    assert (tmp_path / "i.png").is_file()
+    # again without --force: refused; with it, the model folder is replaced
+    assert main(["convert", str(checkpoint), "--out", str(out), "--preset", "iddpm-cifar10"]) == 2
+    argv = ["convert", str(checkpoint), "--out", str(out), "--preset", "iddpm-cifar10", "--force"]
+    assert main(argv) == 0
+    capsys.readouterr()
+
+
+class _RunsCode:
+    def __init__(self, marker: str) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        from pathlib import Path
+
+        return (Path.touch, (Path(self.marker),))
+
+
+def test_a_checkpoint_that_is_not_a_unetmodel_is_one_line(tmp_path, capsys) -> None:
+    from diffusion_studio.cli import main
+    from tests.helpers import make_unet
+
+    classifier = gd_unet.EncoderUNetModel(
+        image_size=32, in_channels=3, model_channels=32, out_channels=10, num_res_blocks=1,
+        attention_resolutions=[2], pool="attention", num_head_channels=32,
+    ).state_dict()  # fmt: skip
+    marker = tmp_path / "code-ran"
+    good = reference_unet("iddpm-cifar10").state_dict()
+    cases = {
+        "classifier": (classifier, "a guided-diffusion classifier"),
+        "diffusers": (make_unet().state_dict(), "a diffusers UNet2DModel's weights"),
+        "random": ({"a.weight": torch.zeros(3)}, "not an OpenAI UNetModel state dict"),
+        "numbers": ({"a": 1}, "does not hold a state dict of tensors"),
+        "code": ({"time_embed.0.weight": _RunsCode(str(marker))}, "never runs code"),
+        "truncated": (None, "not a readable PyTorch checkpoint"),
+        "a weight missing": (
+            {k: v for k, v in good.items() if k != "middle_block.1.qkv.weight"},
+            "lacks",
+        ),
+        "a weight more": ({**good, "input_blocks.99.0.foo": torch.zeros(1)}, "has weights"),
+    }
+    for name, (payload, message) in cases.items():
+        path = tmp_path / f"{name}.pt"
+        if payload is None:
+            torch.save(good, path)
+            path.write_bytes(path.read_bytes()[:2000])
+        else:
+            torch.save(payload, path)
+        code = main(
+            ["convert", str(path), "--out", str(tmp_path / "m"), "--preset", "iddpm-cifar10"]
+        )
+        err = capsys.readouterr().err
+        assert code == 2 and err.count("\n") == 1 and message in err, (name, err)
+    assert not marker.exists() and not (tmp_path / "m").exists()
+    assert not any(p.name.startswith(".m.") for p in tmp_path.iterdir())  # no staging left
+
+
+def test_flags_the_weights_cannot_say_are_named(tmp_path, capsys) -> None:
+    from diffusion_studio.cli import main
+
+    path = tmp_path / "ckpt.pt"
+    torch.save(reference_unet("adm-imagenet128").state_dict(), path)
+    assert main(["convert", str(path), "--out", str(tmp_path / "m")]) == 2
+    assert "--image-size" in capsys.readouterr().err
+    argv = ["convert", str(path), "--out", str(tmp_path / "m"), "--image-size", "128",
+            "--num-head-channels", "48"]  # fmt: skip
+    assert main(argv) == 2
+    assert "--num-head-channels 48 does not divide" in capsys.readouterr().err
