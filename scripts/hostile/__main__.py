@@ -25,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # tests.helpers
 
 from cases_cli import (
     checkpoint_cases,
+    convert_cases,
     eval_cases,
     flag_cases,
     image_cases,
@@ -66,6 +67,7 @@ def main() -> int:
                 *train_cases(p, root),
                 *checkpoint_cases(p, root, markers["a pickle's code"]),
                 *eval_cases(p),
+                *convert_cases(p, root, markers["a pickle's code"]),
                 *window_cases(p, root),
                 *process_cases(p, root),
             ]

@@ -536,3 +536,39 @@ def eval_cases(p: dict[str, Path]) -> list[Case]:
     cases.append(Case("eval", "an unconditional model", f"eval --model {q(str(p['uncond']))}"))
     cases.append(Case("eval", "a model of other classes", f"eval --model {q(str(p['model']))}"))
     return cases
+
+
+def convert_cases(p: dict[str, Path], root: Path, code_marker: Path) -> list[Case]:
+    """Checkpoints given to `convert` that are not OpenAI UNetModel state dicts."""
+    folder = root / "bad-checkpoints"
+    folder.mkdir()
+    from safetensors.torch import load_file
+
+    diffusers_state = load_file(p["uncond"] / "diffusion_pytorch_model.safetensors")
+    payloads = {
+        "a diffusers state dict": diffusers_state,
+        "a dict of other tensors": {"a.weight": torch.zeros(3)},
+        "a dict of numbers": {"a": 1},
+        "a list": [1, 2],
+        "carrying code": {"time_embed.0.weight": RunsCode(str(code_marker))},
+        "a text file": b"hello",
+        "empty": b"",
+        "a training checkpoint of the studio": None,
+    }
+    cases = []
+    for i, (name, payload) in enumerate(payloads.items()):
+        path = folder / f"ckpt-{i}.pt"
+        if payload is None:
+            path.write_bytes(next((root / "run-checkpoints").glob("*.pt")).read_bytes())
+        elif isinstance(payload, bytes):
+            path.write_bytes(payload)
+        else:
+            torch.save(payload, path)
+        command = f"convert {q(str(path))} --out conv --preset iddpm-cifar10"
+        cases.append(Case("convert", name, command))
+    cases.append(Case("convert", "missing", "convert nowhere.pt --out conv"))
+    cases.append(
+        Case("convert", "an unknown preset", f"convert {q(str(path))} --out conv --preset x")
+    )
+    cases.append(Case("convert", "--out a person's folder", f"convert {q(str(path))} --out mine"))
+    return cases
