@@ -108,6 +108,13 @@ def load_checkpoint(path: Path, state: TrainState, config: TrainConfig, unet: UN
         for k, v in dataclasses.asdict(config).items()
         if k not in _RESUMABLE and saved.get(k) != v
     ]
+    if (
+        isinstance(saved.get("learning_rate"), float)
+        and config.learning_rate > saved["learning_rate"]
+    ):
+        changed.append(
+            f"learning_rate (a resumed run may only lower it from {saved['learning_rate']:g})"
+        )
     if changed:
         raise InputError(
             f"cannot resume from {path}: it was trained with other {', '.join(changed)}"

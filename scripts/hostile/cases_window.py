@@ -82,7 +82,7 @@ def window_cases(p: dict[str, Path], root: Path) -> list[Case]:
         "eta 2": request(eta=2.0),
         "sampler euler": request(sampler="euler"),
         "spacing sideways": request(timestep_spacing="sideways"),
-        "variance learned": request(variance_type="learned"),
+        "variance sideways": request(variance_type="sideways"),
         "seed -3": request(seed=-3),
         "seed 10**30": request(seed=10**30),
         "batch 0": request(batch_size=0),

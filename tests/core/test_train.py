@@ -262,3 +262,6 @@ def test_resuming_with_a_lower_learning_rate_decays_it_from_there(tmp_path, labe
     payload = torch.load(latest_checkpoint(lower.checkpoints), weights_only=True)
     assert payload["config"]["learning_rate"] == 1e-5 and payload["step"] == 6
     assert payload["optimizer"]["param_groups"][0]["lr"] == pytest.approx(1e-5)
+    higher = config(tmp_path, labelled_npz, steps=8, warmup_steps=1, learning_rate=1e-4)
+    with pytest.raises(InputError, match=r"may only lower it from 1e-05"):
+        run_training(higher, progress=False, resume=True)
