@@ -72,10 +72,36 @@ def randn_like(x: torch.Tensor, generators: Generators) -> torch.Tensor:
     return torch.cat(noise).to(x.device)
 
 
+ClassifierGrad = Callable[[torch.Tensor, int], torch.Tensor]
+"""(x_t, timestep) -> s * grad_x log p(y | x_t, t): classifier guidance's term, already scaled."""
+
+
+def classifier_gradient(
+    classifier: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    class_labels: torch.Tensor,
+    scale: float,
+) -> ClassifierGrad:
+    """Classifier guidance, Dhariwal & Nichol 2021: s grad log p_phi(y | x_t, t) of a
+    noise-aware classifier (x_t, t) -> logits. The gradient runs through the classifier alone,
+    outside the samplers' inference mode; the diffusion network is never in its graph."""
+
+    def gradient(x_t: torch.Tensor, t: int) -> torch.Tensor:
+        with torch.inference_mode(False), torch.enable_grad():
+            x = x_t.detach().clone().requires_grad_(True)
+            timesteps = torch.full((x.shape[0],), t, dtype=torch.long, device=x.device)
+            log_probs = torch.log_softmax(classifier(x, timesteps).float(), dim=-1)
+            chosen = log_probs[torch.arange(x.shape[0], device=x.device), class_labels].sum()
+            (grad,) = torch.autograd.grad(chosen, x)
+        return scale * grad.detach()
+
+    return gradient
+
+
 def ddpm_update(
     schedule: NoiseSchedule,
     generator: Generators,
     variance_type: VarianceType | None = None,
+    classifier_grad: ClassifierGrad | None = None,
 ) -> Update:
     """Ancestral sampling, Ho et al. 2020 Algorithm 2, over any descending sub-sequence.
 
@@ -85,14 +111,20 @@ def ddpm_update(
     v = (out + 1) / 2, from the second half of the output's channels), "learned" with its log
     variance itself. On a respaced chain beta is the step's effective 1 - ab_t / ab_prev, as
     guided-diffusion's respace.py makes it. None takes the model's. No noise on the last step.
+
+    With `classifier_grad` the mean moves by Sigma s grad log p(y | x_t) (Dhariwal & Nichol,
+    Algorithm 1); on the last step, whose posterior variance is 0, Sigma is that of the step
+    before (guided-diffusion's clipped log variance), which the state carries.
     """
-    return partial(_ddpm_update, schedule, generator, variance_type or schedule.variance_type)
+    variance_type = variance_type or schedule.variance_type
+    return partial(_ddpm_update, schedule, generator, variance_type, classifier_grad)
 
 
 def _ddpm_update(
     schedule: NoiseSchedule,
     generator: Generators,
     variance_type: VarianceType,
+    classifier_grad: ClassifierGrad | None,
     model_output: torch.Tensor,
     x_t: torch.Tensor,
     t: int,
@@ -103,13 +135,16 @@ def _ddpm_update(
     x0_pred, _ = schedule.predict(model_output, x_t, t)
     # 2. posterior mean of q(x_{t-1} | x_t, x_0) (eq. 7) and its variance
     mean, beta_tilde = schedule.posterior(x0_pred, x_t, t, t_prev)
-    if t_prev < 0:
-        return mean, x0_pred, ()
+    last = t_prev < 0
+    if last and state:  # the clipped posterior variance: the step before's (guided-diffusion)
+        beta_tilde = float(state[0])
     beta = 1 - schedule.alpha_bar(t) / schedule.alpha_bar(t_prev)
-    if variance_type == "fixed_small":
-        variance = beta_tilde
-    elif variance_type == "fixed_large":
-        variance = beta
+    if last and variance_type == "fixed_large":
+        beta = beta_tilde
+    if variance_type in ("fixed_small", "fixed_large"):
+        log_variance: torch.Tensor | float = math.log(
+            beta_tilde if variance_type == "fixed_small" else beta
+        )
     else:
         learned = model_output[:, x_t.shape[1] :]
         if learned.shape[1] != x_t.shape[1]:
@@ -119,9 +154,16 @@ def _ddpm_update(
         else:  # interpolate the logs (eq. 15)
             frac = (learned + 1) / 2
             log_variance = frac * math.log(beta) + (1 - frac) * math.log(beta_tilde)
-        return mean + torch.exp(0.5 * log_variance) * randn_like(x_t, generator), x0_pred, ()
+    if classifier_grad is not None:  # Dhariwal & Nichol, Algorithm 1: mu + s Sigma grad
+        variance = torch.exp(torch.as_tensor(log_variance, dtype=x_t.dtype, device=x_t.device))
+        if not (last and variance_type == "fixed_small"):  # beta-tilde is 0 there
+            mean = mean + variance * classifier_grad(x_t, t)
+    carried = (torch.tensor(beta_tilde),)
+    if last:
+        return mean, x0_pred, carried
     # 3. x_{t-1} = mean + sigma z (Algorithm 2, line 4)
-    return mean + variance**0.5 * randn_like(x_t, generator), x0_pred, ()
+    sigma = torch.exp(0.5 * torch.as_tensor(log_variance, dtype=x_t.dtype, device=x_t.device))
+    return mean + sigma * randn_like(x_t, generator), x0_pred, carried
 
 
 def ddim_update(
@@ -129,15 +171,19 @@ def ddim_update(
     generator: Generators,
     eta: float,
     use_clipped_model_output: bool = True,
+    classifier_grad: ClassifierGrad | None = None,
 ) -> Update:
     """DDIM, Song et al. 2021 (https://arxiv.org/abs/2010.02502), eq. 12 with sigma of eq. 16.
 
     eta = 0 is the deterministic DDIM; eta = 1 is DDPM with the posterior variance (exactly,
     with use_clipped_model_output: the noise re-derived from the clipped x_0; see
     NoiseSchedule.predict). Any sub-sequence works, evenly spaced or not: the previous
-    timestep is the one passed in.
+    timestep is the one passed in. With `classifier_grad` the noise is
+    eps - sqrt(1 - ab_t) s grad log p(y | x_t) (Dhariwal & Nichol, Algorithm 2), and x_0 follows.
     """
-    return partial(_ddim_update, schedule, generator, eta, use_clipped_model_output)
+    return partial(
+        _ddim_update, schedule, generator, eta, use_clipped_model_output, classifier_grad
+    )
 
 
 def _ddim_update(
@@ -145,6 +191,7 @@ def _ddim_update(
     generator: Generators,
     eta: float,
     use_clipped_model_output: bool,
+    classifier_grad: ClassifierGrad | None,
     model_output: torch.Tensor,
     x_t: torch.Tensor,
     t: int,
@@ -154,6 +201,9 @@ def _ddim_update(
     alpha_prod_t, alpha_prod_t_prev = schedule.alpha_bar(t), schedule.alpha_bar(t_prev)
     # 1. predicted x_0 and eps, the "predicted x_0" term of eq. 12
     x0_pred, eps = schedule.predict(model_output, x_t, t, use_clipped_model_output)
+    if classifier_grad is not None:  # the conditional score (Algorithm 2), x_0 from it
+        eps = eps - (1 - alpha_prod_t) ** 0.5 * classifier_grad(x_t, t)
+        x0_pred = (x_t - (1 - alpha_prod_t) ** 0.5 * eps) / alpha_prod_t**0.5
     # 2. sigma_t(eta), eq. 16
     std_dev_t = (
         eta

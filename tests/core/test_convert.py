@@ -271,3 +271,89 @@ def test_flags_the_weights_cannot_say_are_named(tmp_path, capsys) -> None:
             "--num-head-channels", "48"]  # fmt: skip
     assert main(argv) == 2
     assert "--num-head-channels 48 does not divide" in capsys.readouterr().err
+
+
+class Unconditional(torch.nn.Module):
+    """guided-diffusion's loops pass the class to the model too: the diffusion network of these
+    runs is unconditional (the classifier alone knows the class); with eps_only, its variance
+    half is dropped (a fixed-variance run)."""
+
+    def __init__(self, net: torch.nn.Module, eps_only: bool) -> None:
+        super().__init__()
+        self.net, self.eps_only = net, eps_only
+
+    def forward(self, x, t, y=None):
+        out = self.net(x, t)
+        return out[:, :3] if self.eps_only else out
+
+
+@pytest.mark.parametrize(("sampler", "variance"), [("ddpm", "learned_range"), ("ddim", None),
+                                                   ("ddpm", "fixed_small")])  # fmt: skip
+def test_classifier_guided_runs_match_guided_diffusions_loops(monkeypatch, sampler, variance):
+    """Dhariwal & Nichol's Algorithms 1 and 2 (condition_mean, condition_score) against
+    guided-diffusion's loops with cond_fn, a random EncoderUNetModel as the classifier."""
+    from diffusion_studio.core.sampling import (
+        classifier_gradient,
+        ddim_update,
+        ddpm_update,
+        sample,
+    )
+
+    preset, steps, scale = "iddpm-cifar10", 20, 3.0
+    net = reference_unet(preset)
+    model = studio_model(net, preset)
+    torch.manual_seed(3)
+    classifier = gd_unet.EncoderUNetModel(
+        image_size=32, in_channels=3, model_channels=32, out_channels=10, num_res_blocks=1,
+        attention_resolutions=[4], channel_mult=(1, 2, 2), num_head_channels=32,
+        use_scale_shift_norm=True, resblock_updown=True, pool="attention",
+    ).eval()  # fmt: skip
+    with torch.no_grad():
+        for parameter in classifier.parameters():
+            parameter.add_(torch.randn_like(parameter) * 0.05)
+    labels = torch.tensor([4])
+    # leading steps: from t = 3800, not from T - 1 = 3999, where alpha-bar is 1e-9 and x0 from
+    # the guided eps (unclipped, in both codes) is float32 noise magnified 30,000 times
+    timesteps = model.schedule.timesteps(steps, "leading")
+    generator = torch.Generator().manual_seed(5)
+    x_T = torch.randn((1, 3, 32, 32), generator=generator)
+    grad = classifier_gradient(classifier, labels, scale)
+    if sampler == "ddpm":
+        update = ddpm_update(model.schedule, generator, variance, classifier_grad=grad)
+    else:
+        update = ddim_update(model.schedule, generator, 0.0, classifier_grad=grad)
+    model_fn = model.model_fn(None, 1.0, 1)
+    ours = list(sample(model_fn, x_T, timesteps, update))[-1].x_t
+
+    def cond_fn(x, t, y=None):
+        with torch.enable_grad():
+            x_in = x.detach().requires_grad_(True)
+            log_probs = torch.log_softmax(classifier(x_in, t), dim=-1)
+            chosen = log_probs[range(len(x_in)), y.view(-1)].sum()
+            return torch.autograd.grad(chosen, x_in)[0] * scale
+
+    generator = torch.Generator().manual_seed(5)
+    x_T = torch.randn((1, 3, 32, 32), generator=generator)
+    monkeypatch.setattr(
+        gd.th, "randn_like", lambda x, **k: torch.randn(x.shape, generator=generator)
+    )
+    diffusion = reference_diffusion(preset, timesteps)
+    if variance == "fixed_small":
+        diffusion = gd_respace.SpacedDiffusion(
+            use_timesteps=set(timesteps),
+            betas=gd.get_named_beta_schedule("cosine", 4000),
+            model_mean_type=gd.ModelMeanType.EPSILON,
+            model_var_type=gd.ModelVarType.FIXED_SMALL,
+            loss_type=gd.LossType.MSE,
+        )
+    net_fn = Unconditional(net, eps_only=variance == "fixed_small")
+    loop = diffusion.p_sample_loop if sampler == "ddpm" else diffusion.ddim_sample_loop
+    theirs = loop(net_fn, (1, 3, 32, 32), noise=x_T, clip_denoised=True, cond_fn=cond_fn,
+                  model_kwargs={"y": labels}, progress=False)  # fmt: skip
+    difference = float((ours - theirs).abs().max())
+    print(
+        f"classifier-guided {sampler} {variance}: max |ours - guided-diffusion| = {difference:.2e}"
+    )
+    assert difference <= 1e-4, difference
+    unguided = list(sample(model_fn, torch.randn((1, 3, 32, 32), generator=torch.Generator().manual_seed(5)), timesteps, ddim_update(model.schedule, None, 0.0) if sampler == "ddim" else ddpm_update(model.schedule, torch.Generator().manual_seed(5), variance)))[-1].x_t  # fmt: skip
+    assert float((ours - unguided).abs().max()) > 1e-3  # the classifier did push
