@@ -355,5 +355,11 @@ def test_classifier_guided_runs_match_guided_diffusions_loops(monkeypatch, sampl
         f"classifier-guided {sampler} {variance}: max |ours - guided-diffusion| = {difference:.2e}"
     )
     assert difference <= 1e-4, difference
-    unguided = list(sample(model_fn, torch.randn((1, 3, 32, 32), generator=torch.Generator().manual_seed(5)), timesteps, ddim_update(model.schedule, None, 0.0) if sampler == "ddim" else ddpm_update(model.schedule, torch.Generator().manual_seed(5), variance)))[-1].x_t  # fmt: skip
+    generator = torch.Generator().manual_seed(5)
+    x_T = torch.randn((1, 3, 32, 32), generator=generator)
+    if sampler == "ddpm":
+        plain = ddpm_update(model.schedule, generator, variance)
+    else:
+        plain = ddim_update(model.schedule, generator, 0.0)
+    unguided = list(sample(model_fn, x_T, timesteps, plain))[-1].x_t
     assert float((ours - unguided).abs().max()) > 1e-3  # the classifier did push
