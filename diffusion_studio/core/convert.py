@@ -289,87 +289,115 @@ def unet_config(arch: Architecture, flags: OpenAIFlags) -> dict[str, Any]:
     return config
 
 
-def convert_state_dict(
-    state: dict[str, torch.Tensor], arch: Architecture, flags: OpenAIFlags
-) -> dict[str, torch.Tensor]:
-    """The diffusers UNet2DModel weights of a UNetModel state dict (every key mapped once)."""
-    keys, out = _Keys(state), {}
-    channels = arch.block_channels
-    levels, n = len(channels), arch.num_res_blocks
+@dataclass
+class _Mapper:
+    """Guided-diffusion's layers into diffusers' names: each source key is taken once, and what
+    is left over at the end is an error."""
 
-    def heads_of(c: int, upsampling: bool) -> int:
+    keys: _Keys
+    flags: OpenAIFlags
+    out: dict[str, torch.Tensor] = field(default_factory=dict)
+
+    def heads_of(self, c: int, upsampling: bool) -> int:
+        flags = self.flags
         if flags.num_head_channels > 0:
             return c // flags.num_head_channels
         if upsampling and flags.num_heads_upsample != -1:
             return flags.num_heads_upsample
         return flags.num_heads
 
-    def linear(src: str, dst: str) -> None:
+    def linear(self, src: str, dst: str) -> None:
         for part in ("weight", "bias"):
-            tensor = keys.take(f"{src}.{part}")
-            out[f"{dst}.{part}"] = tensor[..., 0] if tensor.ndim == 3 else tensor  # conv1d 1x1
+            tensor = self.keys.take(f"{src}.{part}")
+            self.out[f"{dst}.{part}"] = tensor[..., 0] if tensor.ndim == 3 else tensor  # 1x1
 
-    def resnet(src: str, dst: str) -> None:
+    def resnet(self, src: str, dst: str) -> None:
         for a, b in (("in_layers.0", "norm1"), ("in_layers.2", "conv1"),
                      ("emb_layers.1", "time_emb_proj"), ("out_layers.0", "norm2"),
                      ("out_layers.3", "conv2")):  # fmt: skip
-            linear(f"{src}.{a}", f"{dst}.{b}")
-        if keys.has(f"{src}.skip_connection"):
-            linear(f"{src}.skip_connection", f"{dst}.conv_shortcut")
+            self.linear(f"{src}.{a}", f"{dst}.{b}")
+        if self.keys.has(f"{src}.skip_connection"):
+            self.linear(f"{src}.skip_connection", f"{dst}.conv_shortcut")
 
-    def attention(src: str, dst: str, c: int, upsampling: bool) -> None:
-        heads = heads_of(c, upsampling)
-        weight, bias = keys.take(f"{src}.qkv.weight")[..., 0], keys.take(f"{src}.qkv.bias")
-        if flags.use_new_attention_order:  # q, k, v each across all heads
+    def attention(self, src: str, dst: str, c: int, upsampling: bool) -> None:
+        heads = self.heads_of(c, upsampling)
+        weight, bias = (
+            self.keys.take(f"{src}.qkv.weight")[..., 0],
+            self.keys.take(f"{src}.qkv.bias"),
+        )
+        if self.flags.use_new_attention_order:  # q, k, v each across all heads
             w, b = weight.reshape(3, c, c), bias.reshape(3, c)
         else:  # legacy: per head, its q, k and v
             w = weight.reshape(heads, 3, c // heads, c).transpose(0, 1).reshape(3, c, c)
             b = bias.reshape(heads, 3, c // heads).transpose(0, 1).reshape(3, c)
         for i, name in enumerate(("to_q", "to_k", "to_v")):
-            out[f"{dst}.{name}.weight"], out[f"{dst}.{name}.bias"] = w[i], b[i]
-        linear(f"{src}.norm", f"{dst}.group_norm")
-        linear(f"{src}.proj_out", f"{dst}.to_out.0")
+            self.out[f"{dst}.{name}.weight"], self.out[f"{dst}.{name}.bias"] = w[i], b[i]
+        self.linear(f"{src}.norm", f"{dst}.group_norm")
+        self.linear(f"{src}.proj_out", f"{dst}.to_out.0")
 
-    linear("time_embed.0", "time_embedding.linear_1")
-    linear("time_embed.2", "time_embedding.linear_2")
+    def encoder(self, arch: Architecture) -> None:
+        """The time embedding, the input blocks and the middle block, which the UNetModel and
+        the EncoderUNetModel share."""
+        channels, n = arch.block_channels, arch.num_res_blocks
+        self.linear("time_embed.0", "time_embedding.linear_1")
+        self.linear("time_embed.2", "time_embedding.linear_2")
+        self.linear("input_blocks.0.0", "conv_in")
+        for level in range(len(channels)):
+            first = 1 + level * (n + 1)
+            for k in range(n):
+                self.resnet(f"input_blocks.{first + k}.0", f"down_blocks.{level}.resnets.{k}")
+                if level in arch.attention_levels:
+                    dst = f"down_blocks.{level}.attentions.{k}"
+                    self.attention(f"input_blocks.{first + k}.1", dst, channels[level], False)
+            if level < len(channels) - 1:
+                down, dst = f"input_blocks.{first + n}.0", f"down_blocks.{level}.downsamplers.0"
+                if arch.resblock_updown:
+                    self.resnet(down, dst)
+                else:
+                    self.linear(f"{down}.op", f"{dst}.conv")
+        self.resnet("middle_block.0", "mid_block.resnets.0")
+        self.attention("middle_block.1", "mid_block.attentions.0", channels[-1], False)
+        self.resnet("middle_block.2", "mid_block.resnets.1")
+
+    def done(self) -> dict[str, torch.Tensor]:
+        left = sorted(set(self.keys.state) - self.keys.taken)
+        if left:
+            raise InputError(
+                f"the checkpoint has weights the inferred network does not: {', '.join(left[:3])}"
+                + (f" and {len(left) - 3} more" if len(left) > 3 else "")
+            )
+        return self.out
+
+
+def convert_state_dict(
+    state: dict[str, torch.Tensor], arch: Architecture, flags: OpenAIFlags
+) -> dict[str, torch.Tensor]:
+    """The diffusers UNet2DModel weights of a UNetModel state dict (every key mapped once)."""
+    m = _Mapper(_Keys(state), flags)
+    channels, n = arch.block_channels, arch.num_res_blocks
+    levels = len(channels)
+    m.encoder(arch)
     if arch.num_classes is not None:
-        out["class_embedding.weight"] = keys.take("label_emb.weight")
-    linear("input_blocks.0.0", "conv_in")
-    for level in range(levels):
-        first = 1 + level * (n + 1)
-        for k in range(n):
-            resnet(f"input_blocks.{first + k}.0", f"down_blocks.{level}.resnets.{k}")
-            if level in arch.attention_levels:
-                attention(f"input_blocks.{first + k}.1", f"down_blocks.{level}.attentions.{k}",
-                          channels[level], False)  # fmt: skip
-        if level < levels - 1:
-            down, dst = f"input_blocks.{first + n}.0", f"down_blocks.{level}.downsamplers.0"
-            resnet(down, dst) if arch.resblock_updown else linear(f"{down}.op", f"{dst}.conv")
-    resnet("middle_block.0", "mid_block.resnets.0")
-    attention("middle_block.1", "mid_block.attentions.0", channels[-1], False)
-    resnet("middle_block.2", "mid_block.resnets.1")
+        m.out["class_embedding.weight"] = m.keys.take("label_emb.weight")
     for j in range(levels):
         level = levels - 1 - j
         for k in range(n + 1):
             block = j * (n + 1) + k
-            resnet(f"output_blocks.{block}.0", f"up_blocks.{j}.resnets.{k}")
+            m.resnet(f"output_blocks.{block}.0", f"up_blocks.{j}.resnets.{k}")
             last = 0
             if level in arch.attention_levels:
-                attention(f"output_blocks.{block}.1", f"up_blocks.{j}.attentions.{k}",
-                          channels[level], True)  # fmt: skip
+                m.attention(f"output_blocks.{block}.1", f"up_blocks.{j}.attentions.{k}",
+                            channels[level], True)  # fmt: skip
                 last = 1
             if level > 0 and k == n:
                 up, dst = f"output_blocks.{block}.{last + 1}", f"up_blocks.{j}.upsamplers.0"
-                resnet(up, dst) if arch.resblock_updown else linear(f"{up}.conv", f"{dst}.conv")
-    linear("out.0", "conv_norm_out")
-    linear("out.2", "conv_out")
-    left = sorted(set(state) - keys.taken)
-    if left:
-        raise InputError(
-            f"the checkpoint has weights the inferred network does not: {', '.join(left[:3])}"
-            + (f" and {len(left) - 3} more" if len(left) > 3 else "")
-        )
-    return out
+                if arch.resblock_updown:
+                    m.resnet(up, dst)
+                else:
+                    m.linear(f"{up}.conv", f"{dst}.conv")
+    m.linear("out.0", "conv_norm_out")
+    m.linear("out.2", "conv_out")
+    return m.done()
 
 
 def convert_checkpoint(
