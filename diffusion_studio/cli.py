@@ -313,6 +313,10 @@ PRESET_NAMES = (
     "adm-imagenet256-uncond",
     "adm-imagenet512",
     "adm-lsun",
+    "adm-classifier64",
+    "adm-classifier128",
+    "adm-classifier256",
+    "adm-classifier512",
     "iddpm-cifar10",
     "iddpm-imagenet64",
 )  # fmt: skip
@@ -321,9 +325,12 @@ PRESET_NAMES = (
 def _add_convert_parser(commands: argparse._SubParsersAction) -> None:
     convert = commands.add_parser(
         "convert",
-        help="an OpenAI guided-/improved-diffusion checkpoint (.pt) into a diffusers folder",
+        help="an OpenAI guided-/improved-diffusion checkpoint (.pt), a model or an ADM "
+        "classifier, into a diffusers folder",
     )
-    convert.add_argument("checkpoint", help="the .pt file as published (a UNetModel state dict)")
+    convert.add_argument(
+        "checkpoint", help="the .pt file as published (a UNetModel or EncoderUNetModel state dict)"
+    )
     convert.add_argument("--out", required=True, metavar="FOLDER", help="the model folder to write")
     convert.add_argument(
         "--preset",

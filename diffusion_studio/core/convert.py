@@ -17,6 +17,8 @@ every weight is mapped, shapes checked, and the written folder is loaded back an
 from __future__ import annotations
 
 import contextlib
+import inspect
+import math
 import re
 import secrets
 import shutil
@@ -27,10 +29,11 @@ from typing import Any, Literal
 import torch
 from diffusers import UNet2DModel
 
+from diffusion_studio.core.classifier import NoiseClassifier
 from diffusion_studio.core.errors import InputError
 from diffusion_studio.core.files import check_folder_target, replace_folder
 from diffusion_studio.core.model import build_unet
-from diffusion_studio.core.model_files import load_model, save_model
+from diffusion_studio.core.model_files import load_classifier, load_model, save_model
 from diffusion_studio.core.schedule import NoiseSchedule
 
 
@@ -76,6 +79,21 @@ PRESETS: dict[str, OpenAIFlags] = {
     "iddpm-cifar10": OpenAIFlags(
         32, num_heads=4, diffusion_steps=4000, noise_schedule="cosine",
         source="improved-diffusion: cifar10_uncond_50M_500K.pt",
+    ),
+    # ADM's noise-aware ImageNet classifiers (guided-diffusion's classifier flags: width 128,
+    # heads of 64, attention pooling), for classifier guidance of the models above
+    "adm-classifier64": OpenAIFlags(
+        64, **_ADM, noise_schedule="cosine", class_names="imagenet",
+        source="guided-diffusion: 64x64_classifier.pt",
+    ),
+    "adm-classifier128": OpenAIFlags(
+        128, **_ADM, class_names="imagenet", source="guided-diffusion: 128x128_classifier.pt"
+    ),
+    "adm-classifier256": OpenAIFlags(
+        256, **_ADM, class_names="imagenet", source="guided-diffusion: 256x256_classifier.pt"
+    ),
+    "adm-classifier512": OpenAIFlags(
+        512, **_ADM, class_names="imagenet", source="guided-diffusion: 512x512_classifier.pt"
     ),
     "iddpm-imagenet64": OpenAIFlags(
         64, num_heads=4, diffusion_steps=4000, noise_schedule="cosine",
@@ -150,23 +168,38 @@ def read_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
     ):
         raise InputError(f"{path} does not hold a state dict of tensors")
     state = {k.removeprefix("module."): v for k, v in state.items()}
-    needed = ("time_embed.0.weight", "input_blocks.0.0.weight", "out.2.weight")
-    if not all(k in state for k in needed) or not any(
-        k.startswith("output_blocks.") for k in state
-    ):
+    encoder = (
+        "time_embed.0.weight",
+        "input_blocks.0.0.weight",
+        "middle_block.0.in_layers.0.weight",
+    )
+    unet = (
+        all(k in state for k in encoder)
+        and "out.2.weight" in state
+        and any(k.startswith("output_blocks.") for k in state)
+    )
+    if not (unet or (all(k in state for k in encoder) and is_classifier(state))):
         found = _what_it_is(state)
         raise InputError(
             f"{path} is not an OpenAI UNetModel state dict (guided-diffusion or improved-"
-            f"diffusion: time_embed.*, input_blocks.*, output_blocks.*); it looks like {found}"
+            "diffusion: time_embed.*, input_blocks.*, output_blocks.*) nor a guided-diffusion "
+            f"classifier (EncoderUNetModel with attention pooling); it looks like {found}"
         )
     return {k: v.float() for k, v in state.items()}
 
 
+def is_classifier(state: dict[str, torch.Tensor]) -> bool:
+    """An EncoderUNetModel with attention pooling (ADM's classifiers): no output blocks, and
+    the pool's weights where the UNetModel has its last convolution."""
+    pool = ("out.2.positional_embedding", "out.2.qkv_proj.weight", "out.2.c_proj.weight")
+    return all(k in state for k in pool) and not any(k.startswith("output_blocks.") for k in state)
+
+
 def _what_it_is(state: dict[str, torch.Tensor]) -> str:
-    if any(
-        k.startswith(("out.2.c_proj", "out.2.qkv_proj", "out.2.weight")) for k in state
-    ) and not any(k.startswith("output_blocks.") for k in state):
-        return "a guided-diffusion classifier (EncoderUNetModel)"
+    if not any(k.startswith("output_blocks.") for k in state) and any(
+        k.startswith("out.") for k in state
+    ):
+        return "a guided-diffusion classifier with another pooling than attention"
     if any(k.startswith(("down_blocks.", "conv_in.")) for k in state):
         return "a diffusers UNet2DModel's weights: open its folder instead"
     names = sorted(state)[:3]
@@ -183,22 +216,7 @@ def infer_architecture(state: dict[str, torch.Tensor]) -> Architecture:
     if not blocks or len(blocks) % levels:
         raise InputError("the checkpoint's output blocks do not make whole levels")
     num_res_blocks = len(blocks) // levels - 1
-    mult, attention, updown = [], set(), False
-    for level in range(levels):
-        first = 1 + level * (num_res_blocks + 1)
-        out = state[f"input_blocks.{first}.0.out_layers.3.weight"].shape[0]
-        mult.append(out / model_channels)
-        if f"input_blocks.{first}.1.qkv.weight" in state:
-            attention.add(level)
-        if level < levels - 1:
-            down = first + num_res_blocks
-            if f"input_blocks.{down}.0.in_layers.0.weight" in state:
-                updown = True
-            elif f"input_blocks.{down}.0.op.weight" not in state:
-                raise InputError(
-                    "the checkpoint downsamples without a convolution (conv_resample=False), "
-                    "which diffusers' UNet2DModel does not build"
-                )
+    mult, attention, updown = _read_levels(state, model_channels, levels, num_res_blocks)
     emb = state["input_blocks.1.0.emb_layers.1.weight"].shape[0]
     first_out = state["input_blocks.1.0.out_layers.3.weight"].shape[0]
     labels = state.get("label_emb.weight")
@@ -206,13 +224,39 @@ def infer_architecture(state: dict[str, torch.Tensor]) -> Architecture:
         in_channels=conv_in.shape[1],
         out_channels=state["out.2.weight"].shape[0],
         model_channels=model_channels,
-        channel_mult=tuple(mult),
+        channel_mult=mult,
         num_res_blocks=num_res_blocks,
-        attention_levels=frozenset(attention),
+        attention_levels=attention,
         num_classes=None if labels is None else labels.shape[0],
         resblock_updown=updown,
         use_scale_shift_norm=emb == 2 * first_out,
     )
+
+
+def _read_levels(
+    state: dict[str, torch.Tensor], model_channels: int, levels: int, n: int
+) -> tuple[tuple[float, ...], frozenset[int], bool]:
+    """Each level's channel multiplier and attention, and whether it downsamples with a
+    ResBlock, from the input blocks (which the UNetModel and the EncoderUNetModel share)."""
+    mult, attention, updown = [], set(), False
+    for level in range(levels):
+        first = 1 + level * (n + 1)
+        key = f"input_blocks.{first}.0.out_layers.3.weight"
+        if key not in state:
+            raise InputError(f"the checkpoint lacks {key!r}, which its other weights imply")
+        mult.append(state[key].shape[0] / model_channels)
+        if f"input_blocks.{first}.1.qkv.weight" in state:
+            attention.add(level)
+        if level < levels - 1:
+            down = first + n
+            if f"input_blocks.{down}.0.in_layers.0.weight" in state:
+                updown = True
+            elif f"input_blocks.{down}.0.op.weight" not in state:
+                raise InputError(
+                    "the checkpoint downsamples without a convolution (conv_resample=False), "
+                    "which diffusers' UNet2DModel does not build"
+                )
+    return tuple(mult), frozenset(attention), updown
 
 
 def _is_upsampling(state: dict[str, torch.Tensor], block: int) -> bool:
@@ -408,7 +452,14 @@ def convert_checkpoint(
     config = unet_config(arch, flags)
     weights = convert_state_dict(state, arch, flags)
     unet = build_unet(config)
-    expected = unet.state_dict()
+    _load_checked(unet, weights)
+    return unet.eval().requires_grad_(False), arch
+
+
+def _load_checked(network: torch.nn.Module, weights: dict[str, torch.Tensor]) -> None:
+    """Load the mapped weights into a network built on the meta device, each key and shape
+    checked first."""
+    expected = network.state_dict()
     for key, tensor in weights.items():
         if key not in expected or tuple(expected[key].shape) != tuple(tensor.shape):
             found = tuple(expected[key].shape) if key in expected else "nothing"
@@ -419,8 +470,82 @@ def convert_checkpoint(
     missing = sorted(set(expected) - set(weights))
     if missing:
         raise InputError(f"the checkpoint gives no weight for {missing[0]}")
-    unet.load_state_dict(weights, strict=True, assign=True)
-    return unet.eval().requires_grad_(False), arch
+    network.load_state_dict(weights, strict=True, assign=True)
+
+
+def infer_classifier_architecture(
+    state: dict[str, torch.Tensor], image_size: int | None
+) -> Architecture:
+    """The network of an EncoderUNetModel state dict: its shapes, and the image size, which
+    with the pool's token count says how many times it halves the image."""
+    if image_size is None:
+        raise InputError("the image size is not in the weights: give --image-size (or --preset)")
+    tokens = state["out.2.positional_embedding"].shape[-1] - 1
+    side = math.isqrt(tokens)
+    halvings = math.log2(image_size / side) if side * side == tokens and side else -1.0
+    if halvings < 0 or not halvings.is_integer():
+        raise InputError(
+            f"the classifier pools {tokens} positions, which is no square of a power-of-two "
+            f"fraction of {image_size}x{image_size}: check --image-size"
+        )
+    levels = int(halvings) + 1
+    blocks = {int(m.group(1)) for k in state if (m := re.match(r"input_blocks\.(\d+)\.", k))}
+    if len(blocks) % levels or len(blocks) // levels < 2:
+        raise InputError(
+            f"the classifier's {len(blocks)} input blocks do not make {levels} whole levels "
+            f"at {image_size}x{image_size}: check --image-size"
+        )
+    model_channels = state["time_embed.0.weight"].shape[1]
+    n = len(blocks) // levels - 1
+    mult, attention, updown = _read_levels(state, model_channels, levels, n)
+    emb = state["input_blocks.1.0.emb_layers.1.weight"].shape[0]
+    first_out = state["input_blocks.1.0.out_layers.3.weight"].shape[0]
+    return Architecture(
+        in_channels=state["input_blocks.0.0.weight"].shape[1],
+        out_channels=state["out.2.c_proj.weight"].shape[0],  # the classes
+        model_channels=model_channels,
+        channel_mult=mult,
+        num_res_blocks=n,
+        attention_levels=attention,
+        num_classes=None,
+        resblock_updown=updown,
+        use_scale_shift_norm=emb == 2 * first_out,
+    )
+
+
+def classifier_config(arch: Architecture, flags: OpenAIFlags) -> dict[str, Any]:
+    """The NoiseClassifier config of the network: the UNet2DModel config's encoder keys, the
+    classes and the pool's head width."""
+    if flags.num_head_channels <= 0:
+        raise InputError(
+            "a classifier's attention pooling needs its head width: give --num-head-channels "
+            "(ADM's classifiers use 64) or a classifier preset"
+        )
+    unet = unet_config(replace(arch, out_channels=arch.in_channels), flags)
+    if "attention_heads" in unet:
+        raise InputError("a classifier with a fixed count of heads per level is not supported")
+    keys = set(inspect.signature(NoiseClassifier.__init__).parameters) - {"self"}
+    config = {k: v for k, v in unet.items() if k in keys}
+    return {**config, "num_classes": arch.out_channels, "pool_head_dim": flags.num_head_channels}
+
+
+def convert_classifier(
+    state: dict[str, torch.Tensor], flags: OpenAIFlags
+) -> tuple[NoiseClassifier, Architecture]:
+    """The NoiseClassifier of an EncoderUNetModel state dict, weights loaded (strict)."""
+    arch = infer_classifier_architecture(state, flags.image_size)
+    config = classifier_config(arch, flags)
+    m = _Mapper(_Keys(state), flags)
+    m.encoder(arch)
+    m.linear("out.0", "norm_out")
+    m.out["pool.positional_embedding"] = m.keys.take("out.2.positional_embedding").T
+    m.linear("out.2.qkv_proj", "pool.qkv")
+    m.linear("out.2.c_proj", "pool.proj")
+    weights = m.done()
+    with torch.device("meta"):
+        network = NoiseClassifier.from_config(config)
+    _load_checked(network, weights)
+    return network.eval().requires_grad_(False), arch
 
 
 def scheduler_config(flags: OpenAIFlags, arch: Architecture) -> dict[str, Any]:
@@ -466,14 +591,22 @@ def convert_to_folder(
     name: str | None = None,
     force: bool = False,
 ) -> tuple[Path, list[str]]:
-    """Convert a checkpoint into the diffusers folder `out` (flat layout, safetensors), and
-    return it with notes for a person. The folder is written beside `out`, loaded back and its
-    forward compared with the converted network; only then is it moved into place."""
+    """Convert a checkpoint (a UNetModel, or an EncoderUNetModel classifier) into the diffusers
+    folder `out` (flat layout, safetensors), and return it with notes for a person. The folder
+    is written beside `out`, loaded back and its forward compared with the converted network;
+    only then is it moved into place."""
     checkpoint, out = Path(checkpoint), Path(out)
     check_folder_target(out, overwrite=force)
     state = read_checkpoint(checkpoint)
-    unet, arch = convert_checkpoint(state, flags)
-    schedule = NoiseSchedule.from_config(scheduler_config(flags, arch))
+    classifier = is_classifier(state)
+    if classifier:
+        network, arch = convert_classifier(state, flags)
+        classes = arch.out_channels
+        arch_of_noise = replace(arch, out_channels=arch.in_channels)  # no variance to learn
+    else:
+        network, arch = convert_checkpoint(state, flags)
+        classes, arch_of_noise = arch.num_classes, arch
+    schedule = NoiseSchedule.from_config(scheduler_config(flags, arch_of_noise))
     notes = []
     studio: dict[str, Any] = {
         "name": name or checkpoint.stem,
@@ -481,44 +614,57 @@ def convert_to_folder(
         + (f" ({flags.source})" if flags.source else ""),
         "converted_from": {"file": checkpoint.name, "flags": _flags_dict(flags)},
     }
-    if arch.num_classes:
+    if classes:
         names = imagenet_class_names() if flags.class_names == "imagenet" else None
-        if names is not None and len(names) == arch.num_classes:
+        if names is not None and len(names) == classes:
             studio["class_names"] = list(names)
         else:
-            studio["class_names"] = [f"class {i}" for i in range(arch.num_classes)]
+            studio["class_names"] = [f"class {i}" for i in range(classes)]
             if flags.class_names == "imagenet":
-                notes.append("the ImageNet class names come from torchvision's metadata, which "
-                             "is not installed: the classes are numbered 0 to 999")  # fmt: skip
+                notes.append(
+                    "the ImageNet class names come from torchvision's metadata, which is not "
+                    f"installed: the classes are numbered 0 to {classes - 1}"
+                )
     staging = out.with_name(f".{out.name}.converting-{secrets.token_hex(4)}")
-    save_model(unet, schedule, staging, studio=studio)
+    save_model(network, schedule, staging, studio=studio)
     try:
-        _verify(staging, unet, arch)
+        _verify(staging, network, arch, classifier)
         replace_folder(staging, out, overwrite=force)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    notes.append(
-        f"{sum(p.numel() for p in unet.parameters()) / 1e6:.1f} M parameters, "
-        f"{flags.image_size}x{flags.image_size}, learned variance: {arch.learn_sigma}, "
-        f"classes: {arch.num_classes or 'none'}; "
-        f"T = {flags.diffusion_steps}, {flags.noise_schedule} schedule"
-    )
+    size = f"{flags.image_size}x{flags.image_size}"
+    noise = f"T = {flags.diffusion_steps}, {flags.noise_schedule} schedule"
+    parameters = f"{sum(p.numel() for p in network.parameters()) / 1e6:.1f} M parameters"
+    if classifier:
+        notes.append(f"a noise-aware classifier: {parameters}, {size}, {classes} classes; {noise}")
+    else:
+        notes.append(
+            f"{parameters}, {size}, learned variance: {arch.learn_sigma}, "
+            f"classes: {arch.num_classes or 'none'}; {noise}"
+        )
     return out, notes
 
 
-def _verify(folder: Path, unet: UNet2DModel, arch: Architecture) -> None:
+def _verify(folder: Path, network: torch.nn.Module, arch: Architecture, classifier: bool) -> None:
     """The written folder's network gives the converted network's output (to float32's
     rounding: the same weights, laid out in memory otherwise, may sum in another order)."""
-    written = load_model(folder, device="cpu").unet
-    size = 2 ** (len(arch.channel_mult) - 1)
     g = torch.Generator().manual_seed(0)
-    x = torch.randn(1, arch.in_channels, 2 * size, 2 * size, generator=g)
     t = torch.tensor([500])
-    labels = torch.tensor([0]) if arch.num_classes else None
-    with torch.no_grad():
-        a = unet(x, t, class_labels=labels).sample
-        b = written(x, t, class_labels=labels).sample
+    if classifier:
+        written = load_classifier(folder, device="cpu").network
+        side = int(written.config.sample_size)
+        x = torch.randn(1, arch.in_channels, side, side, generator=g)
+        with torch.no_grad():
+            a, b = network(x, t), written(x, t)
+    else:
+        written = load_model(folder, device="cpu").unet
+        size = 2 ** (len(arch.channel_mult) - 1)
+        x = torch.randn(1, arch.in_channels, 2 * size, 2 * size, generator=g)
+        labels = torch.tensor([0]) if arch.num_classes else None
+        with torch.no_grad():
+            a = network(x, t, class_labels=labels).sample
+            b = written(x, t, class_labels=labels).sample
     if float((a - b).abs().max()) > 1e-5 * float(a.abs().max()):
         raise InputError(
             f"the written folder does not give the converted network's output (max difference "

@@ -27,6 +27,7 @@ import torch
 from diffusers import UNet2DModel
 from safetensors.torch import load_file
 
+from diffusion_studio.core.classifier import CLASSIFIER_CLASS, Classifier, NoiseClassifier
 from diffusion_studio.core.errors import InputError
 from diffusion_studio.core.files import check_folder_target, replace_folder
 from diffusion_studio.core.limits import MAX_CLASSES, MAX_PARAMETERS, MAX_RESOLUTION
@@ -109,8 +110,54 @@ def load_model(
         raise InputError(f"{where}: {exc}") from None
 
 
+def load_classifier(path: str | Path, *, device: str | torch.device | None = None) -> Classifier:
+    """Load a noise-aware classifier folder: config.json of a NoiseClassifier, its weights
+    (safetensors preferred), scheduler_config.json (the noise it was trained on) and the studio
+    JSON (name and class names). Anything wrong is one InputError naming the file."""
+    folder = _find_folder(Path(path).expanduser())
+    if folder.layout != "flat":
+        raise InputError(f"{folder.root} is a pipeline folder; a classifier folder is flat")
+    file = folder.root / "config.json"
+    config = _read_json(file)
+    if config.get("_class_name") != CLASSIFIER_CLASS:
+        raise InputError(
+            f"{folder.root} is not a classifier folder: its config.json describes a "
+            f"{config.get('_class_name', 'UNet2DModel')}, not a {CLASSIFIER_CLASS}"
+        )
+    config = _check_classifier_config(config, file)
+    with torch.device("meta"):
+        network = NoiseClassifier.from_config(config)
+    if sum(p.numel() for p in network.parameters()) > MAX_PARAMETERS:
+        raise InputError(f"{file} describes a classifier beyond {MAX_PARAMETERS:,} parameters")
+    weights, state = _load_state_dict(folder.root)
+    _check_weights(weights, state, network.state_dict())
+    network.load_state_dict({k: v.float() for k, v in state.items()}, strict=True, assign=True)
+    schedule = NoiseSchedule.linear()
+    if folder.scheduler_config:
+        try:
+            schedule = NoiseSchedule.from_config(_read_json(folder.scheduler_config))
+        except InputError as exc:
+            raise InputError(f"{folder.scheduler_config}: {exc}") from None
+    studio_file = folder.root / STUDIO_FILE
+    studio = _read_json(studio_file) if studio_file.is_file() else {}
+    classes = config["num_classes"]
+    names = studio.get("class_names", [f"class {i}" for i in range(classes)])
+    if (
+        not isinstance(names, list)
+        or len(names) != classes
+        or not all(isinstance(n, str) and 0 < len(n) <= 200 for n in names)
+    ):
+        raise InputError(f"{studio_file}: class_names must be {classes} short texts")
+    name = studio.get("name", folder.root.resolve().name)
+    if not isinstance(name, str) or not 0 < len(name) <= 200:
+        raise InputError(f"{studio_file}: name must be a short text")
+    target = pick_device(device) if not isinstance(device, torch.device) else device
+    network = network.eval().requires_grad_(False).to(target)
+    return Classifier(network, schedule, tuple(names), name, str(folder.root))
+
+
 def save_model(
-    unet: UNet2DModel,
+    unet: UNet2DModel | NoiseClassifier,
     schedule: NoiseSchedule,
     path: str | Path,
     *,
@@ -269,6 +316,36 @@ def _check_unet_config(config: dict[str, Any], file: Path) -> dict[str, Any]:
     return full
 
 
+_CLASSIFIER_DEFAULTS = {
+    name: p.default
+    for name, p in inspect.signature(NoiseClassifier.__init__).parameters.items()
+    if name != "self"
+}
+
+
+def _check_classifier_config(config: dict[str, Any], file: Path) -> dict[str, Any]:
+    """A NoiseClassifier config with its defaults filled in: the encoder keys under the rules
+    of a UNet2DModel's, then the classes and the pool."""
+    full = {**_CLASSIFIER_DEFAULTS, **{k: v for k, v in config.items() if not k.startswith("_")}}
+    unknown = sorted(set(full) - set(_CLASSIFIER_DEFAULTS))
+    if unknown:
+        raise InputError(f"{file}: {unknown[0]!r} is not a key of a {CLASSIFIER_CLASS}")
+    encoder = {k: v for k, v in full.items() if k not in ("num_classes", "pool_head_dim")}
+    types = full["down_block_types"]
+    _check_unet_config(
+        {**encoder, "out_channels": full["in_channels"], "up_block_types": types}, file
+    )
+    if not isinstance(full["sample_size"], int):
+        raise InputError(f"{file}: sample_size must be one whole number of pixels")
+    classes, head = full["num_classes"], full["pool_head_dim"]
+    if not _is_int(classes) or not 2 <= classes <= MAX_CLASSES:
+        raise InputError(f"{file}: num_classes must be a whole number from 2 to {MAX_CLASSES}")
+    last = full["block_out_channels"][-1]
+    if not _is_int(head) or head < 1 or last % head:
+        raise InputError(f"{file}: pool_head_dim must divide the last block's {last} channels")
+    return full
+
+
 def _build_unet(folder: Path) -> UNet2DModel:
     """The network of folder/config.json with its weights: built on the meta device first (no
     memory), so its size is checked, and the weights' keys and shapes against it, before
@@ -276,6 +353,8 @@ def _build_unet(folder: Path) -> UNet2DModel:
     file = folder / "config.json"
     config = _read_json(file)
     class_name = config.get("_class_name", "UNet2DModel")
+    if class_name == CLASSIFIER_CLASS:
+        raise InputError(f"{folder} holds a classifier: give it as the classifier, not the model")
     if class_name != "UNet2DModel":
         raise InputError(
             f"{folder} holds a {class_name}; the studio runs pixel-space UNet2DModel networks"

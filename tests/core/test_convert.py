@@ -363,3 +363,67 @@ def test_classifier_guided_runs_match_guided_diffusions_loops(monkeypatch, sampl
         plain = ddim_update(model.schedule, generator, 0.0)
     unguided = list(sample(model_fn, x_T, timesteps, plain))[-1].x_t
     assert float((ours - unguided).abs().max()) > 1e-3  # the classifier did push
+
+
+# ADM's classifiers (guided-diffusion's create_classifier: depth 2, attention at 32, 16 and 8,
+# scale-shift norm, resblock downsampling, heads of 64, attention pooling) at width 64 instead
+# of 128, with 10 classes instead of 1,000
+CLASSIFIER_MULT = {
+    "adm-classifier64": (1, 2, 3, 4),
+    "adm-classifier128": (1, 1, 2, 3, 4),
+    "adm-classifier256": (1, 1, 2, 2, 4, 4),
+    "adm-classifier512": (0.5, 1, 1, 2, 2, 4, 4),
+}
+
+
+def reference_classifier(preset: str, seed: int = 0, width: int = 64, classes: int = 10):
+    """guided-diffusion's EncoderUNetModel of an ADM classifier's structure, random weights."""
+    size = PRESETS[preset].image_size
+    torch.manual_seed(seed)
+    net = gd_unet.EncoderUNetModel(
+        image_size=size, in_channels=3, model_channels=width, out_channels=classes,
+        num_res_blocks=2, attention_resolutions=[size // r for r in (32, 16, 8)],
+        channel_mult=CLASSIFIER_MULT[preset], num_head_channels=64,
+        use_scale_shift_norm=True, resblock_updown=True, pool="attention",
+    ).eval()  # fmt: skip
+    with torch.no_grad():
+        for parameter in net.parameters():
+            parameter.add_(torch.randn_like(parameter) * 0.02)
+    return net
+
+
+@pytest.mark.parametrize("preset", list(CLASSIFIER_MULT))
+def test_adm_classifiers_convert_exactly(preset) -> None:
+    from diffusion_studio.core.convert import convert_classifier
+
+    net = reference_classifier(preset)
+    ours, arch = convert_classifier(net.state_dict(), PRESETS[preset])
+    assert arch.channel_mult == CLASSIFIER_MULT[preset] and arch.out_channels == 10
+    size = PRESETS[preset].image_size
+    x = torch.randn(2, 3, size, size, generator=torch.Generator().manual_seed(1))
+    t = torch.tensor([3, 811])
+    with torch.no_grad():
+        theirs, mine = net(x, t), ours(x, t)
+    relative = float((mine - theirs).abs().max() / theirs.abs().max())
+    print(f"{preset}: classifier logits, relative error {relative:.2e}")
+    assert relative <= 1e-5, relative
+
+
+def test_a_converted_classifier_folder_opens_and_guides(tmp_path, capsys) -> None:
+    from diffusion_studio.cli import main
+    from diffusion_studio.core.model_files import load_classifier
+
+    net = reference_classifier("adm-classifier64")
+    torch.save(net.state_dict(), tmp_path / "64x64_classifier.pt")
+    out = tmp_path / "classifier"
+    command = ["convert", str(tmp_path / "64x64_classifier.pt"), "--out", str(out)]
+    assert main([*command, "--preset", "adm-classifier64"]) == 0
+    assert "a noise-aware classifier" in capsys.readouterr().err
+    classifier = load_classifier(out, device="cpu")
+    assert classifier.resolution == 64 and len(classifier.class_names) == 10
+    assert classifier.schedule.beta_schedule == "squaredcos_cap_v2"  # ADM-64's cosine noise
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.allclose(classifier.network(x, 5), net(x, torch.tensor([5])), atol=1e-5)
+    assert main(["info", "--model", str(out)]) == 2
+    assert "holds a classifier" in capsys.readouterr().err
