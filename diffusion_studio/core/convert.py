@@ -75,11 +75,6 @@ PRESETS: dict[str, OpenAIFlags] = {
         512, **_ADM, class_names="imagenet", source="guided-diffusion: 512x512_diffusion.pt"
     ),
     "adm-lsun": OpenAIFlags(256, **_ADM, source="guided-diffusion: lsun_bedroom/cat/horse.pt"),
-    # IDDPM (Nichol & Dhariwal 2021), improved-diffusion's README
-    "iddpm-cifar10": OpenAIFlags(
-        32, num_heads=4, diffusion_steps=4000, noise_schedule="cosine",
-        source="improved-diffusion: cifar10_uncond_50M_500K.pt",
-    ),
     # ADM's noise-aware ImageNet classifiers (guided-diffusion's classifier flags: width 128,
     # heads of 64, attention pooling), for classifier guidance of the models above
     "adm-classifier64": OpenAIFlags(
@@ -94,6 +89,11 @@ PRESETS: dict[str, OpenAIFlags] = {
     ),
     "adm-classifier512": OpenAIFlags(
         512, **_ADM, class_names="imagenet", source="guided-diffusion: 512x512_classifier.pt"
+    ),
+    # IDDPM (Nichol & Dhariwal 2021), improved-diffusion's README
+    "iddpm-cifar10": OpenAIFlags(
+        32, num_heads=4, diffusion_steps=4000, noise_schedule="cosine",
+        source="improved-diffusion: cifar10_uncond_50M_500K.pt",
     ),
     "iddpm-imagenet64": OpenAIFlags(
         64, num_heads=4, diffusion_steps=4000, noise_schedule="cosine",

@@ -232,7 +232,7 @@ def test_a_checkpoint_that_is_not_a_unetmodel_is_one_line(tmp_path, capsys) -> N
     marker = tmp_path / "code-ran"
     good = reference_unet("iddpm-cifar10").state_dict()
     cases = {
-        "classifier": (classifier, "a guided-diffusion classifier"),
+        "a classifier, with a model's preset": (classifier, "pooling needs its head width"),
         "diffusers": (make_unet().state_dict(), "a diffusers UNet2DModel's weights"),
         "random": ({"a.weight": torch.zeros(3)}, "not an OpenAI UNetModel state dict"),
         "numbers": ({"a": 1}, "does not hold a state dict of tensors"),
