@@ -21,7 +21,7 @@ import pytest  # noqa: E402  (after the environment is set)
 
 from diffusion_studio.core.model_files import save_model  # noqa: E402
 from diffusion_studio.core.schedule import NoiseSchedule  # noqa: E402
-from tests.helpers import CLASS_NAMES, make_unet  # noqa: E402
+from tests.helpers import CLASS_NAMES, make_classifier, make_unet  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -43,4 +43,13 @@ def tiny_uncond_dir(tmp_path_factory: pytest.TempPathFactory):
     """An unconditional tiny model with the DDPM paper's schedule at T = 1000."""
     path = tmp_path_factory.mktemp("models") / "tiny-uncond"
     save_model(make_unet(), NoiseSchedule.linear(), path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_classifier_dir(tmp_path_factory: pytest.TempPathFactory):
+    """A noise-aware classifier of the tiny models' three classes, 16x16, T = 100."""
+    path = tmp_path_factory.mktemp("classifiers") / "tiny-classifier"
+    studio = {"name": "tiny classifier", "class_names": CLASS_NAMES}
+    save_model(make_classifier(), NoiseSchedule.linear(100), path, studio=studio)
     return path

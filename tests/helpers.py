@@ -45,3 +45,20 @@ BAD_CONFIG = {
     "activation": {"act_fn": "nope"},
     "time embedding": {"time_embedding_type": "bad"},
 }
+
+
+def make_classifier(size: int = 16, classes: int = 3, seed: int = 0, channels: int = 3):
+    """A randomly initialised NoiseClassifier of a few thousand parameters."""
+    from diffusion_studio.core.classifier import NoiseClassifier
+
+    torch.manual_seed(seed)
+    return NoiseClassifier(
+        sample_size=size,
+        in_channels=channels,
+        num_classes=classes,
+        block_out_channels=(8, 16),
+        down_block_types=("DownBlock2D", "AttnDownBlock2D"),
+        attention_head_dim=8,
+        pool_head_dim=8,
+        norm_num_groups=4,
+    ).eval()

@@ -154,6 +154,17 @@ def small_classifier_config(resolution: int, channels: int, classes: int) -> dic
     }
 
 
+@dataclass(frozen=True)
+class ClassifierInfo:
+    """A classifier's identity, which a Job and a record carry (not the live network)."""
+
+    name: str
+    path: str
+    resolution: int
+    in_channels: int
+    class_names: tuple[str, ...]
+
+
 @dataclass(eq=False)
 class Classifier:
     """A loaded noise-aware classifier: its network, the schedule its noise was drawn from, and
@@ -172,6 +183,12 @@ class Classifier:
     @property
     def in_channels(self) -> int:
         return int(self.network.config.in_channels)
+
+    @property
+    def info(self) -> ClassifierInfo:
+        return ClassifierInfo(
+            self.name, self.path, self.resolution, self.in_channels, self.class_names
+        )
 
     def mismatch(self, model: Any) -> str | None:
         """Why this classifier cannot guide `model` (a DiffusionModel), or None when it fits:

@@ -114,7 +114,10 @@ def load_classifier(path: str | Path, *, device: str | torch.device | None = Non
     """Load a noise-aware classifier folder: config.json of a NoiseClassifier, its weights
     (safetensors preferred), scheduler_config.json (the noise it was trained on) and the studio
     JSON (name and class names). Anything wrong is one InputError naming the file."""
-    folder = _find_folder(Path(path).expanduser())
+    path = Path(path).expanduser()
+    if not path.is_dir():
+        raise InputError(f"classifier folder {path} does not exist or is not a folder")
+    folder = _find_folder(path)
     if folder.layout != "flat":
         raise InputError(f"{folder.root} is a pipeline folder; a classifier folder is flat")
     file = folder.root / "config.json"

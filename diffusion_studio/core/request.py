@@ -33,6 +33,7 @@ VARIANCE_LABELS = {
 MAX_SEED = 2**63 - 1
 MAX_GUIDANCE = 100.0  # A1111's CFG slider ends at 30
 DEFAULT_GUIDANCE = 3.0  # what a class-conditional model with a null class opens on
+MAX_CLASSIFIER_SCALE = 100.0  # ADM's best ImageNet scales are 1 to 10
 
 
 @dataclass(frozen=True)
@@ -81,6 +82,8 @@ OPTION_TIPS = {
     "class_label": "What to generate; unconditional uses the model's null class.",
     "guidance_scale": "Classifier-free guidance: 1 = the class alone, more = more typical of "
     "it, 0 = unconditional.",
+    "classifier_scale": "Classifier guidance (Dhariwal & Nichol 2021): how hard a noise-aware "
+    "classifier's gradient pushes each step towards the class; 0 = off.",
     "jump_length": "RePaint: after every this many steps, go back up this many steps and redo "
     "them.",
     "jump_n_sample": "RePaint: how often each stretch is redone (1 = none); harmonises the edges.",
@@ -103,6 +106,7 @@ class SampleRequest:
     batch_size: int = 1
     class_label: int | None = None  # None: unconditional (the null class)
     guidance_scale: float = 1.0
+    classifier_scale: float = 0.0  # classifier guidance's s; 0: no classifier
     jump_length: int = 10  # RePaint only, in inference steps
     jump_n_sample: int = 10  # RePaint only; 1 = no resampling
     # DDIM: eps re-derived from the clipped x_0 (diffusers' use_clipped_model_output=True,
@@ -149,7 +153,7 @@ class SampleRequest:
         r = self
         if r.sampler not in SAMPLERS:
             raise InputError(f"unknown sampler {r.sampler!r}; use {', '.join(SAMPLERS)}")
-        for name in ("eta", "guidance_scale"):
+        for name in ("eta", "guidance_scale", "classifier_scale"):
             value = getattr(r, name)
             if isinstance(value, bool) or not isinstance(value, int | float):
                 raise InputError(f"{name.replace('_', ' ')} must be a number, got {value!r}")
@@ -161,6 +165,13 @@ class SampleRequest:
             raise InputError(
                 f"the guidance scale must be from 0 to {MAX_GUIDANCE:g}, got {r.guidance_scale}"
             )
+        if not 0.0 <= r.classifier_scale <= MAX_CLASSIFIER_SCALE:
+            raise InputError(
+                f"the classifier scale must be from 0 to {MAX_CLASSIFIER_SCALE:g}, "
+                f"got {r.classifier_scale}"
+            )
+        if r.classifier_scale and r.class_label is None:
+            raise InputError("classifier guidance steers towards a class: choose one")
         if r.timestep_spacing is not None and r.timestep_spacing not in TIMESTEP_SPACINGS:
             choices = ", ".join(TIMESTEP_SPACINGS)
             raise InputError(f"unknown timestep spacing {r.timestep_spacing!r}; use {choices}")
@@ -199,6 +210,7 @@ _FIELD_KINDS = {
     "batch_size": "int",
     "class_label": "int or null",
     "guidance_scale": "float",
+    "classifier_scale": "float",
     "jump_length": "int",
     "jump_n_sample": "int",
     "use_clipped_model_output": "bool",

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from diffusion_studio.core.classifier import Classifier, ClassifierInfo
 from diffusion_studio.core.errors import InputError
 from diffusion_studio.core.images import (
     fit_to_size,
@@ -46,7 +47,14 @@ from diffusion_studio.core.masks import (
 from diffusion_studio.core.model import DiffusionModel, ModelInfo
 from diffusion_studio.core.repaint import Move, repaint, repaint_moves
 from diffusion_studio.core.request import LEARNED_VARIANCES, SampleRequest
-from diffusion_studio.core.sampling import Step, make_update, previous_timesteps, randn_like, sample
+from diffusion_studio.core.sampling import (
+    ClassifierGrad,
+    Step,
+    make_update,
+    previous_timesteps,
+    randn_like,
+    sample,
+)
 from diffusion_studio.core.schedule import NoiseSchedule
 
 TRAJECTORY_BUDGET_BYTES = 256 * 1024 * 1024
@@ -64,6 +72,7 @@ class Job:
     source: np.ndarray | None = None
     mask: np.ndarray | None = None
     notes: tuple[str, ...] = ()
+    classifier: ClassifierInfo | None = None  # the guiding classifier, when the scale is > 0
 
     @property
     def inpaint(self) -> bool:
@@ -80,23 +89,28 @@ class Job:
         mask_preset: str | None = None,
         mask_seed: int | None = None,
         invert_mask_file: bool = False,
+        classifier: ClassifierInfo | None = None,
     ) -> Job:
         """The job of `request` for `model`: an image (a file, or an (H, W, C) uint8 array) is
         centre-cropped and resized to the model's size and given its channels; the mask (a
         file, white = generate, or with invert_mask_file white = keep; an (H, W) bool array;
         or a preset drawn with mask_seed, default the request's seed) fitted the same way.
-        An image needs a mask and a mask an image. Raises InputError naming the file."""
+        An image needs a mask and a mask an image. A classifier is kept only when the request's
+        classifier scale uses it. Raises InputError naming the file."""
         request = dataclasses.replace(
             request,
             timestep_spacing=request.timestep_spacing or model.timestep_spacing,
             variance_type=request.variance_type or model.variance_type,
         )
         request.check()
+        if request.classifier_scale and classifier is None:
+            raise InputError("a classifier scale needs a classifier (--classifier FOLDER)")
+        guide = classifier if request.classifier_scale else None
         has_mask = mask is not None or mask_preset is not None
         if (image is None) != (not has_mask):
             raise InputError("inpainting needs both a source image and a mask")
         if image is None:
-            return cls(request, model)
+            return cls(request, model, classifier=guide)
         source, original, note = fit_source(image, model)
         size = model.resolution
         if mask_preset is not None:
@@ -105,7 +119,7 @@ class Job:
             inpaint_mask = preset_mask(preset, size, seed=seed, side=side)
         else:
             inpaint_mask = fit_inpaint_mask(mask, size, original, invert_mask_file)
-        return cls(request, model, source, inpaint_mask, (note,) if note else ())
+        return cls(request, model, source, inpaint_mask, (note,) if note else (), guide)
 
 
 def fit_source(
@@ -172,9 +186,15 @@ def network_calls(request: SampleRequest, inpaint: bool) -> int:
     return repaint_calls(request.num_inference_steps, request.jump_length, request.jump_n_sample)
 
 
-def validate(request: SampleRequest, model: DiffusionModel, inpaint: bool = False) -> None:
-    """Raise InputError, with what to change, for a request this model cannot run: its
-    values, and the network calls and memory it needs (checked before anything is made)."""
+def validate(
+    request: SampleRequest,
+    model: DiffusionModel,
+    inpaint: bool = False,
+    classifier: Classifier | None = None,
+) -> None:
+    """Raise InputError, with what to change, for a request this model (and classifier) cannot
+    run: its values, and the network calls and memory it needs (checked before anything is
+    made). With classifier guidance the class is the classifier's."""
     request.check()
     r, T, info = request, model.schedule.num_train_timesteps, model.info
     if not 1 <= r.num_inference_steps <= T:
@@ -182,7 +202,17 @@ def validate(request: SampleRequest, model: DiffusionModel, inpaint: bool = Fals
             f"steps must be between 1 and {T} (the model's training steps), "
             f"got {r.num_inference_steps}"
         )
-    if r.class_label is not None:
+    if r.classifier_scale:
+        if classifier is None:
+            raise InputError("a classifier scale needs a classifier (--classifier FOLDER)")
+        unfit = classifier.mismatch(model)
+        if unfit:
+            raise InputError(f"the classifier does not fit the model: {unfit}")
+        if r.class_label is not None and not 0 <= r.class_label < len(classifier.class_names):
+            raise InputError(
+                f"class index {r.class_label} is out of range 0..{len(classifier.class_names) - 1}"
+            )
+    if r.class_label is not None and (info.conditional or not r.classifier_scale):
         model.class_index(r.class_label)
     if r.variance_type in LEARNED_VARIANCES and not info.learns_variance:
         raise InputError(
@@ -193,17 +223,19 @@ def validate(request: SampleRequest, model: DiffusionModel, inpaint: bool = Fals
             raise InputError(f"{info.name} has no null class: choose a class")
         if r.guidance_scale != 1.0:
             raise InputError(f"{info.name} was trained without a null class, so guidance must be 1")
-    check_resources(request, model, inpaint)
+    check_resources(request, model, inpaint, classifier)
 
 
 def check_resources(
     request: SampleRequest,
     model: DiffusionModel,
     inpaint: bool,
+    classifier: Classifier | None = None,
     trajectory_bytes: int = TRAJECTORY_BUDGET_BYTES,
 ) -> None:
     """Refuse a run whose network calls or memory are over the limits (core/limits.py): the
-    activations of the batch (twice with guidance) and the trajectory it may record."""
+    activations of the batch (twice with guidance), the classifier's with its backward pass,
+    and the trajectory it may record."""
     calls = network_calls(request, inpaint)
     if calls > MAX_NETWORK_CALLS:
         raise InputError(
@@ -217,6 +249,8 @@ def check_resources(
     need = images * activation_bytes(model.unet.config, height, width) + min(
         frame * calls, max(trajectory_bytes, 2 * frame)
     )
+    if classifier is not None and request.classifier_scale:  # forward kept for the backward
+        need += 2 * request.batch_size * activation_bytes(classifier.network.config, height, width)
     budget = memory_budget(model.device.type, model.device.index)
     if need > budget:
         raise InputError(
@@ -226,16 +260,34 @@ def check_resources(
         )
 
 
-def run(model: DiffusionModel, job: Job) -> Iterator[Step]:
+def run(
+    model: DiffusionModel,
+    job: Job,
+    classifier: Classifier | None = None,
+    guidance_norms: list[float] | None = None,
+) -> Iterator[Step]:
     """Validate the job against the model, then return the stream of Steps along its call
-    plan. The last Step's x_t holds the images; a known pixel of an inpainting is the source's."""
+    plan. The last Step's x_t holds the images; a known pixel of an inpainting is the source's.
+    With the job's classifier (loaded) its gradient guides every step, and the RMS of each
+    step's scaled gradient is appended to `guidance_norms`, for the live view."""
     request, info = job.request, model.info
+    if request.classifier_scale and (classifier is None or job.classifier is None):
+        raise InputError("this job is classifier-guided: give its classifier")
+    if (
+        classifier is not None
+        and job.classifier is not None
+        and classifier.path != job.classifier.path
+    ):
+        raise InputError(
+            f"the job was prepared for the classifier {job.classifier.name}, not {classifier.name}"
+        )
     if (job.model.resolution, job.model.in_channels) != (info.resolution, info.in_channels):
         raise InputError(
             f"the job was prepared for {job.model.name} ({job.model.resolution}), "
             f"not for {info.name}: prepare it again"
         )
-    validate(request, model, job.inpaint)
+    guide = classifier if request.classifier_scale else None
+    validate(request, model, job.inpaint, guide)
     schedule, device = model.schedule, model.device
     generators = [
         torch.Generator("cpu").manual_seed(request.seed + i) for i in range(request.batch_size)
@@ -244,13 +296,30 @@ def run(model: DiffusionModel, job: Job) -> Iterator[Step]:
     x_T = randn_like(
         torch.empty(request.batch_size, channels, height, width, device=device), generators
     )
-    update = make_update(request.sampler, schedule, generators, request.options())
+    gradient = None
+    if guide is not None:
+        guide.to(device)
+        labels = torch.full((request.batch_size,), request.class_label, device=device)
+        gradient = _measured(guide.gradient(labels, request.classifier_scale), guidance_norms)
+    update = make_update(request.sampler, schedule, generators, request.options(), gradient)
     model_fn = model.model_fn(request.class_label, request.guidance_scale, request.batch_size)
     plan = call_plan(request, schedule, job.inpaint)
     if job.source is None or job.mask is None:
         return sample(model_fn, x_T, plan.calls, update)
     source, inpaint_mask = to_tensor(job.source, device), mask_to_tensor(job.mask, device)
     return repaint(model_fn, x_T, source, inpaint_mask, schedule, plan.moves, update, generators)
+
+
+def _measured(gradient: ClassifierGrad, norms: list[float] | None) -> ClassifierGrad:
+    if norms is None:
+        return gradient
+
+    def measured(x_t: torch.Tensor, t: int) -> torch.Tensor:
+        term = gradient(x_t, t)
+        norms.append(float(term.float().pow(2).mean().sqrt()))
+        return term
+
+    return measured
 
 
 # --- what a run leaves ----------------------------------------------------------------------------
@@ -265,6 +334,7 @@ class Frame:
     timestep: int
     x_t: np.ndarray
     x0_pred: np.ndarray
+    guidance: float | None = None  # RMS of classifier guidance's s grad log p at this call
 
     @property
     def nbytes(self) -> int:
@@ -327,6 +397,7 @@ def execute(
     on_frame: Callable[[Frame], None] | None = None,
     cancel: threading.Event | None = None,
     budget_bytes: int = TRAJECTORY_BUDGET_BYTES,
+    classifier: Classifier | None = None,
 ) -> RunResult | None:
     """Run a job to its result: every Step as a uint8 Frame, recorded and handed to
     `on_frame`; None if `cancel` was set (checked before the first network call and after
@@ -335,11 +406,13 @@ def execute(
     trajectory = Trajectory(budget_bytes)
     if cancel is not None and cancel.is_set():
         return None
-    steps = run(model, job)
+    norms: list[float] = []
+    steps = run(model, job, classifier, norms)
     with torch.inference_mode():
         for step in steps:
             x_t, x0_pred = to_uint8(step.x_t), to_uint8(step.x0_pred)
-            frame = Frame(step.index, step.total, step.timestep, x_t, x0_pred)
+            guidance = norms[-1] if norms else None
+            frame = Frame(step.index, step.total, step.timestep, x_t, x0_pred, guidance)
             trajectory.add(frame)
             if on_frame is not None:
                 on_frame(frame)

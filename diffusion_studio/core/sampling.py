@@ -236,11 +236,16 @@ def sample(
 
 
 def make_update(
-    sampler: str, schedule: NoiseSchedule, generators: Generators, options: dict
+    sampler: str,
+    schedule: NoiseSchedule,
+    generators: Generators,
+    options: dict,
+    classifier_grad: ClassifierGrad | None = None,
 ) -> Update:
-    """The update of a sampler of the table in core/request.py, with its options by name."""
+    """The update of a sampler of the table in core/request.py, with its options by name (and
+    classifier guidance's term, which every sampler takes)."""
     factory = globals()[SAMPLERS[sampler].update]
-    return factory(schedule, generators, **options)
+    return factory(schedule, generators, **options, classifier_grad=classifier_grad)
 
 
 def classifier_free_guidance(
