@@ -58,6 +58,7 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     info = commands.add_parser("info", help="describe a model")
     _add_train_parser(commands)
+    _add_train_parser(commands, "classifier")
     _add_eval_parser(commands)
     _add_convert_parser(commands)
     for sub in (sample, inpaint, info):
@@ -171,20 +172,37 @@ def _add_sampler_options(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
-def _add_train_parser(commands: argparse._SubParsersAction) -> None:
-    from diffusion_studio.core.train_config import UNET_PRESETS, TrainConfig
+def _add_train_parser(commands: argparse._SubParsersAction, task: str = "diffusion") -> None:
+    """`train` (a diffusion model) or `train-classifier` (a noise-aware classifier): the same
+    data, checkpoints, resume and progress; the flags of each task's own network."""
+    from diffusion_studio.core.train_config import (
+        CLASSIFIER_PRESETS,
+        UNET_PRESETS,
+        TrainConfig,
+        classifier_defaults,
+    )
 
-    defaults = TrainConfig(data="", output="")
-    train = commands.add_parser("train", help="train a model on a folder of images or an .npz")
+    classifier = task == "classifier"
+    defaults = classifier_defaults() if classifier else TrainConfig(data="", output="")
+    if classifier:
+        train = commands.add_parser(
+            "train-classifier",
+            help="train a noise-aware classifier (for classifier guidance) on labelled images",
+        )
+    else:
+        train = commands.add_parser("train", help="train a model on a folder of images or an .npz")
+    train.set_defaults(task=task)
     train.add_argument(
         "data",
         help="a folder of images (recursive) or an .npz with images, "
-        "and optional labels and categories",
+        "and optional labels and categories" + (" (labels needed)" if classifier else ""),
     )
-    train.add_argument("--out", required=True, metavar="FOLDER", help="the model folder to write")
+    what = "classifier" if classifier else "model"
+    train.add_argument("--out", required=True, metavar="FOLDER", help=f"the {what} folder to write")
+    presets = CLASSIFIER_PRESETS if classifier else UNET_PRESETS
     train.add_argument(
         "--preset",
-        choices=tuple(UNET_PRESETS),
+        choices=tuple(presets),
         default=defaults.preset,
         help=f"network size (default {defaults.preset})",
     )
@@ -195,11 +213,19 @@ def _add_train_parser(commands: argparse._SubParsersAction) -> None:
         ("--lr", _number, "learning_rate", "AdamW learning rate"),
         ("--warmup", int, "warmup_steps", "steps of linear learning-rate warm-up"),
         ("--ema-decay", _number, "ema_decay", "EMA decay of the weights that are saved"),
-        ("--p-uncond", _number, "p_uncond", "probability of dropping the label (guidance)"),
         ("--seed", int, "seed", "seed of the initial weights and of every step's draws"),
         ("--checkpoint-every", int, "checkpoint_every", "steps between checkpoints"),
-        ("--sample-every", int, "sample_every", "steps between preview grids"),
     ]
+    if classifier:
+        options += [
+            ("--sample-every", int, "sample_every", "steps between held-out accuracy checks"),
+            ("--holdout", _number, "holdout", "share of the images kept out, for the accuracy"),
+        ]
+    else:
+        options += [
+            ("--p-uncond", _number, "p_uncond", "probability of dropping the label (guidance)"),
+            ("--sample-every", int, "sample_every", "steps between preview grids"),
+        ]
     for flag, kind, field, text in options:
         default = getattr(defaults, field)
         train.add_argument(
@@ -210,12 +236,21 @@ def _add_train_parser(commands: argparse._SubParsersAction) -> None:
             metavar="N",
             help=f"{text} (default {default})",
         )
-    train.add_argument(
-        "--prediction-type", choices=("epsilon", "v_prediction"), default=defaults.prediction_type
-    )
-    train.add_argument(
-        "--beta-schedule", choices=("linear", "cosine"), default=defaults.beta_schedule
-    )
+    if classifier:
+        train.add_argument(
+            "--noise-of",
+            metavar="FOLDER",
+            help="the model whose noise schedule x_t is drawn from (default: the embedded model)",
+        )
+    else:
+        train.add_argument(
+            "--prediction-type",
+            choices=("epsilon", "v_prediction"),
+            default=defaults.prediction_type,
+        )
+        train.add_argument(
+            "--beta-schedule", choices=("linear", "cosine"), default=defaults.beta_schedule
+        )
     train.add_argument("--hflip", action="store_true", help="random horizontal flips")
     train.add_argument(
         "--checkpoint-dir",
@@ -223,19 +258,20 @@ def _add_train_parser(commands: argparse._SubParsersAction) -> None:
         help="where checkpoints and previews go (default: OUT-checkpoints)",
     )
     train.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
-    train.add_argument(
-        "--init",
-        dest="init_from",
-        metavar="FOLDER",
-        help="start from this model's weights (same preset; fine-tuning, or epsilon to v)",
-    )
+    if not classifier:
+        train.add_argument(
+            "--init",
+            dest="init_from",
+            metavar="FOLDER",
+            help="start from this model's weights (same preset; fine-tuning, or epsilon to v)",
+        )
     train.add_argument("--cpu", action="store_true", help="train on the CPU even with a GPU")
     train.add_argument(
         "--force",
         action="store_true",
-        help="replace an existing --out, if it is a model folder (nothing else is replaced)",
+        help=f"replace an existing --out, if it is a {what} folder (nothing else is replaced)",
     )
-    train.add_argument("--name", help="the model's name (default: the folder's)")
+    train.add_argument("--name", help=f"the {what}'s name (default: the folder's)")
     train.add_argument("--license", default="", help="the licence of the weights")
     train.add_argument("--data-description", default="", help="what the data is, for the card")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -371,7 +407,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "info":
             return _info(args)
-        if args.command == "train":
+        if args.command in ("train", "train-classifier"):
             return _train(args, argv)
         if args.command == "eval":
             return _evaluate(args)

@@ -103,10 +103,12 @@ def load_checkpoint(path: Path, state: TrainState, config: TrainConfig, unet: UN
     saved = payload["config"]
     if not isinstance(saved, dict):
         raise InputError(f"checkpoint {path} holds no readable config")
+    # a setting that an older checkpoint lacks was then its default
+    defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
     changed = [
         k
         for k, v in dataclasses.asdict(config).items()
-        if k not in _RESUMABLE and saved.get(k) != v
+        if k not in _RESUMABLE and saved.get(k, defaults[k]) != v
     ]
     if (
         isinstance(saved.get("learning_rate"), float)

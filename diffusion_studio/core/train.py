@@ -30,6 +30,7 @@ from diffusion_studio.core.checkpoints import (
     load_checkpoint,
     save_checkpoint,
 )
+from diffusion_studio.core.classifier import NoiseClassifier, small_classifier_config
 from diffusion_studio.core.data import TrainingData, load_training_data
 from diffusion_studio.core.errors import InputError
 from diffusion_studio.core.export import make_grid, save_png
@@ -45,9 +46,38 @@ from diffusion_studio.core.model import STUDIO_FILE
 from diffusion_studio.core.model_files import save_model
 from diffusion_studio.core.sampling import classifier_free_guidance, ddim_update, randn_like, sample
 from diffusion_studio.core.schedule import NoiseSchedule
-from diffusion_studio.core.train_config import UNET_PRESETS, TrainConfig
+from diffusion_studio.core.train_config import (
+    ACCURACY_LEVELS,
+    CLASSIFIER_PRESETS,
+    UNET_PRESETS,
+    TrainConfig,
+)
 
 __all__ = ["UNET_PRESETS", "TrainConfig", "run_training"]
+
+
+def build_network(config: TrainConfig, channels: int, num_classes: int) -> torch.nn.Module:
+    """The network the run trains: a UNet2DModel, or for the classifier task a NoiseClassifier
+    of the preset's channels."""
+    if config.task != "classifier":
+        return build_unet(config, channels, num_classes)
+    torch.manual_seed(config.seed)
+    return NoiseClassifier(**classifier_network(config, channels, num_classes))
+
+
+def classifier_network(config: TrainConfig, channels: int, num_classes: int) -> dict[str, Any]:
+    """The NoiseClassifier config of a classifier preset (core/classifier.py's layout)."""
+    blocks = CLASSIFIER_PRESETS[config.preset]
+    head, groups = min(32, blocks[-1]), min(32, blocks[0] // 2)
+    return {
+        **small_classifier_config(config.resolution, channels, num_classes),
+        "block_out_channels": list(blocks),
+        "down_block_types": ["ResnetDownsampleBlock2D"] + ["AttnDownBlock2D"] * (len(blocks) - 1),
+        "attention_head_dim": head,
+        "pool_head_dim": head,
+        "norm_num_groups": groups,
+        "attn_norm_num_groups": groups,
+    }
 
 
 def build_unet(config: TrainConfig, channels: int, num_classes: int) -> UNet2DModel:
@@ -95,15 +125,18 @@ def check_training_memory(
     config: TrainConfig, data: TrainingData, device: torch.device, processes: int = 1
 ) -> None:
     """Refuse a run whose step (activations kept for backward) and data would not fit."""
-    block_out_channels, _, attention = UNET_PRESETS[config.preset]
-    network = {
-        "block_out_channels": block_out_channels,
-        "down_block_types": [
-            "AttnDownBlock2D" if i in attention else "DownBlock2D"
-            for i in range(len(block_out_channels))
-        ],
-        "attention_head_dim": None,
-    }
+    if config.task == "classifier":
+        network = classifier_network(config, data.channels, max(len(data.class_names), 2))
+    else:
+        block_out_channels, _, attention = UNET_PRESETS[config.preset]
+        network = {
+            "block_out_channels": block_out_channels,
+            "down_block_types": [
+                "AttnDownBlock2D" if i in attention else "DownBlock2D"
+                for i in range(len(block_out_channels))
+            ],
+            "attention_head_dim": None,
+        }
     per_image = activation_bytes(network, config.resolution, config.resolution)
     batch = -(-config.batch_size // processes)
     step = TRAINING_FACTOR * per_image * batch
@@ -119,6 +152,10 @@ def check_training_memory(
 
 
 def make_schedule(config: TrainConfig) -> NoiseSchedule:
+    if config.task == "classifier":  # the noise of the model it will guide
+        from diffusion_studio.core.model_files import load_model
+
+        return load_model(config.noise_of, device="cpu").schedule
     beta_schedule = "squaredcos_cap_v2" if config.beta_schedule == "cosine" else "linear"
     return NoiseSchedule.from_config(
         {
@@ -172,6 +209,10 @@ def training_step(
         labels = torch.from_numpy(data.labels[chosen[mine]]).to(device)
         labels = torch.where(drop[mine].to(device), len(data.class_names), labels)
     x_t = schedule.q_sample(x_0, t, noise)
+    if config.task == "classifier":  # p_phi(y | x_t, t), on the true labels
+        labels = torch.from_numpy(data.labels[chosen[mine]]).to(device)
+        loss = torch.nn.functional.cross_entropy(state.unet(x_t, t).float(), labels)
+        return _optimise(state, loss, backward)
     if config.prediction_type == "epsilon":
         target = noise
     else:  # v = sqrt(ab) eps - sqrt(1 - ab) x_0 (Salimans & Ho 2022)
@@ -180,12 +221,43 @@ def training_step(
         target = ab.sqrt() * noise - (1 - ab).sqrt() * x_0
     prediction = state.unet(x_t, t, class_labels=labels).sample
     loss = torch.nn.functional.mse_loss(prediction.float(), target)
+    return _optimise(state, loss, backward)
+
+
+def _optimise(
+    state: TrainState, loss: torch.Tensor, backward: Callable[[torch.Tensor], None]
+) -> float:
     backward(loss)
     torch.nn.utils.clip_grad_norm_(state.unet.parameters(), 1.0)
     state.optimizer.step()
     state.lr_scheduler.step()
     state.optimizer.zero_grad(set_to_none=True)
     return float(loss.detach())
+
+
+@torch.no_grad()
+def held_out_accuracy(
+    classifier: torch.nn.Module, schedule: NoiseSchedule, data: TrainingData, seed: int = 0
+) -> dict[int, float]:
+    """The classifier's accuracy on `data` at each of ACCURACY_LEVELS' timesteps, every image
+    noised once per level with a fixed seed."""
+    T = schedule.num_train_timesteps
+    images, labels = data.as_tensor(), torch.from_numpy(data.labels)
+    device = next(classifier.parameters()).device
+    scores = {}
+    for level in ACCURACY_LEVELS:
+        t = round(level * (T - 1))
+        g = torch.Generator().manual_seed(seed + t)
+        right = 0
+        for start in range(0, len(images), 256):
+            x_0 = images[start : start + 256]
+            noise = torch.randn(x_0.shape, generator=g)
+            steps = torch.full((len(x_0),), t, dtype=torch.long)
+            x_t = schedule.q_sample(x_0, steps, noise).to(device)
+            guess = classifier(x_t, steps.to(device)).argmax(dim=1).cpu()
+            right += int((guess == labels[start : start + 256]).sum())
+        scores[t] = right / len(images)
+    return scores
 
 
 @torch.no_grad()
@@ -233,12 +305,30 @@ def write_model(
     state: TrainState,
     command: str,
     overwrite: bool = False,
+    held_out: TrainingData | None = None,
 ) -> Path:
-    """Save the EMA weights as the model: the flat diffusers layout plus the studio JSON."""
+    """Save the EMA weights as the model: the flat diffusers layout plus the studio JSON (for
+    a classifier, with its held-out accuracy by noise level)."""
     studio = studio_metadata(config, data, state, command)
-    return save_model(
-        state.ema, make_schedule(config), config.output, studio=studio, overwrite=overwrite
-    )
+    schedule = make_schedule(config)
+    if config.task == "classifier" and held_out is not None and len(held_out.images):
+        accuracy = held_out_accuracy(state.ema, schedule, held_out)
+        studio["accuracy_by_timestep"] = {str(t): round(a, 4) for t, a in accuracy.items()}
+        studio["held_out_images"] = len(held_out.images)
+    return save_model(state.ema, schedule, config.output, studio=studio, overwrite=overwrite)
+
+
+def split_held_out(
+    data: TrainingData, share: float, seed: int
+) -> tuple[TrainingData, TrainingData]:
+    """(training, held-out): a seeded share of the images kept out of training."""
+    order = np.random.default_rng([seed, 7]).permutation(len(data.images))
+    cut = round(share * len(order))
+    parts = []
+    for chosen in (np.sort(order[cut:]), np.sort(order[:cut])):
+        labels = None if data.labels is None else data.labels[chosen]
+        parts.append(dataclasses.replace(data, images=data.images[chosen], labels=labels))
+    return parts[0], parts[1]
 
 
 def check_output(config: TrainConfig, *, resume: bool, force: bool) -> bool:
@@ -346,12 +436,20 @@ def _train(
 
     accelerator = Accelerator(cpu=cpu)
     data = load_training_data(config.data, config.resolution)
+    held_out = None
+    if config.task == "classifier":
+        if data.labels is None or len(data.class_names) < 2:
+            raise InputError(
+                f"{config.data} has no labels of two or more classes: a classifier learns them"
+            )
+        _check_noise_model(config, data)
+        data, held_out = split_held_out(data, config.holdout, config.seed)
     check_training_memory(config, data, accelerator.device, accelerator.num_processes)
     images = data.as_tensor()
-    unet = build_unet(config, data.channels, len(data.class_names))
+    unet = build_network(config, data.channels, len(data.class_names))
     if config.init_from and not resume:
         init_weights(unet, config)
-    ema = build_unet(config, data.channels, len(data.class_names)).requires_grad_(False)
+    ema = build_network(config, data.channels, len(data.class_names)).requires_grad_(False)
     ema.load_state_dict(unet.state_dict())
     optimizer = torch.optim.AdamW(
         unet.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
@@ -395,7 +493,7 @@ def _train(
             bar.set_postfix(loss=f"{smoothed:.4f}", refresh=False)
             bar.update()
             if accelerator.is_main_process:
-                _periodic(state, config, data, accelerator.unwrap_model(state.unet))
+                _periodic(state, config, data, accelerator.unwrap_model(state.unet), held_out)
     except KeyboardInterrupt:
         if accelerator.is_main_process:
             path = save_checkpoint(state, config, accelerator.unwrap_model(state.unet))
@@ -412,7 +510,7 @@ def _train(
     if not accelerator.is_main_process:
         return Path(config.output)
     ema.to("cpu")
-    return write_model(config, data, state, command, overwrite)
+    return write_model(config, data, state, command, overwrite, held_out)
 
 
 def _sigterm_as_interrupt() -> Callable[[], None]:
@@ -427,11 +525,35 @@ def _sigterm_as_interrupt() -> Callable[[], None]:
     return lambda: signal.signal(signal.SIGTERM, previous)
 
 
+def _check_noise_model(config: TrainConfig, data: TrainingData) -> None:
+    """The classifier's images are the size and channels of the model whose noise it learns."""
+    from diffusion_studio.core.model_files import load_model
+
+    info = load_model(config.noise_of, device="cpu").info
+    if (
+        info.resolution != (config.resolution, config.resolution)
+        or info.in_channels != data.channels
+    ):
+        raise InputError(
+            f"--noise-of {info.name} makes {info.resolution[1]}x{info.resolution[0]} images of "
+            f"{info.in_channels} channels; train the classifier at its size (--resolution)"
+        )
+
+
 def _periodic(
-    state: TrainState, config: TrainConfig, data: TrainingData, unet: UNet2DModel
+    state: TrainState,
+    config: TrainConfig,
+    data: TrainingData,
+    unet: torch.nn.Module,
+    held_out: TrainingData | None = None,
 ) -> None:
     if state.step % config.checkpoint_every == 0 or state.step == config.steps:
         save_checkpoint(state, config, unet)
-    if state.step % config.sample_every == 0:
+    if state.step % config.sample_every == 0 and config.task == "classifier":
+        if held_out is not None and len(held_out.images):
+            accuracy = held_out_accuracy(state.ema, make_schedule(config), held_out)
+            shown = ", ".join(f"t={t}: {a:.3f}" for t, a in accuracy.items())
+            print(f"step {state.step}: held-out accuracy {shown}", flush=True)
+    elif state.step % config.sample_every == 0:
         grid = preview(state.ema, config, data)
         save_png(config.checkpoints / f"samples-{state.step:07d}.png", grid, overwrite=True)

@@ -23,6 +23,14 @@ UNET_PRESETS: dict[str, tuple[tuple[int, ...], int, tuple[int, ...]]] = {
 }
 
 
+# noise-aware classifiers (train-classifier): block_out_channels, as in core/classifier.py
+CLASSIFIER_PRESETS: dict[str, tuple[int, ...]] = {
+    "tiny": (16, 32),  # tests and smoke runs
+    "small": (64, 128, 128),  # the embedded emoji model's classifier: 0.9 M parameters
+}
+ACCURACY_LEVELS = (0.0, 0.25, 0.5, 0.75, 1.0)  # t / (T - 1) at which held-out accuracy is told
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """Everything that decides a training run. Saved in every checkpoint and in the model."""
@@ -50,6 +58,12 @@ class TrainConfig:
     name: str | None = None
     license: str = ""
     data_description: str = ""
+    # "diffusion": a UNet2DModel (Algorithm 1); "classifier": a noise-aware classifier of
+    # x_t ~ q(x_t | x_0) at t uniform, under the noise schedule of the model folder noise_of
+    # (None: the embedded default model), with a held-out share of the images
+    task: str = "diffusion"
+    noise_of: str | None = None
+    holdout: float = 0.0
 
     @property
     def checkpoints(self) -> Path:
@@ -60,13 +74,18 @@ class TrainConfig:
 
     def validate(self) -> None:
         """Raise InputError, saying what to change, for settings no run can train with."""
-        if self.preset not in UNET_PRESETS:
-            raise InputError(f"unknown preset {self.preset!r}; use {', '.join(UNET_PRESETS)}")
+        presets = CLASSIFIER_PRESETS if self.task == "classifier" else UNET_PRESETS
+        if self.task not in ("diffusion", "classifier"):
+            raise InputError(f"unknown task {self.task!r}")
+        if self.preset not in presets:
+            raise InputError(f"unknown preset {self.preset!r}; use {', '.join(presets)}")
+        if not 0.0 <= self.holdout <= 0.5 or not math.isfinite(self.holdout):
+            raise InputError("the held-out share must be from 0 to 0.5")
         if self.prediction_type not in ("epsilon", "v_prediction"):
             raise InputError("the prediction type must be epsilon or v_prediction")
         if self.beta_schedule not in ("linear", "cosine"):
             raise InputError("the beta schedule must be linear or cosine")
-        for name in ("learning_rate", "ema_decay", "p_uncond", "weight_decay"):
+        for name in ("learning_rate", "ema_decay", "p_uncond", "weight_decay", "holdout"):
             if not math.isfinite(getattr(self, name)):
                 raise InputError(f"{name.replace('_', ' ')} must be a finite number")
         for name in ("steps", "batch_size", "checkpoint_every", "sample_every", "resolution"):
@@ -81,7 +100,10 @@ class TrainConfig:
                 f"--resolution {self.resolution} is over the limit of {MAX_TRAIN_RESOLUTION} "
                 "pixels; train at a smaller size"
             )
-        factor = 2 ** (len(UNET_PRESETS[self.preset][0]) - 1)
+        levels = (
+            len(presets[self.preset]) if self.task == "classifier" else len(presets[self.preset][0])
+        )
+        factor = 2 ** (levels - 1)
         if self.resolution % factor:
             raise InputError(
                 f"the {self.preset} preset halves the image {factor.bit_length() - 1} times, so "
@@ -99,3 +121,21 @@ class TrainConfig:
             raise InputError("the learning rate must be positive")
         if self.weight_decay < 0:
             raise InputError("the weight decay must be 0 or more")
+
+
+def classifier_defaults() -> TrainConfig:
+    """What train-classifier starts from: a shorter run, bigger batches (a classifier step is
+    cheap), a quicker EMA, the held-out accuracy every 500 steps and a tenth of the images
+    kept out for it."""
+    return TrainConfig(
+        data="",
+        output="",
+        task="classifier",
+        steps=4000,
+        batch_size=128,
+        warmup_steps=100,
+        ema_decay=0.999,
+        checkpoint_every=500,
+        sample_every=500,
+        holdout=0.1,
+    )

@@ -265,3 +265,16 @@ def test_resuming_with_a_lower_learning_rate_decays_it_from_there(tmp_path, labe
     higher = config(tmp_path, labelled_npz, steps=8, warmup_steps=1, learning_rate=1e-4)
     with pytest.raises(InputError, match=r"may only lower it from 1e-05"):
         run_training(higher, progress=False, resume=True)
+
+
+def test_a_checkpoint_from_before_a_setting_existed_resumes(tmp_path, labelled_npz):
+    first = config(tmp_path, labelled_npz, steps=4, warmup_steps=1)
+    run_training(first, progress=False)
+    path = latest_checkpoint(first.checkpoints)
+    payload = torch.load(path, weights_only=True)
+    for newer in ("task", "noise_of", "holdout"):  # settings added with train-classifier
+        del payload["config"][newer]
+    torch.save(payload, path)
+    longer = config(tmp_path, labelled_npz, steps=5, warmup_steps=1)
+    run_training(longer, progress=False, resume=True)
+    assert torch.load(latest_checkpoint(longer.checkpoints), weights_only=True)["step"] == 5
