@@ -22,6 +22,7 @@ from diffusion_studio import __version__
 from diffusion_studio.core.errors import InputError, OutputExistsError
 
 if TYPE_CHECKING:
+    from diffusion_studio.core.classifier import Classifier
     from diffusion_studio.core.model import DiffusionModel
     from diffusion_studio.core.run import Job
 
@@ -149,6 +150,19 @@ def _add_sampler_options(sub: argparse.ArgumentParser) -> None:
         metavar="SCALE",
         help="classifier-free guidance: 1 = off, 0 = unconditional (default: 3 for a class-"
         "conditional model with a null class, else 1)",
+    )
+    sub.add_argument(
+        "--classifier-scale",
+        default="0",
+        metavar="S[,S...]",
+        help=OPTION_TIPS["classifier_scale"] + " Several (0,2,5,10): a run each, the columns "
+        "of the grid (default 0)",
+    )
+    sub.add_argument(
+        "--classifier",
+        metavar="FOLDER",
+        help="the noise-aware classifier of classifier guidance (default: the one shipped for "
+        "the embedded model)",
     )
     sub.add_argument("--bf16", action="store_true", help="bfloat16 autocast for the network")
     sub.add_argument(
@@ -571,9 +585,11 @@ def _generate(args: argparse.Namespace) -> int:
 
     inpaint = args.command == "inpaint"
     model = load_model(args.model, device=args.device, bf16=args.bf16)
-    jobs = _jobs(args, model, inpaint)
+    scales = _numbers(args.classifier_scale, float, "--classifier-scale")
+    classifier = _classifier(args, model) if any(scales) else None
+    jobs = _jobs(args, model, inpaint, scales, classifier)
     for job in jobs:  # bad settings are reported before anything about files
-        validate(job.request, model, inpaint)
+        validate(job.request, model, inpaint, classifier)
     outputs, grid = _plan(args, jobs)
     check_outputs(
         [o for plan in outputs for o in plan] + ([(grid, "grid", None)] if grid else []), args.force
@@ -584,20 +600,46 @@ def _generate(args: argparse.Namespace) -> int:
     results, written = [], []
     with tqdm(total=calls * len(jobs), unit="step", desc=args.command, disable=args.quiet) as bar:
         for job, plan in zip(jobs, outputs):
-            result = execute(model, job, on_frame=lambda frame: bar.update())
+            result = execute(model, job, on_frame=lambda f: bar.update(), classifier=classifier)
             results.append(result)
             written += [write_output(result, output, overwrite=args.force) for output in plan]
-    if grid:  # with --class all, a row per class
-        columns = jobs[0].request.batch_size if len(jobs) > 1 else None
+    if grid:  # with --class all, a row per class; with several classifier scales, a column each
+        columns = jobs[0].request.batch_size * len(scales) if len(jobs) > 1 else None
         written.append(write_grid(results, grid, columns=columns, overwrite=args.force))
     for path in written:
         print(path)
     return 0
 
 
-def _jobs(args: argparse.Namespace, model: DiffusionModel, inpaint: bool) -> list[Job]:
-    """The job of the flags, or with --class all one per class (a row each in the grid).
-    With no --class a class-conditional model makes its default class, as the window does."""
+def _classifier(args: argparse.Namespace, model: DiffusionModel) -> Classifier:
+    """--classifier, or for the embedded model the classifier shipped to guide it."""
+    from diffusion_studio.core.model_files import load_classifier
+    from diffusion_studio.core.resources import guidance_classifier_dir
+
+    folder = args.classifier
+    if folder is None:
+        shipped = guidance_classifier_dir()
+        if args.model is not None or not shipped.is_dir():
+            raise InputError("classifier guidance needs a classifier: give --classifier FOLDER")
+        folder = shipped
+    classifier = load_classifier(folder, device=model.device)
+    unfit = classifier.mismatch(model)
+    if unfit:
+        raise InputError(f"--classifier does not fit the model: {unfit}")
+    return classifier
+
+
+def _jobs(
+    args: argparse.Namespace,
+    model: DiffusionModel,
+    inpaint: bool,
+    scales: Sequence[float] = (0.0,),
+    classifier: Classifier | None = None,
+) -> list[Job]:
+    """The job of the flags, or with --class all one per class (a row each in the grid), and
+    with several classifier scales one per scale (the columns). With no --class a
+    class-conditional model makes its default class, as the window does; an unconditional
+    model guided by a classifier takes the classifier's classes."""
     from diffusion_studio.core.request import default_request
     from diffusion_studio.core.run import Job
 
@@ -621,15 +663,18 @@ def _jobs(args: argparse.Namespace, model: DiffusionModel, inpaint: bool) -> lis
         len(info.class_names), info.default_class, info.null_class, **settings
     )
     chosen = (args.class_ or "").strip().lower()
-    if args.class_ is not None and not info.class_names:
+    names = info.class_names or (classifier.class_names if classifier else ())
+    if args.class_ is not None and not names:
         raise InputError(f"{info.name} is not class-conditional; leave --class out")
     labels: list[int | None] = [request.class_label]
+    if classifier is not None and not info.class_names:
+        labels = [0]
     if chosen == "all":
-        labels = list(range(len(info.class_names)))
+        labels = list(range(len(names)))
     elif chosen == "unconditional":
         labels = [None]
     elif args.class_ is not None:
-        labels = [model.class_index(args.class_)]
+        labels = [_class_of(args.class_, names)]
     guidance = request.guidance_scale if args.guidance is None else args.guidance
     inputs = {}
     if inpaint:
@@ -640,10 +685,27 @@ def _jobs(args: argparse.Namespace, model: DiffusionModel, inpaint: bool) -> lis
             "mask_seed": args.mask_seed,
             "invert_mask_file": args.invert_mask,
         }
+    guide = classifier.info if classifier else None
     return [
-        Job.prepare(replace(request, class_label=label, guidance_scale=guidance), info, **inputs)
+        Job.prepare(
+            replace(request, class_label=label, guidance_scale=guidance, classifier_scale=scale),
+            info,
+            classifier=guide,
+            **inputs,
+        )
         for label in labels
+        for scale in scales
     ]
+
+
+def _class_of(text: str, names: Sequence[str]) -> int:
+    """A class by name (case-insensitive) or index."""
+    if text.strip().isdigit() and int(text) < len(names):
+        return int(text)
+    for index, name in enumerate(names):
+        if name.casefold() == text.strip().casefold():
+            return index
+    raise InputError(f"unknown class {text!r}; the classes are: {', '.join(names)}")
 
 
 def _plan(args: argparse.Namespace, jobs: list[Job]) -> tuple[list[list], Path | None]:
@@ -679,8 +741,12 @@ def _plan(args: argparse.Namespace, jobs: list[Job]) -> tuple[list[list], Path |
     plans = []
     for job in jobs:
         stem = out.stem
-        if len(jobs) > 1:  # --class all: the class in the name
-            stem += "-" + _slug(job.model.class_names[job.request.class_label or 0])
+        if len(jobs) > 1:  # --class all, or several scales: the class and scale in the name
+            names = job.model.class_names or (job.classifier.class_names if job.classifier else ())
+            if names:
+                stem += "-" + _slug(names[job.request.class_label or 0])
+            if job.request.classifier_scale:
+                stem += f"-cg{job.request.classifier_scale:g}"
         plans.append(
             plan_outputs(
                 job, out.parent, stem, single_name=f"{stem}{out.suffix}", trajectory=trajectory

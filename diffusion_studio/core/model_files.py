@@ -117,6 +117,8 @@ def load_classifier(path: str | Path, *, device: str | torch.device | None = Non
     path = Path(path).expanduser()
     if not path.is_dir():
         raise InputError(f"classifier folder {path} does not exist or is not a folder")
+    if not (path / "config.json").is_file():
+        raise InputError(f"{path} is not a classifier folder: it has no config.json")
     folder = _find_folder(path)
     if folder.layout != "flat":
         raise InputError(f"{folder.root} is a pipeline folder; a classifier folder is flat")

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from diffusion_studio.core.classifier import ClassifierInfo
 from diffusion_studio.core.errors import InputError
 from diffusion_studio.core.export import (
     ANIMATIONS,
@@ -54,6 +55,8 @@ class RunRecord:
     version: str
     source: np.ndarray | None = None
     mask: np.ndarray | None = None
+    classifier: str = ""  # the guiding classifier's name and folder, when it guided
+    classifier_path: str = ""
 
     @property
     def inpaint(self) -> bool:
@@ -65,7 +68,10 @@ class RunRecord:
 
         path = str(Path(job.model.path).resolve()) if job.model.path else ""
         request = job.request.for_image(index)
-        return cls(request, job.model.name, path, __version__, job.source, job.mask)
+        guide = job.classifier
+        guide_path = str(Path(guide.path).resolve()) if guide and guide.path else ""
+        return cls(request, job.model.name, path, __version__, job.source, job.mask,
+                   guide.name if guide else "", guide_path)  # fmt: skip
 
     def metadata(self) -> dict[str, Any]:
         """The JSON part of the record (the source and mask travel as attachments)."""
@@ -75,22 +81,32 @@ class RunRecord:
             "model_path": self.model_path,
             "inpaint": self.inpaint,
             "version": self.version,
-        }
+            **({"classifier": self.classifier, "classifier_path": self.classifier_path}
+               if self.classifier else {}),
+        }  # fmt: skip
 
     def attachments(self) -> dict[str, bytes]:
         if self.source is None or self.mask is None:
             return {}
         return {"source": _png_bytes(self.source), "mask": _png_bytes(self.mask * np.uint8(255))}
 
-    def job(self, model: ModelInfo) -> Job:
+    def job(self, model: ModelInfo, classifier: ClassifierInfo | None = None) -> Job:
         """The job that makes this image again with `model` (its source and mask as they were
-        written, at the model's size)."""
-        return Job.prepare(self.request, model, image=self.source, mask=self.mask)
+        written, at the model's size), and the classifier when it was guided."""
+        return Job.prepare(
+            self.request, model, image=self.source, mask=self.mask, classifier=classifier
+        )
 
 
-def parameters_text(request: SampleRequest, info: ModelInfo, inpaint: bool) -> str:
+def parameters_text(
+    request: SampleRequest,
+    info: ModelInfo,
+    inpaint: bool,
+    classifier: ClassifierInfo | None = None,
+) -> str:
     """The request in A1111's "parameters" format, which other tools read from a PNG."""
-    prompt = info.class_names[request.class_label] if request.class_label is not None else ""
+    names = info.class_names or (classifier.class_names if classifier else ())
+    prompt = names[request.class_label] if request.class_label is not None and names else ""
     height, width = info.resolution
     fields = {
         "Steps": request.num_inference_steps,
@@ -105,6 +121,9 @@ def parameters_text(request: SampleRequest, info: ModelInfo, inpaint: bool) -> s
         fields["Eta"] = request.eta
     if "use_clipped_model_output" in request.spec.options and not request.use_clipped_model_output:
         fields["DDIM eps"] = "unclipped"
+    if classifier is not None and request.classifier_scale:
+        fields["Classifier"] = classifier.name
+        fields["Classifier scale"] = request.classifier_scale
     if inpaint:
         fields["RePaint jump length"] = request.jump_length
         fields["RePaint resamples"] = request.jump_n_sample
@@ -129,7 +148,8 @@ def _record_from(metadata: Mapping[str, Any], texts: Mapping[str, str]) -> RunRe
     if not isinstance(request, Mapping):
         raise InputError('it has no settings ("request") object')
     fields = {}
-    for key, limit in (("model", 200), ("model_path", 4096), ("version", 40)):
+    for key, limit in (("model", 200), ("model_path", 4096), ("version", 40),
+                       ("classifier", 200), ("classifier_path", 4096)):  # fmt: skip
         value = metadata.get(key, "")
         if not isinstance(value, str) or len(value) > limit:
             raise InputError(f"its {key} is not a text of at most {limit} characters")
@@ -287,7 +307,7 @@ def write_grid(
     metadata["requests"] = [
         r.job.request.for_image(i).to_dict() for r in results for i in range(len(r.images))
     ]
-    parameters = parameters_text(record.request, first.model, first.inpaint)
+    parameters = parameters_text(record.request, first.model, first.inpaint, first.classifier)
     return save_png(
         path,
         make_grid(images, columns=columns),
@@ -308,7 +328,7 @@ def write_output(
         return write_grid([result], path, overwrite=overwrite)
     if kind == "image":
         record = RunRecord.of(job, index or 0)
-        parameters = parameters_text(record.request, job.model, job.inpaint)
+        parameters = parameters_text(record.request, job.model, job.inpaint, job.classifier)
         return save_png(
             path,
             result.images[index or 0],

@@ -20,6 +20,12 @@ def default_model_dir() -> Path:
     return resources_dir() / "default-model"
 
 
+def guidance_classifier_dir() -> Path:
+    """The noise-aware classifier that guides the default model (it may not exist yet); not
+    resources/classifier, the evaluation's own, so that the guide never grades itself."""
+    return resources_dir() / "guidance-classifier"
+
+
 def sample_images() -> list[Path]:
     """The sample source images shipped for inpainting, sorted by name."""
     folder = resources_dir() / "samples"

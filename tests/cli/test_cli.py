@@ -340,3 +340,56 @@ def test_version_and_help_answer_without_importing_torch() -> None:
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_classifier_scales_make_the_columns_of_a_grid(
+    capsys, tmp_path, tiny_model_dir, tiny_classifier_dir
+) -> None:
+    code, stdout, _ = run(
+        capsys,
+        f"sample --steps 4 --quiet --class all --seed 5 --guidance 0 "
+        f"--classifier {tiny_classifier_dir} --classifier-scale 0,20",
+        model=tiny_model_dir,
+        grid=tmp_path / "g.png",
+        out=tmp_path / "s.png",
+    )
+    assert code == 0
+    names = [Path(p).name for p in stdout.split()]
+    assert names[:2] == ["s-circle.png", "s-circle-cg20.png"] and len(names) == 3 * 2 + 1
+    assert pixels(tmp_path / "g.png").shape == (3 * 16 + 2 * 2, 2 * 16 + 2, 3)  # classes x scales
+    assert not np.array_equal(
+        pixels(tmp_path / "s-circle.png"), pixels(tmp_path / "s-circle-cg20.png")
+    )
+    record = read_png_metadata(tmp_path / "s-square-cg20.png")
+    request = SampleRequest.from_dict(record["request"])
+    assert (request.class_label, request.classifier_scale, request.guidance_scale) == (1, 20, 0)
+    assert record["classifier"] == "tiny classifier"
+    assert record["classifier_path"] == str(tiny_classifier_dir.resolve())
+    parameters = Image.open(tmp_path / "s-square-cg20.png").text["parameters"]
+    assert parameters.startswith("square\n") and "Classifier scale: 20.0" in parameters
+    assert "Classifier: tiny classifier" in parameters
+    assert "classifier" not in read_png_metadata(tmp_path / "s-square.png")  # scale 0: unguided
+
+
+def test_classifier_guidance_flags_that_cannot_work_are_one_line(
+    capsys, tmp_path, tiny_model_dir, tiny_uncond_dir, tiny_classifier_dir
+) -> None:
+    cases = {
+        f"--classifier-scale 2 --model {tiny_model_dir}": "needs a classifier",
+        f"--classifier-scale nan --classifier {tiny_classifier_dir}": "finite numbers",
+        f"--classifier-scale 500 --classifier {tiny_classifier_dir} --model {tiny_model_dir}": (
+            "from 0 to 100"
+        ),
+        f"--classifier-scale 2 --classifier {tiny_classifier_dir} --model {tiny_uncond_dir}": (
+            "noise schedule"
+        ),
+        f"--classifier-scale 2 --classifier {tmp_path} --model {tiny_model_dir}": (
+            "not a classifier folder"
+        ),
+    }
+    for flags, message in cases.items():
+        code = main(["sample", "--quiet", "--steps", "2", "--out", str(tmp_path / "x.png"),
+                     *flags.split()])  # fmt: skip
+        err = capsys.readouterr().err
+        assert code == 2 and err.count("\n") == 1 and message in err, (flags, err)
+    assert not (tmp_path / "x.png").exists()
