@@ -327,10 +327,21 @@ def _add_eval_parser(commands: argparse._SubParsersAction) -> None:
     )
     evaluate.add_argument(
         "--guidance",
-        type=_number,
-        default=3.0,
-        metavar="SCALE",
-        help="classifier-free guidance scale (default 3)",
+        default="3",
+        metavar="G[,G...]",
+        help="classifier-free guidance scales, a row each; 0 = the unconditional mode (default 3)",
+    )
+    evaluate.add_argument(
+        "--classifier-scale",
+        default="0",
+        metavar="S[,S...]",
+        help="classifier guidance scales, a row each (default 0: none)",
+    )
+    evaluate.add_argument(
+        "--classifier",
+        metavar="FOLDER",
+        help="the guiding noise-aware classifier (default: the one shipped for the embedded "
+        "model); the score's classifier is another network",
     )
     evaluate.add_argument(
         "--spacing",
@@ -531,17 +542,24 @@ def _evaluate(args: argparse.Namespace) -> int:
         )
     steps = _numbers(args.steps, int, "--steps")
     etas = _numbers(args.eta, float, "--eta")
+    guidances = _numbers(args.guidance, float, "--guidance")
+    scales = _numbers(args.classifier_scale, float, "--classifier-scale")
+    guide = _classifier(args, model) if any(scales) else None
     if args.batch is not None and args.batch < 1:
         raise InputError("--batch must be at least 1")
     batch = min(args.batch or (32 if model.device.type == "cpu" else 256), args.n)
     grid = [
         (
-            name,
+            name
+            + (f" cfg={g:g}" if len(guidances) > 1 else "")
+            + (f" cg={c:g}" if len(scales) > 1 or c else ""),
             [
                 replace(
                     request,
                     num_inference_steps=s,
-                    guidance_scale=args.guidance,
+                    guidance_scale=g,
+                    classifier_scale=c,
+                    class_label=0 if c else None,  # each sample's class is set when sampling
                     timestep_spacing=args.spacing,
                     seed=args.seed,
                 )
@@ -549,12 +567,15 @@ def _evaluate(args: argparse.Namespace) -> int:
             ],
         )
         for name, request in evaluation_rows(args.sampler, etas)
+        for g in guidances
+        for c in scales
     ]
     for _, settings in grid:  # every setting is checked before the first is run
         for setting in settings:
-            validate(replace(setting, batch_size=batch), model)
+            validate(replace(setting, batch_size=batch), model, classifier=guide)
+    guided = f", classifier {guide.name}" if guide else ""
     print(
-        f"{model.info.name}: {args.n} samples per setting, guidance {args.guidance}, "
+        f"{model.info.name}: {args.n} samples per setting, guidance {args.guidance}{guided}, "
         f"device {model.device}"
     )
     total = len(grid) * len(steps)
@@ -563,7 +584,9 @@ def _evaluate(args: argparse.Namespace) -> int:
         for name, settings in grid:
             scores = []
             for setting in settings:
-                scores.append(evaluate_setting(model, setting, classifier, real, args.n, batch))
+                scores.append(
+                    evaluate_setting(model, setting, classifier, real, args.n, batch, guide)
+                )
                 progress.update()
             table.append((name, scores))
     print(

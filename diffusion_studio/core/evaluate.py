@@ -19,6 +19,7 @@ import torch
 from safetensors.torch import load_file, save
 from torch import nn
 
+from diffusion_studio.core.classifier import Classifier as GuidanceClassifier
 from diffusion_studio.core.data import TrainingData
 from diffusion_studio.core.errors import InputError
 from diffusion_studio.core.files import atomic_write, check_file_target
@@ -217,10 +218,16 @@ class Score:
 
 
 def generate_images(
-    model: DiffusionModel, request: SampleRequest, count: int, batch_size: int = 128
+    model: DiffusionModel,
+    request: SampleRequest,
+    count: int,
+    batch_size: int = 128,
+    guide: GuidanceClassifier | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """`count` class-conditional samples spread evenly over the classes, as a person sees them
-    (quantised to uint8): images (N, C, H, W) in [-1, 1] and their requested labels (N,)."""
+    (quantised to uint8): images (N, C, H, W) in [-1, 1] and their requested labels (N,).
+    With a guidance classifier (and the request's classifier scale) each is guided towards its
+    class."""
     classes = len(model.info.class_names)
     if not classes:
         raise InputError(f"{model.info.name} is not class-conditional: class accuracy needs one")
@@ -234,7 +241,8 @@ def generate_images(
                 batch_size=min(batch_size, wanted - start),
                 seed=request.seed + 100_000 * label + start,
             )
-            last = deque(run(model, Job.prepare(chunk, model.info)), maxlen=1)[0]
+            job = Job.prepare(chunk, model.info, classifier=guide and guide.info)
+            last = deque(run(model, job, guide), maxlen=1)[0]
             images.append(to_tensor_batch(to_uint8(last.x_t)))
             labels += [label] * chunk.batch_size
     return torch.cat(images), torch.tensor(labels)
@@ -286,9 +294,11 @@ def evaluate_setting(
     real: FeatureStats,
     count: int,
     batch_size: int = 128,
+    guide: GuidanceClassifier | None = None,
 ) -> Score:
-    """Sample `count` images with one setting and score them."""
-    images, labels = generate_images(model, request, count, batch_size)
+    """Sample `count` images with one setting and score them (the evaluation's classifier is
+    never the guide: a guide would grade its own push)."""
+    images, labels = generate_images(model, request, count, batch_size, guide)
     return score(classifier, images, labels, real)
 
 
@@ -297,11 +307,12 @@ def format_table(
 ) -> str:
     """A table in the shape of the DDIM paper's Table 1: a row per sampler, a column per S."""
     steps = list(steps)
-    lines = [f"{'':<16}" + "".join(f"{f'S={s}':>10}" for s in steps)]
+    width = max([16, *(len(name) + 2 for name, _ in rows)])
+    lines = [f"{'':<{width}}" + "".join(f"{f'S={s}':>10}" for s in steps)]
     for name, scores in rows:
         cells = []
         for s in scores:
             value = None if s is None else getattr(s, metric)
             cells.append(f"{'-':>10}" if value is None else f"{value:>10.3f}")
-        lines.append(f"{name:<16}" + "".join(cells))
+        lines.append(f"{name:<{width}}" + "".join(cells))
     return "\n".join(lines)

@@ -133,3 +133,24 @@ def test_a_saved_classifier_loads_back_and_is_replaced_only_when_asked(tmp_path)
     with pytest.raises(OutputExistsError):
         save_classifier(classifier, card, real, tmp_path / "c")
     save_classifier(classifier, card, real, tmp_path / "c", overwrite=True)
+
+
+def test_eval_has_a_row_per_guidance_and_classifier_scale(capsys, emoji_shaped_model) -> None:
+    from tests.helpers import make_classifier
+
+    classes = load_classifier()[1].class_names
+    guide = save_model(
+        make_classifier(size=32, classes=len(classes)),
+        NoiseSchedule.linear(),
+        emoji_shaped_model.parent / "guide",
+        studio={"name": "guide", "class_names": list(classes)},
+    )
+    argv = ["eval", "--model", str(emoji_shaped_model), "--sampler", "ddim", "--steps", "2",
+            "--eta", "0", "-n", "9", "--quiet", "--guidance", "0,3", "--classifier-scale",
+            "0,5", "--classifier", str(guide)]  # fmt: skip
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    for row in ("DDIM eta=0 cfg=0 cg=0 ", "DDIM eta=0 cfg=0 cg=5 ", "DDIM eta=0 cfg=3 cg=5 "):
+        assert out.count(row) == 2, out  # in both tables
+    assert "classifier guide" in out
+    assert main([*argv[:-2]]) == 2  # scales without a classifier, on a model not the embedded
