@@ -130,6 +130,36 @@ class PathPlot(pg.PlotWidget):
         self.done.setData(np.arange(calls), self._timesteps[:calls])
 
 
+class GuidancePlot(pg.PlotWidget):
+    """Classifier guidance's push at every network call: the RMS of s grad log p(y | x_t), so
+    a person sees when the classifier steers (shown only for a classifier-guided run)."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent, background=None)
+        self.setMinimumHeight(140)
+        plot = self.getPlotItem()
+        plot.setLabel("bottom", "network call")
+        plot.setTitle("classifier guidance: RMS of s grad log p(y | x_t)", size="9pt")
+        self.setToolTip(
+            "How hard the classifier pushes at each step: the root mean square of its scaled "
+            "gradient. High-noise steps push little when the classifier cannot yet see the class."
+        )
+        plot.showGrid(x=True, y=True, alpha=0.2)
+        plot.setMouseEnabled(x=False, y=False)
+        self.norms = plot.plot(pen=pg.mkPen("#2a9d4a", width=2))
+        self._calls: list[int] = []
+        self._values: list[float] = []
+
+    def reset(self) -> None:
+        self._calls, self._values = [], []
+        self.norms.setData([], [])
+
+    def add(self, call: int, value: float) -> None:
+        self._calls.append(call)
+        self._values.append(value)
+        self.norms.setData(self._calls, self._values)
+
+
 class LiveView(QWidget):
     """x_t | predicted x_0, the schedule and path plots, and the scrub slider."""
 
@@ -141,6 +171,8 @@ class LiveView(QWidget):
         self.x0 = ImagePane("predicted x_0")
         self.schedule = SchedulePlot()
         self.path = PathPlot()
+        self.guidance = GuidancePlot()
+        self.guidance.setVisible(False)
         self.scrub = QSlider(Qt.Orientation.Horizontal, enabled=False)
         self.scrub.setToolTip("Scrub through every recorded step of the run")
         self.caption = QLabel("No run yet: paint a mask or not, then Run (Ctrl+Enter).")
@@ -151,6 +183,7 @@ class LiveView(QWidget):
         plots = QHBoxLayout()
         plots.addWidget(self.schedule)
         plots.addWidget(self.path)
+        plots.addWidget(self.guidance)
         layout = QVBoxLayout(self)
         layout.addLayout(images, 3)
         layout.addWidget(self.caption)
@@ -161,9 +194,12 @@ class LiveView(QWidget):
         self._image: int | None = None
         self._plotted = 0.0
 
-    def start_run(self, timesteps: list[int]) -> None:
-        """A new run: the path of its network calls, no scrubbing until it ends."""
+    def start_run(self, timesteps: list[int], guided: bool = False) -> None:
+        """A new run: the path of its network calls, no scrubbing until it ends; the guidance
+        plot when a classifier guides it."""
         self._trajectory = None
+        self.guidance.reset()
+        self.guidance.setVisible(guided)
         self.scrub.setEnabled(False)
         self.schedule.set_run(timesteps)
         self.path.set_path(timesteps)
@@ -178,6 +214,8 @@ class LiveView(QWidget):
             self._plotted = now
             self.schedule.set_current(frame.timestep)
             self.path.set_progress(frame.index + 1)
+        if frame.guidance is not None and self._trajectory is None:  # live, not scrubbing
+            self.guidance.add(frame.index, frame.guidance)
         self.caption.setText(f"step {frame.index + 1} / {frame.total}, t = {frame.timestep}")
 
     def show_image(self, image) -> None:
@@ -191,6 +229,11 @@ class LiveView(QWidget):
     def show_trajectory(self, trajectory: Trajectory, image: int | None = None) -> None:
         """After a run: scrub every recorded step (of one image of the batch, or all)."""
         self._trajectory = trajectory
+        guided = [f for f in trajectory.frames if f.guidance is not None]
+        self.guidance.setVisible(bool(guided))
+        self.guidance.reset()
+        for frame in guided:
+            self.guidance.add(frame.index, frame.guidance)
         self._image = image
         frames = trajectory.frames
         self.scrub.blockSignals(True)

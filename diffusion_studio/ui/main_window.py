@@ -167,6 +167,7 @@ class MainWindow(FilesMixin, QMainWindow):
 
     def _connect(self) -> None:
         self.panel.run_requested.connect(self.run)
+        self.panel.open_classifier_requested.connect(self.open_classifier)
         self.panel.cancel_requested.connect(self.sampler.cancel)
         self.panel.changed.connect(self._update_actions)
         self.open_model_button.clicked.connect(self.open_model)
@@ -214,12 +215,65 @@ class MainWindow(FilesMixin, QMainWindow):
         self.model_details.setToolTip("<br>".join(f"<b>{k}</b>: {v}" for k, v in info.summary()))
         self.panel.set_model(info, model.schedule.num_train_timesteps)
         self.panel.set_defaults(model.schedule.timestep_spacing, model.schedule.variance_type)
+        self._choose_classifier(model)
         self.live.schedule.set_schedule(model.schedule)
         self.forward.set_model_schedule(model.schedule)
         self.forward.set_image(self.canvas.source)
         self.device_label.setText(f"device: {model.device}")
         self.statusBar().showMessage(f"Model {info.name} loaded", 4000)
         self._update_actions()
+
+    def _choose_classifier(self, model: DiffusionModel) -> None:
+        """Keep the classifier if it fits the new model; else, for the embedded model, the one
+        shipped to guide it; else none."""
+        from diffusion_studio.core.model_files import load_classifier
+        from diffusion_studio.core.resources import default_model_dir, guidance_classifier_dir
+
+        classifier = self.state.classifier
+        if classifier is not None and classifier.mismatch(model) is not None:
+            classifier = None
+        shipped = guidance_classifier_dir()
+        embedded = Path(model.info.path).resolve() == default_model_dir().resolve()
+        if classifier is None and embedded and shipped.is_dir():
+            try:
+                classifier = load_classifier(shipped, device=model.device)
+            except InputError:
+                classifier = None
+            if classifier is not None and classifier.mismatch(model) is not None:
+                classifier = None
+        self.state.set_classifier(classifier)
+        self.panel.set_classifier(classifier.info if classifier else None)
+
+    def open_classifier(self) -> None:
+        """Sampler panel > Classifier > Open: a noise-aware classifier folder."""
+        folder = QFileDialog.getExistingDirectory(
+            self, "Open a classifier folder", self.settings.value("folders/classifier", "")
+        )
+        if folder:
+            self.settings.setValue("folders/classifier", folder)
+            self.load_classifier_folder(folder)
+
+    def load_classifier_folder(self, folder: str | Path) -> bool:
+        """Use a classifier for guidance; one that does not load or fit changes nothing."""
+        from diffusion_studio.core.model_files import load_classifier
+
+        if self.model is None or self.sampler.running:
+            self.show_error("Open a model (and let its run end) before choosing a classifier.")
+            return False
+        try:
+            classifier = load_classifier(folder, device=self.model.device)
+        except InputError as exc:
+            self.show_error(f"Could not open the classifier: {exc}")
+            return False
+        unfit = classifier.mismatch(self.model)
+        if unfit:
+            self.show_error(f"This classifier cannot guide the model: {unfit}")
+            return False
+        self.clear_error()
+        self.state.set_classifier(classifier)
+        self.panel.set_classifier(classifier.info)
+        self.statusBar().showMessage(f"Classifier {classifier.name}: set its scale to guide", 6000)
+        return True
 
     def open_model(self) -> None:
         folder = QFileDialog.getExistingDirectory(
@@ -323,17 +377,17 @@ class MainWindow(FilesMixin, QMainWindow):
             return
         try:
             job = self.current_job(self.panel.request_for_run())
-            validate(job.request, self.model, job.inpaint)
+            validate(job.request, self.model, job.inpaint, self.state.classifier)
         except InputError as exc:
             self.show_error(str(exc))
             return
         self.clear_error()
-        self.sampler.start(self.model, job)
+        self.sampler.start(self.model, job, self.state.classifier)
 
     @Slot(object)
     def _on_started(self, job: Job) -> None:
         timesteps = call_plan(job.request, self.model.schedule, job.inpaint).calls
-        self.live.start_run(timesteps)
+        self.live.start_run(timesteps, guided=job.classifier is not None)
         self.progress.setRange(0, len(timesteps))
         self.progress.setValue(0)
         self.progress.setVisible(True)

@@ -1,5 +1,6 @@
-"""The sampler panel: DDPM or DDIM, steps, eta, spacing, seed, batch, class and guidance,
-RePaint's resampling, the device, and Run / Cancel. It turns its fields into a SampleRequest."""
+"""The sampler panel: DDPM or DDIM, steps, eta, spacing, seed, batch, class, classifier-free
+guidance and classifier guidance, RePaint's resampling, the device, and Run / Cancel. It turns
+its fields into a SampleRequest."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from diffusion_studio.core.classifier import ClassifierInfo
 from diffusion_studio.core.model import ModelInfo, available_devices
 from diffusion_studio.core.request import (
     FIXED_VARIANCES,
@@ -41,6 +43,8 @@ TIPS = {
     **OPTION_TIPS,
     "device": "Where the network runs.",
     "new_seed": "A new random seed at every Run (A1111's seed -1); the seed used is shown.",
+    "classifier": "The noise-aware classifier whose gradient steers each step (classifier "
+    "guidance); it must be trained on this model's noise, size and classes.",
 }
 
 
@@ -52,12 +56,14 @@ class SamplerPanel(QWidget):
 
     run_requested = Signal()
     cancel_requested = Signal()
+    open_classifier_requested = Signal()
     changed = Signal()
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._info: ModelInfo | None = None
         self._inpainting = False
+        self._classifier: ClassifierInfo | None = None
         self._build()
         self._connect()
         self.set_model(None, 1000)
@@ -91,6 +97,10 @@ class SamplerPanel(QWidget):
         self.class_box = QComboBox(toolTip=TIPS["class_label"])
         self.guidance = QDoubleSpinBox(minimum=0.0, maximum=20.0, singleStep=0.5, value=3.0)
         self.guidance.setToolTip(TIPS["guidance_scale"])
+        self.classifier_name = QLabel("none", toolTip=TIPS["classifier"])
+        self.open_classifier = QPushButton("Open...", toolTip="Open a classifier folder")
+        self.classifier_scale = QDoubleSpinBox(minimum=0.0, maximum=100.0, singleStep=0.5)
+        self.classifier_scale.setToolTip(TIPS["classifier_scale"])
         self.jump_length = QSpinBox(minimum=1, maximum=1000, value=10)
         self.jump_length.setToolTip(TIPS["jump_length"])
         self.jump_n_sample = QSpinBox(minimum=1, maximum=50, value=10)
@@ -135,6 +145,11 @@ class SamplerPanel(QWidget):
         form = QFormLayout(conditioning)
         form.addRow("Class", self.class_box)
         form.addRow("Guidance", self.guidance)
+        classifier_row = QHBoxLayout()
+        classifier_row.addWidget(self.classifier_name, 1)
+        classifier_row.addWidget(self.open_classifier)
+        form.addRow("Classifier", classifier_row)
+        form.addRow("Classifier scale", self.classifier_scale)
         self.conditioning = conditioning
         repaint = QGroupBox("Inpainting (RePaint)")
         form = QFormLayout(repaint)
@@ -169,6 +184,8 @@ class SamplerPanel(QWidget):
             box.valueChanged.connect(self._on_changed)
         self.seed.textChanged.connect(self._on_changed)
         self.guidance.valueChanged.connect(self._on_changed)
+        self.classifier_scale.valueChanged.connect(self._on_changed)
+        self.open_classifier.clicked.connect(self.open_classifier_requested)
         for combo in (self.spacing, self.variance, self.class_box, self.device):
             combo.currentIndexChanged.connect(self._on_changed)
         self.dice.clicked.connect(self.roll_seed)
@@ -190,18 +207,41 @@ class SamplerPanel(QWidget):
         self._fill_variances(learned=bool(info and info.learns_variance))
         self.steps.setMaximum(num_train_timesteps)
         self.jump_length.setMaximum(num_train_timesteps)
+        self._fill_classes()
+        if info is not None:  # the same rule as the command line's (core.request)
+            opening = default_request(len(info.class_names), info.default_class, info.null_class)
+            self.class_box.setCurrentIndex(max(0, self.class_box.findData(opening.class_label)))
+            self.guidance.setValue(opening.guidance_scale)
+        self._on_changed()
+
+    def set_classifier(self, info: ClassifierInfo | None) -> None:
+        """The guiding classifier (one that fits the model), or None: its scale comes alive,
+        and an unconditional model takes its classes."""
+        self._classifier = info
+        self.classifier_name.setText(info.name if info else "none")
+        self.classifier_name.setToolTip(info.path if info else TIPS["classifier"])
+        chosen = self.class_box.currentData()
+        self._fill_classes()
+        index = self.class_box.findData(chosen)
+        self.class_box.setCurrentIndex(max(0, index))
+        self._on_changed()
+
+    def _fill_classes(self) -> None:
+        """The model's classes (and "unconditional" where it has a null class), or for an
+        unconditional model guided by a classifier, the classifier's."""
+        info, guide = self._info, self._classifier
+        self.class_box.blockSignals(True)
         self.class_box.clear()
         if info is not None and info.class_names:
             if info.null_class is not None:
                 self.class_box.addItem("unconditional", None)
             for index, name in enumerate(info.class_names):
                 self.class_box.addItem(name, index)
-        if info is not None:  # the same rule as the command line's (core.request)
-            opening = default_request(len(info.class_names), info.default_class, info.null_class)
-            self.class_box.setCurrentIndex(self.class_box.findData(opening.class_label))
-            self.guidance.setValue(opening.guidance_scale)
-        self.conditioning.setEnabled(bool(info and info.class_names))
-        self._on_changed()
+        elif guide is not None:
+            for index, name in enumerate(guide.class_names):
+                self.class_box.addItem(name, index)
+        self.class_box.blockSignals(False)
+        self.conditioning.setEnabled(self._group_enabled(self.conditioning))
 
     def set_inpainting(self, inpainting: bool) -> None:
         """With an image and a mask the run is RePaint: its settings come alive."""
@@ -217,7 +257,7 @@ class SamplerPanel(QWidget):
 
     def _group_enabled(self, group: QWidget) -> bool:
         if group is self.conditioning:
-            return bool(self._info and self._info.class_names)
+            return bool(self._info and (self._info.class_names or self._classifier))
         if group is self.repaint:
             return self._inpainting
         return True
@@ -237,13 +277,22 @@ class SamplerPanel(QWidget):
             for field in fields:
                 field.setEnabled(option in options)
         self.repaint.setEnabled(self._inpainting)
-        self.guidance.setEnabled(self.class_box.currentData() is not None)
+        conditional_model = bool(self._info and self._info.class_names)
+        chosen = self.class_box.currentData() is not None
+        self.guidance.setEnabled(conditional_model and chosen)
+        self.classifier_scale.setEnabled(self._classifier is not None and chosen)
         request = self.request()
         calls = network_calls(request, self._inpainting)
-        conditional = request.class_label is not None and request.guidance_scale not in (0, 1)
+        conditional = (
+            conditional_model
+            and request.class_label is not None
+            and request.guidance_scale not in (0, 1)
+        )
         forwards = calls * (2 if conditional else 1)
         kind = "RePaint " if self._inpainting else ""
         guided = " (x2 for guidance)" if forwards != calls else ""
+        if request.classifier_scale:
+            guided += ", a classifier gradient each"
         self.calls.setText(f"{kind}{calls} network calls, batch {request.batch_size}{guided}")
         self.changed.emit()
 
@@ -260,10 +309,14 @@ class SamplerPanel(QWidget):
             batch_size=self.batch.value(),
             class_label=self.class_box.currentData(),
             guidance_scale=self.guidance.value(),
+            classifier_scale=self.classifier_scale.value() if self._guided() else 0.0,
             jump_length=self.jump_length.value(),
             jump_n_sample=self.jump_n_sample.value(),
             use_clipped_model_output=self.clipped.isChecked(),
         )
+
+    def _guided(self) -> bool:
+        return self._classifier is not None and self.class_box.currentData() is not None
 
     def set_request(self, request: SampleRequest) -> None:
         """Show a request's settings (from an exported PNG): Run then makes the same image."""
@@ -280,6 +333,7 @@ class SamplerPanel(QWidget):
             if self.class_box.itemData(index) == request.class_label:
                 self.class_box.setCurrentIndex(index)
         self.guidance.setValue(request.guidance_scale)
+        self.classifier_scale.setValue(request.classifier_scale)
         self.jump_length.setValue(request.jump_length)
         self.jump_n_sample.setValue(request.jump_n_sample)
         self.clipped.setChecked(request.use_clipped_model_output)

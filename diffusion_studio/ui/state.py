@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 from PySide6.QtCore import QObject, Signal
 
+from diffusion_studio.core.classifier import Classifier
 from diffusion_studio.core.model import DiffusionModel
 from diffusion_studio.core.request import SampleRequest
 from diffusion_studio.core.run import Job
@@ -18,6 +19,7 @@ class StudioState(QObject):
     caption: what the source is, for a person."""
 
     model_changed = Signal(object)
+    classifier_changed = Signal(object)  # the guiding Classifier, or None
     source_changed = Signal()
     mask_changed = Signal()
     request_changed = Signal()  # set from outside the panel (a PNG's record, a restore)
@@ -26,6 +28,7 @@ class StudioState(QObject):
     def __init__(self, size: tuple[int, int] = (32, 32), parent: QObject | None = None) -> None:
         super().__init__(parent)
         self._model: DiffusionModel | None = None
+        self._classifier: Classifier | None = None
         self._size = size
         self._source: np.ndarray | None = None
         self._mask = np.zeros(size, dtype=bool)
@@ -37,6 +40,11 @@ class StudioState(QObject):
     @property
     def model(self) -> DiffusionModel | None:
         return self._model
+
+    @property
+    def classifier(self) -> Classifier | None:
+        """The noise-aware classifier of classifier guidance, when one fits the model."""
+        return self._classifier
 
     @property
     def image_size(self) -> tuple[int, int]:
@@ -74,7 +82,10 @@ class StudioState(QObject):
         if self._model is None:
             return None
         image, mask = (self._source, self._mask) if self.inpainting else (None, None)
-        return Job.prepare(request or self._request, self._model.info, image=image, mask=mask)
+        guide = self._classifier.info if self._classifier else None
+        return Job.prepare(
+            request or self._request, self._model.info, image=image, mask=mask, classifier=guide
+        )
 
     # --- changing -----------------------------------------------------------------------
 
@@ -88,6 +99,11 @@ class StudioState(QObject):
             self.source_changed.emit()
             self.mask_changed.emit()
         self.model_changed.emit(model)
+
+    def set_classifier(self, classifier: Classifier | None) -> None:
+        """A classifier that fits the model (Classifier.mismatch says so), or None."""
+        self._classifier = classifier
+        self.classifier_changed.emit(classifier)
 
     def set_source(self, image: np.ndarray | None, caption: str = "") -> None:
         """(H, W, C) uint8 at the model's size, or None."""

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from PySide6.QtCore import QObject, QThread, QTimer, Signal, Slot
 
+from diffusion_studio.core.classifier import Classifier
 from diffusion_studio.core.errors import InputError
 from diffusion_studio.core.export import make_grid
 from diffusion_studio.core.model import DiffusionModel
@@ -48,11 +49,13 @@ def compose(frame: Frame, image: int | None = None) -> Shown:
 
 @dataclass(frozen=True, eq=False)
 class Order:
-    """A run as the GUI hands it to the worker: the model, the job and its cancel event."""
+    """A run as the GUI hands it to the worker: the model, the job, its cancel event and the
+    guiding classifier (the job's, or None)."""
 
     model: DiffusionModel
     job: Job
     cancel: threading.Event
+    classifier: Classifier | None = None
 
 
 class SamplingWorker(QObject):
@@ -90,7 +93,13 @@ class SamplingWorker(QObject):
             self._offer(frame)
 
         try:
-            result = execute(order.model, order.job, on_frame=on_frame, cancel=order.cancel)
+            result = execute(
+                order.model,
+                order.job,
+                on_frame=on_frame,
+                cancel=order.cancel,
+                classifier=order.classifier,
+            )
         except InputError as exc:
             self.failed.emit(str(exc))
             return
@@ -152,7 +161,7 @@ class Sampler(QObject):
     def running(self) -> bool:
         return self._running
 
-    def start(self, model: DiffusionModel, job: Job) -> None:
+    def start(self, model: DiffusionModel, job: Job, classifier: Classifier | None = None) -> None:
         """Run `job` on `model`; the job gets its own cancel event, so a Cancel pressed at
         once, before the worker has even started, is not lost."""
         if self._running:
@@ -161,7 +170,7 @@ class Sampler(QObject):
         self._run_started = time.perf_counter()
         self._set_running(True)
         self.started.emit(job)
-        self._start.emit(Order(model, job, self._cancel))
+        self._start.emit(Order(model, job, self._cancel, classifier))
 
     def cancel(self) -> None:
         self._cancel.set()

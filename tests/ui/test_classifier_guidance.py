@@ -1,0 +1,47 @@
+"""Classifier guidance in the window: a classifier that fits is offered with its scale, a run
+is guided and plots its push per step, one that does not fit is one message, and a model it
+does not fit drops it."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from diffusion_studio.core.model_files import load_model, save_model
+from diffusion_studio.core.schedule import NoiseSchedule
+from tests.helpers import CLASS_NAMES, make_classifier
+from tests.ui.test_studio import run_and_wait
+
+
+def test_a_guided_run_in_the_window(qtbot, window, tiny_classifier_dir) -> None:
+    panel = window.panel
+    assert panel.classifier_name.text() == "none" and not panel.classifier_scale.isEnabled()
+    assert window.load_classifier_folder(tiny_classifier_dir)
+    assert panel.classifier_name.text() == "tiny classifier"
+    panel.class_box.setCurrentIndex(panel.class_box.findData(1))
+    assert panel.classifier_scale.isEnabled()
+    panel.steps.setValue(6)
+    plain = run_and_wait(qtbot, window)
+    panel.classifier_scale.setValue(30.0)
+    assert "classifier gradient" in panel.calls.text()
+    guided = run_and_wait(qtbot, window)
+    assert guided.job.classifier is not None and guided.job.request.classifier_scale == 30.0
+    assert not np.array_equal(guided.images, plain.images)
+    plot = window.live.guidance
+    assert plot.isVisible() and len(plot._calls) == 6 and min(plot._values) > 0
+    panel.class_box.setCurrentIndex(panel.class_box.findData(None))  # unconditional: no guide
+    assert not panel.classifier_scale.isEnabled() and panel.request().classifier_scale == 0
+
+
+def test_a_classifier_that_does_not_fit_changes_nothing(
+    qtbot, window, tmp_path, tiny_classifier_dir, tiny_uncond_dir
+) -> None:
+    other = save_model(make_classifier(size=32), NoiseSchedule.linear(100), tmp_path / "c32",
+                       studio={"class_names": CLASS_NAMES})  # fmt: skip
+    assert window.load_classifier_folder(tiny_classifier_dir)
+    assert not window.load_classifier_folder(other)
+    assert "cannot guide the model" in window.error.text() and "32x32" in window.error.text()
+    assert not window.load_classifier_folder(tmp_path)
+    assert "Could not open the classifier" in window.error.text()
+    assert window.state.classifier.name == "tiny classifier"  # the one before is kept
+    window.set_model(load_model(tiny_uncond_dir))  # T = 1000: the classifier's noise differs
+    assert window.state.classifier is None and window.panel.classifier_name.text() == "none"
