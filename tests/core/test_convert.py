@@ -292,6 +292,7 @@ class Unconditional(torch.nn.Module):
 def test_classifier_guided_runs_match_guided_diffusions_loops(monkeypatch, sampler, variance):
     """Dhariwal & Nichol's Algorithms 1 and 2 (condition_mean, condition_score) against
     guided-diffusion's loops with cond_fn, a random EncoderUNetModel as the classifier."""
+    from diffusion_studio.core.convert import convert_classifier
     from diffusion_studio.core.sampling import (
         classifier_gradient,
         ddim_update,
@@ -317,7 +318,11 @@ def test_classifier_guided_runs_match_guided_diffusions_loops(monkeypatch, sampl
     timesteps = model.schedule.timesteps(steps, "leading")
     generator = torch.Generator().manual_seed(5)
     x_T = torch.randn((1, 3, 32, 32), generator=generator)
-    grad = classifier_gradient(classifier, labels, scale)
+    # ours: the classifier converted into the studio's NoiseClassifier; theirs: guided-diffusion's
+    converted, _ = convert_classifier(
+        classifier.state_dict(), flags_for(None, image_size=32, num_head_channels=32)
+    )
+    grad = classifier_gradient(converted, labels, scale)
     if sampler == "ddpm":
         update = ddpm_update(model.schedule, generator, variance, classifier_grad=grad)
     else:
