@@ -208,26 +208,41 @@ def _what_it_is(state: dict[str, torch.Tensor]) -> str:
 
 def infer_architecture(state: dict[str, torch.Tensor]) -> Architecture:
     """The network of a UNetModel state dict, from its shapes alone."""
-    conv_in = state["input_blocks.0.0.weight"]
-    model_channels = state["time_embed.0.weight"].shape[1]
     blocks = {int(m.group(1)) for k in state if (m := re.match(r"output_blocks\.(\d+)\.", k))}
     upsamplers = [i for i in blocks if _is_upsampling(state, i)]
     levels = len(upsamplers) + 1
     if not blocks or len(blocks) % levels:
         raise InputError("the checkpoint's output blocks do not make whole levels")
-    num_res_blocks = len(blocks) // levels - 1
-    mult, attention, updown = _read_levels(state, model_channels, levels, num_res_blocks)
+    labels = state.get("label_emb.weight")
+    return _architecture(
+        state,
+        levels,
+        len(blocks) // levels - 1,
+        out_channels=state["out.2.weight"].shape[0],
+        num_classes=None if labels is None else labels.shape[0],
+    )
+
+
+def _architecture(
+    state: dict[str, torch.Tensor],
+    levels: int,
+    n: int,
+    out_channels: int,
+    num_classes: int | None,
+) -> Architecture:
+    """What the input blocks (which the UNetModel and the EncoderUNetModel share) say."""
+    model_channels = state["time_embed.0.weight"].shape[1]
+    mult, attention, updown = _read_levels(state, model_channels, levels, n)
     emb = state["input_blocks.1.0.emb_layers.1.weight"].shape[0]
     first_out = state["input_blocks.1.0.out_layers.3.weight"].shape[0]
-    labels = state.get("label_emb.weight")
     return Architecture(
-        in_channels=conv_in.shape[1],
-        out_channels=state["out.2.weight"].shape[0],
+        in_channels=state["input_blocks.0.0.weight"].shape[1],
+        out_channels=out_channels,
         model_channels=model_channels,
         channel_mult=mult,
-        num_res_blocks=num_res_blocks,
+        num_res_blocks=n,
         attention_levels=attention,
-        num_classes=None if labels is None else labels.shape[0],
+        num_classes=num_classes,
         resblock_updown=updown,
         use_scale_shift_norm=emb == 2 * first_out,
     )
@@ -495,22 +510,8 @@ def infer_classifier_architecture(
             f"the classifier's {len(blocks)} input blocks do not make {levels} whole levels "
             f"at {image_size}x{image_size}: check --image-size"
         )
-    model_channels = state["time_embed.0.weight"].shape[1]
-    n = len(blocks) // levels - 1
-    mult, attention, updown = _read_levels(state, model_channels, levels, n)
-    emb = state["input_blocks.1.0.emb_layers.1.weight"].shape[0]
-    first_out = state["input_blocks.1.0.out_layers.3.weight"].shape[0]
-    return Architecture(
-        in_channels=state["input_blocks.0.0.weight"].shape[1],
-        out_channels=state["out.2.c_proj.weight"].shape[0],  # the classes
-        model_channels=model_channels,
-        channel_mult=mult,
-        num_res_blocks=n,
-        attention_levels=attention,
-        num_classes=None,
-        resblock_updown=updown,
-        use_scale_shift_norm=emb == 2 * first_out,
-    )
+    classes = state["out.2.c_proj.weight"].shape[0]  # the classifier's output: its classes
+    return _architecture(state, levels, len(blocks) // levels - 1, classes, None)
 
 
 def classifier_config(arch: Architecture, flags: OpenAIFlags) -> dict[str, Any]:
