@@ -25,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # tests.helpers
 
 from cases_cli import (
     checkpoint_cases,
+    classifier_cases,
     convert_cases,
     eval_cases,
     flag_cases,
@@ -68,6 +69,7 @@ def main() -> int:
                 *checkpoint_cases(p, root, markers["a pickle's code"]),
                 *eval_cases(p),
                 *convert_cases(p, root, markers["a pickle's code"]),
+                *classifier_cases(p, root, markers["a pickle's code"]),
                 *window_cases(p, root),
                 *process_cases(p, root),
             ]

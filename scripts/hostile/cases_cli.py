@@ -572,3 +572,70 @@ def convert_cases(p: dict[str, Path], root: Path, code_marker: Path) -> list[Cas
     )
     cases.append(Case("convert", "--out a person's folder", f"convert {q(str(path))} --out mine"))
     return cases
+
+
+def classifier_cases(p: dict[str, Path], root: Path, code_marker: Path) -> list[Case]:
+    """Classifier folders given to --classifier, and what train-classifier cannot learn from."""
+    config = {
+        "num_classes text": {"num_classes": "three"},
+        "num_classes 1": {"num_classes": 1},
+        "num_classes 10**9": {"num_classes": 10**9},
+        "pool_head_dim 5": {"pool_head_dim": 5},
+        "a key of a UNet": {"up_block_types": ["UpBlock2D"]},
+        "sample_size a list": {"sample_size": [16, 16]},
+        "channels huge": {"block_out_channels": [100000, 100000]},
+        "norm_num_groups 0": {"norm_num_groups": 0},
+        "a UNet's class name": {"_class_name": "UNet2DModel"},
+    }
+    folder = {
+        "no weights": lambda f: (f / "diffusion_pytorch_model.safetensors").unlink(),
+        "weights a text": write("diffusion_pytorch_model.safetensors", "hello"),
+        "weights a pickle with code": _pickled_code(code_marker),
+        "class names 2 for 3": json_edit("diffusion_studio.json", {"class_names": ["a", "b"]}),
+        "scheduler T text": json_edit("scheduler_config.json", {"num_train_timesteps": "x"}),
+    }
+    changes = {**{k: json_edit("config.json", v) for k, v in config.items()}, **folder}
+    made = variants(p["classifier"], root / "bad-classifiers", changes)
+    model = f"--model {q(str(p['model']))}"
+    run = f"sample {model} --steps 2 --class 1 --classifier-scale 2 --out cg.png"
+    cases = [Case("classifier", k, f"{run} --classifier {q(str(f))}") for k, f in made.items()]
+    cases += [
+        Case("classifier", "a model folder", f"{run} --classifier {q(str(p['model']))}"),
+        Case("classifier", "missing", f"{run} --classifier nowhere"),
+        Case("classifier", "no classifier given", run),
+        Case("classifier", "scale NaN", f"{run} --classifier-scale nan"),
+        Case(
+            "classifier",
+            "scale 1000",
+            f"{run} --classifier {q(str(p['classifier']))} --classifier-scale 1000",
+        ),
+        Case(
+            "classifier",
+            "good",
+            f"{run} --classifier {q(str(p['classifier']))}",
+            WRITTEN,
+            wants=("cg.png",),
+        ),
+    ]
+    unlabelled = root / "unlabelled.npz"
+    np.savez(unlabelled, images=np.zeros((6, 16, 16, 3), np.uint8))
+    train = f"--noise-of {q(str(p['model']))} --resolution 16 --steps 2 --preset tiny --quiet"
+    for what, flags in {
+        "data without labels": f"{q(str(unlabelled))} --out c1",
+        "held-out share 0.9": "shapes.npz --out c2 --holdout 0.9",
+        "held-out share NaN": "shapes.npz --out c3 --holdout nan",
+        "noise of a missing model": "shapes.npz --out c4 --noise-of nowhere",
+        "noise of a 16x16 model, at 32x32": "shapes.npz --out c5 --resolution 32",
+        "--out a person's folder": "shapes.npz --out mine",
+    }.items():
+        # the row's own flags come last, so that they win over the common ones
+        cases.append(Case("train-classifier", what, f"train-classifier {train} {flags}"))
+    return cases
+
+
+def _pickled_code(marker: Path) -> Callable[[Path], None]:
+    def change(folder: Path) -> None:
+        (folder / "diffusion_pytorch_model.safetensors").unlink()
+        torch.save({"x": RunsCode(str(marker))}, folder / "diffusion_pytorch_model.bin")
+
+    return change

@@ -73,6 +73,11 @@ def build_workspace(root: Path) -> dict[str, Path]:
         "grey": save_model(unet(channels=1), NoiseSchedule.linear(50), root / "grey"),
         "rgba": save_model(unet(channels=4), NoiseSchedule.linear(50), root / "rgba"),
     }
+    from tests.helpers import make_classifier
+
+    p["classifier"] = save_model(
+        make_classifier(), NoiseSchedule.linear(100), root / "classifier", studio=studio
+    )
     rng = np.random.default_rng(0)
     p["data"] = root / "data"
     p["data"].mkdir()
