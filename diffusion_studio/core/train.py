@@ -271,21 +271,37 @@ def update_ema(ema: UNet2DModel, unet: UNet2DModel, step: int, max_decay: float)
 def studio_metadata(
     config: TrainConfig, data: TrainingData, state: TrainState, command: str
 ) -> dict[str, Any]:
-    """The studio JSON beside the model: what it knows, where from, and how it was made."""
+    """The studio JSON beside the model: what it knows, where from, and how it was made (and,
+    for a run that started from another model's weights, that model's own training record,
+    so that the whole lineage stays with the weights)."""
+    training: dict[str, Any] = {
+        "command": state.commands[0] if state.commands else command,
+        "resumed_with": state.commands[1:],
+        "steps": state.step,
+        "wall_time_s": round(state.wall_time, 1),
+        "hardware": "; ".join(state.hardware) or hardware_description(),
+        "config": dataclasses.asdict(config),
+    }
+    earlier = _training_record(Path(config.init_from)) if config.init_from else None
+    if earlier is not None:
+        training["init_training"] = earlier
     return {
         "name": config.name or Path(config.output).name,
         "class_names": list(data.class_names),
         "data": config.data_description or data.description,
         "license": config.license,
-        "training": {
-            "command": state.commands[0] if state.commands else command,
-            "resumed_with": state.commands[1:],
-            "steps": state.step,
-            "wall_time_s": round(state.wall_time, 1),
-            "hardware": "; ".join(state.hardware) or hardware_description(),
-            "config": dataclasses.asdict(config),
-        },
+        "training": training,
     }
+
+
+def _training_record(folder: Path) -> dict[str, Any] | None:
+    """The training record of the model folder `folder` (None when it has none readable)."""
+    try:
+        studio = json.loads((folder / STUDIO_FILE).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return None
+    record = studio.get("training") if isinstance(studio, dict) else None
+    return record if isinstance(record, dict) else None
 
 
 def hardware_description() -> str:

@@ -240,6 +240,9 @@ def test_init_starts_from_a_models_weights_even_for_another_prediction(tmp_path,
     b = load_file(out / "diffusion_pytorch_model.safetensors")
     assert a.keys() == b.keys() and all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
     assert load_model(out).schedule.prediction_type == "v_prediction"
+    training = json.loads((out / "diffusion_studio.json").read_text())["training"]
+    assert training["steps"] == 1 and training["init_training"]["steps"] == 4  # the lineage
+    assert training["init_training"]["config"]["prediction_type"] == "epsilon"
     fresh = run_training(config(tmp_path, labelled_npz, "fresh", steps=1), progress=False)
     c = load_file(fresh / "diffusion_pytorch_model.safetensors")
     assert not all(torch.allclose(a[k], c[k], atol=1e-6) for k in a)  # not the seed's weights
