@@ -282,26 +282,29 @@ def studio_metadata(
         "hardware": "; ".join(state.hardware) or hardware_description(),
         "config": dataclasses.asdict(config),
     }
-    earlier = _training_record(Path(config.init_from)) if config.init_from else None
-    if earlier is not None:
-        training["init_training"] = earlier
-    return {
+    studio: dict[str, Any] = {
         "name": config.name or Path(config.output).name,
         "class_names": list(data.class_names),
         "data": config.data_description or data.description,
         "license": config.license,
         "training": training,
     }
+    earlier = _studio_of(Path(config.init_from)) if config.init_from else {}
+    if isinstance(earlier.get("training"), dict):
+        training["init_training"] = earlier["training"]
+    same_classes = earlier.get("class_names") == studio["class_names"]
+    if same_classes and isinstance(earlier.get("default_class"), str | int):
+        studio["default_class"] = earlier["default_class"]  # the class the window opens on
+    return studio
 
 
-def _training_record(folder: Path) -> dict[str, Any] | None:
-    """The training record of the model folder `folder` (None when it has none readable)."""
+def _studio_of(folder: Path) -> dict[str, Any]:
+    """The studio JSON of the model folder `folder` ({} when it has none readable)."""
     try:
         studio = json.loads((folder / STUDIO_FILE).read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError):
-        return None
-    record = studio.get("training") if isinstance(studio, dict) else None
-    return record if isinstance(record, dict) else None
+        return {}
+    return studio if isinstance(studio, dict) else {}
 
 
 def hardware_description() -> str:

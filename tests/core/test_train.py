@@ -225,6 +225,10 @@ def test_accelerate_launch_with_one_cpu_process(tmp_path, image_folder):
 
 def test_init_starts_from_a_models_weights_even_for_another_prediction(tmp_path, labelled_npz):
     first = run_training(config(tmp_path, labelled_npz, "eps", steps=4), progress=False)
+    studio_file = first / "diffusion_studio.json"
+    studio_file.write_text(
+        json.dumps({**json.loads(studio_file.read_text()), "default_class": "b"})
+    )
     tuned = config(
         tmp_path,
         labelled_npz,
@@ -243,6 +247,7 @@ def test_init_starts_from_a_models_weights_even_for_another_prediction(tmp_path,
     training = json.loads((out / "diffusion_studio.json").read_text())["training"]
     assert training["steps"] == 1 and training["init_training"]["steps"] == 4  # the lineage
     assert training["init_training"]["config"]["prediction_type"] == "epsilon"
+    assert load_model(out).info.default_class == 1  # the class it opened on, kept
     fresh = run_training(config(tmp_path, labelled_npz, "fresh", steps=1), progress=False)
     c = load_file(fresh / "diffusion_pytorch_model.safetensors")
     assert not all(torch.allclose(a[k], c[k], atol=1e-6) for k in a)  # not the seed's weights
