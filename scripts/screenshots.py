@@ -40,6 +40,7 @@ def main() -> None:
     app = QApplication([])
     settings = QSettings(str(Path(tempfile.mkdtemp()) / "s.ini"), QSettings.Format.IniFormat)
     window = MainWindow(load_model(args.model), settings, load_default=False)
+    window.ask_discard = lambda count: True  # its results are throwaway: quit without asking
     window.resize(1360, 860)
     window.show()
     wait_until(app, window.isVisible)
