@@ -663,6 +663,7 @@ def _jobs(
     with several classifier scales one per scale (the columns). With no --class a
     class-conditional model makes its default class, as the window does; an unconditional
     model guided by a classifier takes the classifier's classes."""
+    from diffusion_studio.core.model import find_class
     from diffusion_studio.core.request import default_request
     from diffusion_studio.core.run import Job
 
@@ -697,7 +698,7 @@ def _jobs(
     elif chosen == "unconditional":
         labels = [None]
     elif args.class_ is not None:
-        labels = [_class_of(args.class_, names)]
+        labels = [find_class(names, args.class_)]
     guidance = request.guidance_scale if args.guidance is None else args.guidance
     inputs = {}
     if inpaint:
@@ -719,16 +720,6 @@ def _jobs(
         for label in labels
         for scale in scales
     ]
-
-
-def _class_of(text: str, names: Sequence[str]) -> int:
-    """A class by name (case-insensitive) or index."""
-    if text.strip().isdigit() and int(text) < len(names):
-        return int(text)
-    for index, name in enumerate(names):
-        if name.casefold() == text.strip().casefold():
-            return index
-    raise InputError(f"unknown class {text!r}; the classes are: {', '.join(names)}")
 
 
 def _plan(args: argparse.Namespace, jobs: list[Job]) -> tuple[list[list], Path | None]:

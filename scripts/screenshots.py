@@ -1,4 +1,5 @@
-"""Screenshots of the real window for the README: mid-run, and a finished inpainting.
+"""Screenshots of the real window for the README: mid-run, classifier guidance mid-run, a
+finished inpainting and the forward process.
 
     xvfb-run -a -s "-screen 0 1400x900x24" python scripts/screenshots.py --out docs
 
@@ -28,6 +29,8 @@ def main() -> None:
     parser.add_argument("--model", help="a model folder (default: the embedded model)")
     parser.add_argument("--out", type=Path, default=Path("docs"))
     parser.add_argument("--class", dest="class_", default="Smileys & Emotion")
+    parser.add_argument("--guided-class", default="Flags")
+    parser.add_argument("--classifier-scale", type=float, default=5.0)
     parser.add_argument("--image", default="fox-face", help="a sample image's name")
     args = parser.parse_args()
     from PySide6.QtCore import QSettings
@@ -62,7 +65,21 @@ def main() -> None:
     window.grab().save(str(args.out / "studio-mid-run.png"))
     wait_until(app, lambda: not window.sampler.running)
 
-    # 2. a finished inpainting: a sample image, half of it regenerated with RePaint
+    # 2. classifier guidance mid-run: the unconditional model (guidance 0) steered to a class by
+    # the shipped noise-aware classifier; the live view plots the guidance term's size per step
+    panel.steps.setValue(50)
+    panel.class_box.setCurrentIndex(max(0, panel.class_box.findText(args.guided_class)))
+    panel.guidance.setValue(0.0)
+    panel.classifier_scale.setValue(args.classifier_scale)
+    frames.clear()
+    window.run()
+    wait_until(app, lambda: frames and frames[-1].frame.index >= 30)
+    app.processEvents()
+    window.grab().save(str(args.out / "studio-classifier-guidance.png"))
+    wait_until(app, lambda: not window.sampler.running)
+    panel.classifier_scale.setValue(0.0)
+
+    # 3. a finished inpainting: a sample image, half of it regenerated with RePaint
     source = next(p for p in sample_images() if p.stem == args.image)
     window.load_source(source)
     window.canvas_panel.side.setCurrentText("left")
@@ -77,7 +94,7 @@ def main() -> None:
     app.processEvents()
     window.grab().save(str(args.out / "studio-inpainting.png"))
 
-    # 3. the forward process tab, on the same image
+    # 4. the forward process tab, on the same image
     window.tabs.setCurrentIndex(1)
     window.forward.t.setValue(300)
     app.processEvents()

@@ -7,6 +7,7 @@ Model folders are read and written in core/model_files.py, the one boundary for 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -83,6 +84,20 @@ class ModelInfo:
         return rows
 
 
+def find_class(names: Sequence[str], name_or_index: str | int) -> int:
+    """The index of a class given by name (case-insensitive) or index, among `names`."""
+    if isinstance(name_or_index, int) or str(name_or_index).strip().isdigit():
+        index = int(name_or_index)
+        if 0 <= index < len(names):
+            return index
+        raise InputError(f"class index {index} is out of range 0..{len(names) - 1}")
+    wanted = str(name_or_index).strip().casefold()
+    for index, name in enumerate(names):
+        if name.casefold() == wanted:
+            return index
+    raise InputError(f"unknown class {name_or_index!r}; the classes are: {', '.join(names)}")
+
+
 @dataclass(eq=False)
 class DiffusionModel:
     """A loaded network, its noise schedule and its info, on one device."""
@@ -151,19 +166,9 @@ class DiffusionModel:
 
     def class_index(self, name_or_index: str | int) -> int:
         """A class given by name (case-insensitive) or index, checked against the model."""
-        names = self.info.class_names
-        if not names:
+        if not self.info.class_names:
             raise InputError(f"{self.info.name} is not class-conditional; leave the class out")
-        if isinstance(name_or_index, int) or str(name_or_index).strip().isdigit():
-            index = int(name_or_index)
-            if 0 <= index < len(names):
-                return index
-            raise InputError(f"class index {index} is out of range 0..{len(names) - 1}")
-        wanted = str(name_or_index).strip().casefold()
-        for index, name in enumerate(names):
-            if name.casefold() == wanted:
-                return index
-        raise InputError(f"unknown class {name_or_index!r}; this model has: {', '.join(names)}")
+        return find_class(self.info.class_names, name_or_index)
 
     def model_fn(self, class_label: int | None, guidance_scale: float, batch_size: int) -> ModelFn:
         """The sampler's callable: the UNet on this device, with classifier-free guidance.

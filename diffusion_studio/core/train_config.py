@@ -26,7 +26,7 @@ UNET_PRESETS: dict[str, tuple[tuple[int, ...], int, tuple[int, ...]]] = {
 # noise-aware classifiers (train-classifier): block_out_channels, as in core/classifier.py
 CLASSIFIER_PRESETS: dict[str, tuple[int, ...]] = {
     "tiny": (16, 32),  # tests and smoke runs
-    "small": (64, 128, 128),  # the embedded emoji model's classifier: 0.9 M parameters
+    "small": (32, 64, 128),  # the embedded model's guidance classifier: 1.4 M parameters
 }
 ACCURACY_LEVELS = (0.0, 0.25, 0.5, 0.75, 1.0)  # t / (T - 1) at which held-out accuracy is told
 

@@ -55,3 +55,31 @@ def test_sample_without_model_uses_it(capsys, tmp_path) -> None:
     metadata = read_png_metadata(out)
     assert metadata["request"]["class_label"] == EMOJI_CATEGORIES.index("Flags")
     assert metadata["model"] == "emoji32"
+
+
+def test_a_noise_aware_classifier_ships_to_guide_it() -> None:
+    from diffusion_studio.core.model_files import load_classifier
+    from diffusion_studio.core.resources import guidance_classifier_dir
+
+    folder = guidance_classifier_dir()
+    weights = list(folder.glob("*.safetensors"))
+    assert len(weights) == 1 and weights[0].stat().st_size <= 5 * 2**20
+    assert not list(folder.glob("*.bin")) and not list(folder.glob("*.pt"))
+    classifier = load_classifier(folder, device="cpu")
+    model = load_model(None, device="cpu")
+    assert classifier.mismatch(model) is None
+    assert classifier.class_names == EMOJI_CATEGORIES
+    assert classifier.schedule.num_train_timesteps == model.schedule.num_train_timesteps
+    card = (folder / "README.md").read_text(encoding="utf-8")
+    for fact in ("diffusion-studio train-classifier", "t = 999", "resources/classifier"):
+        assert fact in card
+
+
+def test_classifier_guidance_without_classifier_uses_the_shipped_one(capsys, tmp_path) -> None:
+    out = tmp_path / "guided.png"
+    command = "sample --steps 4 --class Flags --guidance 0 --classifier-scale 2 --quiet --out"
+    code = main([*command.split(), str(out)])
+    assert code == 0, capsys.readouterr().err
+    metadata = read_png_metadata(out)
+    assert metadata["request"]["classifier_scale"] == 2
+    assert metadata["classifier"] == "Emoji noise-aware classifier"

@@ -45,3 +45,13 @@ def test_a_classifier_that_does_not_fit_changes_nothing(
     assert window.state.classifier.name == "tiny classifier"  # the one before is kept
     window.set_model(load_model(tiny_uncond_dir))  # T = 1000: the classifier's noise differs
     assert window.state.classifier is None and window.panel.classifier_name.text() == "none"
+
+
+def test_the_embedded_model_comes_with_its_shipped_classifier(window, tiny_model_dir) -> None:
+    window.set_model(load_model(None, device="cpu"))  # the default model: its guide is offered
+    panel = window.panel
+    assert panel.classifier_name.text() == "Emoji noise-aware classifier"
+    panel.class_box.setCurrentIndex(panel.class_box.findText("Flags"))
+    assert panel.classifier_scale.isEnabled()
+    window.set_model(load_model(tiny_model_dir))  # another model: the shipped guide does not fit
+    assert window.state.classifier is None and panel.classifier_name.text() == "none"
