@@ -524,7 +524,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         evaluate_setting,
         evaluation_rows,
         format_table,
-        load_classifier,
+        load_eval_classifier,
     )
     from diffusion_studio.core.model_files import load_model
     from diffusion_studio.core.run import validate
@@ -534,7 +534,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     model = load_model(args.model, device=args.device)
     if args.compile:
         model.compile()
-    classifier, card, real = load_classifier()
+    classifier, card, real = load_eval_classifier()
     if model.info.class_names != card.class_names:
         raise InputError(
             f"the evaluation classifier knows {', '.join(card.class_names)}; "

@@ -1,6 +1,6 @@
 """Train the evaluation classifier that `diffusion-studio eval` measures samples with.
 
-    python scripts/train_classifier.py emoji32.npz --out resources/classifier
+    python scripts/train_eval_classifier.py emoji32.npz --out resources/classifier
 
 Writes classifier.safetensors (weights, and the real data's feature mean and covariance) and
 classifier.json (class names, held-out accuracy, the real-vs-real Frechet floor).
@@ -14,11 +14,11 @@ from pathlib import Path
 
 from diffusion_studio.core.data import load_training_data
 from diffusion_studio.core.evaluate import (
-    ClassifierCard,
+    EvalClassifierCard,
     held_out_split,
     real_statistics,
-    save_classifier,
-    train_classifier,
+    save_eval_classifier,
+    train_eval_classifier,
 )
 
 
@@ -33,12 +33,12 @@ def main() -> None:
     args = parser.parse_args()
     data = load_training_data(args.data, resolution=32)
     started = time.monotonic()
-    model, accuracy = train_classifier(
+    model, accuracy = train_eval_classifier(
         data, epochs=args.epochs, seed=args.seed, held_out=args.held_out
     )
     real, floor = real_statistics(model, data, seed=args.seed)
     train, held_out = held_out_split(data.labels, args.held_out, args.seed)
-    card = ClassifierCard(
+    card = EvalClassifierCard(
         data.class_names,
         round(accuracy, 4),
         round(floor, 4),
@@ -47,7 +47,7 @@ def main() -> None:
         args.epochs,
         args.seed,
     )
-    save_classifier(model, card, real, args.out, overwrite=args.force)
+    save_eval_classifier(model, card, real, args.out, overwrite=args.force)
     print(
         f"held-out accuracy {accuracy:.4f} on {len(held_out)} images; real-vs-real floor "
         f"{floor:.3f}; {time.monotonic() - started:.0f} s"

@@ -19,7 +19,7 @@ import torch
 from safetensors.torch import load_file, save
 from torch import nn
 
-from diffusion_studio.core.classifier import Classifier as GuidanceClassifier
+from diffusion_studio.core.classifier import Classifier
 from diffusion_studio.core.data import TrainingData
 from diffusion_studio.core.errors import InputError
 from diffusion_studio.core.files import atomic_write, check_file_target
@@ -33,7 +33,7 @@ CLASSIFIER_WEIGHTS = "classifier.safetensors"
 CLASSIFIER_CARD = "classifier.json"
 
 
-class Classifier(nn.Module):
+class EvalClassifier(nn.Module):
     """A small CNN for 32x32 images: three stages of two 3x3 convolutions, then a linear head.
 
     `features` is the 128-d global-average-pooled activation the Frechet distance uses.
@@ -60,7 +60,7 @@ class Classifier(nn.Module):
 
 
 @dataclass(frozen=True)
-class ClassifierCard:
+class EvalClassifierCard:
     class_names: tuple[str, ...]
     held_out_accuracy: float
     real_floor: float  # Frechet distance between two disjoint halves of the real data
@@ -82,9 +82,9 @@ def held_out_split(labels: np.ndarray, fraction: float, seed: int) -> tuple[np.n
     return train, held_out
 
 
-def train_classifier(
+def train_eval_classifier(
     data: TrainingData, *, epochs: int = 40, seed: int = 0, held_out: float = 0.15
-) -> tuple[Classifier, float]:
+) -> tuple[EvalClassifier, float]:
     """Train the yardstick on labelled data, with shifts and flips.
 
     Returns the classifier and its accuracy on a stratified held-out split it never saw.
@@ -94,7 +94,7 @@ def train_classifier(
     torch.manual_seed(seed)
     images, labels = data.as_tensor(), torch.from_numpy(data.labels)
     train_idx, test_idx = held_out_split(data.labels, held_out, seed)
-    model = Classifier(len(data.class_names), data.channels)
+    model = EvalClassifier(len(data.class_names), data.channels)
     optimizer = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=0.05)
     batches = (len(train_idx) + 127) // 128
     lr = torch.optim.lr_scheduler.OneCycleLR(optimizer, 2e-3, total_steps=epochs * batches)
@@ -125,12 +125,12 @@ def _augment(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
 
 
 @torch.inference_mode()
-def predict(model: Classifier, images: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
+def predict(model: EvalClassifier, images: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
     return torch.cat([model(b).argmax(1) for b in images.split(batch_size)])
 
 
 @torch.inference_mode()
-def features(model: Classifier, images: torch.Tensor, batch_size: int = 512) -> np.ndarray:
+def features(model: EvalClassifier, images: torch.Tensor, batch_size: int = 512) -> np.ndarray:
     """(N, 128) float64 features of (N, C, H, W) images in [-1, 1]."""
     return torch.cat([model.features(b) for b in images.split(batch_size)]).double().numpy()
 
@@ -162,7 +162,7 @@ def frechet_distance(a: FeatureStats, b: FeatureStats) -> float:
 
 
 def real_statistics(
-    classifier: Classifier, data: TrainingData, seed: int = 0
+    classifier: EvalClassifier, data: TrainingData, seed: int = 0
 ) -> tuple[FeatureStats, float]:
     """The real data's feature statistics, and the real-vs-real floor: the Frechet distance
     between two disjoint random halves of the data."""
@@ -175,9 +175,9 @@ def real_statistics(
     return FeatureStats.of(feats), floor
 
 
-def save_classifier(
-    model: Classifier,
-    card: ClassifierCard,
+def save_eval_classifier(
+    model: EvalClassifier,
+    card: EvalClassifierCard,
     real: FeatureStats,
     folder: Path,
     overwrite: bool = False,
@@ -195,18 +195,20 @@ def save_classifier(
     atomic_write(folder / CLASSIFIER_CARD, lambda f: f.write(text), overwrite=overwrite)
 
 
-def load_classifier(folder: Path | None = None) -> tuple[Classifier, ClassifierCard, FeatureStats]:
+def load_eval_classifier(
+    folder: Path | None = None,
+) -> tuple[EvalClassifier, EvalClassifierCard, FeatureStats]:
     """The shipped evaluation classifier (or one from `folder`), its card and real statistics."""
     folder = folder or resources_dir() / "classifier"
     if not (folder / CLASSIFIER_WEIGHTS).is_file():
         raise InputError(f"no evaluation classifier in {folder}")
     raw = json.loads((folder / CLASSIFIER_CARD).read_text(encoding="utf-8"))
-    card = ClassifierCard(**{**raw, "class_names": tuple(raw["class_names"])})
+    card = EvalClassifierCard(**{**raw, "class_names": tuple(raw["class_names"])})
     tensors = load_file(folder / CLASSIFIER_WEIGHTS)
     real = FeatureStats(
         tensors.pop("real_features.mean").numpy(), tensors.pop("real_features.cov").numpy()
     )
-    model = Classifier(len(card.class_names))
+    model = EvalClassifier(len(card.class_names))
     model.load_state_dict(tensors)
     return model.eval(), card, real
 
@@ -222,7 +224,7 @@ def generate_images(
     request: SampleRequest,
     count: int,
     batch_size: int = 128,
-    guide: GuidanceClassifier | None = None,
+    guide: Classifier | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """`count` class-conditional samples spread evenly over the classes, as a person sees them
     (quantised to uint8): images (N, C, H, W) in [-1, 1] and their requested labels (N,).
@@ -254,7 +256,7 @@ def to_tensor_batch(images: np.ndarray) -> torch.Tensor:
 
 
 def score(
-    classifier: Classifier, images: torch.Tensor, labels: torch.Tensor, real: FeatureStats
+    classifier: EvalClassifier, images: torch.Tensor, labels: torch.Tensor, real: FeatureStats
 ) -> Score:
     accuracy = float((predict(classifier, images) == labels).float().mean())
     fake = FeatureStats.of(features(classifier, images))
@@ -290,11 +292,11 @@ def evaluation_rows(sampler: str, etas: Sequence[float]) -> list[tuple[str, Samp
 def evaluate_setting(
     model: DiffusionModel,
     request: SampleRequest,
-    classifier: Classifier,
+    classifier: EvalClassifier,
     real: FeatureStats,
     count: int,
     batch_size: int = 128,
-    guide: GuidanceClassifier | None = None,
+    guide: Classifier | None = None,
 ) -> Score:
     """Sample `count` images with one setting and score them (the evaluation's classifier is
     never the guide: a guide would grade its own push)."""

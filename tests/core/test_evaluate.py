@@ -14,7 +14,7 @@ from diffusion_studio.core.evaluate import (
     evaluation_rows,
     frechet_distance,
     held_out_split,
-    load_classifier,
+    load_eval_classifier,
     predict,
 )
 from diffusion_studio.core.images import load_image, to_tensor
@@ -56,7 +56,7 @@ def test_held_out_split_is_stratified_and_disjoint() -> None:
 def test_the_shipped_classifier_is_small_and_knows_the_samples() -> None:
     weights = resources_dir() / "classifier" / "classifier.safetensors"
     assert weights.stat().st_size < 2 * 1024 * 1024
-    classifier, card, real = load_classifier()
+    classifier, card, real = load_eval_classifier()
     assert len(card.class_names) == 9 and 0.5 < card.held_out_accuracy <= 1
     assert real.mean.shape == (128,) and real.cov.shape == (128, 128)
     expected = {
@@ -79,7 +79,7 @@ def test_the_shipped_classifier_is_small_and_knows_the_samples() -> None:
 @pytest.fixture
 def emoji_shaped_model(tmp_path):
     """A tiny random model with the classifier's classes, which eval accepts."""
-    classes = load_classifier()[1].class_names
+    classes = load_eval_classifier()[1].class_names
     return save_model(
         make_unet(size=32, num_class_embeds=len(classes) + 1),
         NoiseSchedule.linear(),
@@ -122,23 +122,23 @@ def test_eval_compile_compiles_the_network_once(emoji_shaped_model, monkeypatch)
 
 def test_a_saved_classifier_loads_back_and_is_replaced_only_when_asked(tmp_path) -> None:
     from diffusion_studio.core.errors import OutputExistsError
-    from diffusion_studio.core.evaluate import save_classifier
+    from diffusion_studio.core.evaluate import save_eval_classifier
 
-    classifier, card, real = load_classifier()
-    save_classifier(classifier, card, real, tmp_path / "c")
-    again, card_again, real_again = load_classifier(tmp_path / "c")
+    classifier, card, real = load_eval_classifier()
+    save_eval_classifier(classifier, card, real, tmp_path / "c")
+    again, card_again, real_again = load_eval_classifier(tmp_path / "c")
     x = torch.zeros(1, 3, 32, 32)
     assert torch.equal(again(x), classifier(x)) and card_again == card
     assert np.array_equal(real_again.cov, real.cov)
     with pytest.raises(OutputExistsError):
-        save_classifier(classifier, card, real, tmp_path / "c")
-    save_classifier(classifier, card, real, tmp_path / "c", overwrite=True)
+        save_eval_classifier(classifier, card, real, tmp_path / "c")
+    save_eval_classifier(classifier, card, real, tmp_path / "c", overwrite=True)
 
 
 def test_eval_has_a_row_per_guidance_and_classifier_scale(capsys, emoji_shaped_model) -> None:
     from tests.helpers import make_classifier
 
-    classes = load_classifier()[1].class_names
+    classes = load_eval_classifier()[1].class_names
     guide = save_model(
         make_classifier(size=32, classes=len(classes)),
         NoiseSchedule.linear(),
