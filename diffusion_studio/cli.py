@@ -191,6 +191,7 @@ def _add_train_parser(commands: argparse._SubParsersAction, task: str = "diffusi
     data, checkpoints, resume and progress; the flags of each task's own network."""
     from diffusion_studio.core.train_config import (
         CLASSIFIER_PRESETS,
+        LR_SCHEDULES,
         UNET_PRESETS,
         TrainConfig,
         classifier_defaults,
@@ -265,6 +266,13 @@ def _add_train_parser(commands: argparse._SubParsersAction, task: str = "diffusi
         train.add_argument(
             "--beta-schedule", choices=("linear", "cosine"), default=defaults.beta_schedule
         )
+    train.add_argument(
+        "--lr-schedule",
+        choices=LR_SCHEDULES,
+        default=defaults.lr_schedule,
+        help="the learning rate after the warm-up: constant, or decaying to 0 at --steps "
+        f"(default {defaults.lr_schedule})",
+    )
     train.add_argument("--hflip", action="store_true", help="random horizontal flips")
     train.add_argument(
         "--checkpoint-dir",

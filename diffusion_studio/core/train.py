@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import platform
 import re
 import signal
@@ -78,6 +79,18 @@ def classifier_network(config: TrainConfig, channels: int, num_classes: int) -> 
         "norm_num_groups": groups,
         "attn_norm_num_groups": groups,
     }
+
+
+def learning_rate_factor(config: TrainConfig, step: int) -> float:
+    """The share of --lr at `step`: a linear warm-up, then constant, or down to 0 at the last
+    step along a line or a half cosine."""
+    warmup = min(1.0, (step + 1) / max(config.warmup_steps, 1))
+    if config.lr_schedule == "constant" or step < config.warmup_steps:
+        return warmup
+    done = min(1.0, (step - config.warmup_steps) / max(config.steps - config.warmup_steps, 1))
+    if config.lr_schedule == "linear":
+        return 1.0 - done
+    return 0.5 * (1.0 + math.cos(math.pi * done))
 
 
 def build_unet(config: TrainConfig, channels: int, num_classes: int) -> UNet2DModel:
@@ -474,7 +487,7 @@ def _train(
         unet.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
     )
     lr_scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: min(1.0, (step + 1) / max(config.warmup_steps, 1))
+        optimizer, lambda step: learning_rate_factor(config, step)
     )
     state = TrainState(0, unet, ema, optimizer, lr_scheduler, commands=[command] if command else [])
     if resume:

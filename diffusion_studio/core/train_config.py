@@ -28,6 +28,7 @@ CLASSIFIER_PRESETS: dict[str, tuple[int, ...]] = {
     "tiny": (16, 32),  # tests and smoke runs
     "small": (32, 64, 128),  # the embedded model's guidance classifier: 1.4 M parameters
 }
+LR_SCHEDULES = ("constant", "linear", "cosine")
 ACCURACY_LEVELS = (0.0, 0.25, 0.5, 0.75, 1.0)  # t / (T - 1) at which held-out accuracy is told
 
 
@@ -46,6 +47,8 @@ class TrainConfig:
     batch_size: int = 64
     learning_rate: float = 3e-4
     warmup_steps: int = 500
+    # after the warm-up: "constant", or decaying to 0 at `steps` ("linear", "cosine")
+    lr_schedule: str = "constant"
     weight_decay: float = 0.0
     ema_decay: float = 0.9995
     p_uncond: float = 0.1  # Ho & Salimans 2022: 0.1-0.2 works for classifier-free guidance
@@ -83,6 +86,8 @@ class TrainConfig:
             raise InputError("the held-out share must be from 0 to 0.5")
         if self.prediction_type not in ("epsilon", "v_prediction"):
             raise InputError("the prediction type must be epsilon or v_prediction")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise InputError(f"the learning-rate schedule must be one of {', '.join(LR_SCHEDULES)}")
         if self.beta_schedule not in ("linear", "cosine"):
             raise InputError("the beta schedule must be linear or cosine")
         for name in ("learning_rate", "ema_decay", "p_uncond", "weight_decay", "holdout"):

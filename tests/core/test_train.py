@@ -26,6 +26,7 @@ from diffusion_studio.core.train import (
     TrainConfig,
     batch_indices,
     hardware_description,
+    learning_rate_factor,
     run_training,
 )
 
@@ -280,9 +281,25 @@ def test_a_checkpoint_from_before_a_setting_existed_resumes(tmp_path, labelled_n
     run_training(first, progress=False)
     path = latest_checkpoint(first.checkpoints)
     payload = torch.load(path, weights_only=True)
-    for newer in ("task", "noise_of", "holdout"):  # settings added with train-classifier
+    for newer in ("task", "noise_of", "holdout", "lr_schedule"):  # settings added later
         del payload["config"][newer]
     torch.save(payload, path)
     longer = config(tmp_path, labelled_npz, steps=5, warmup_steps=1)
     run_training(longer, progress=False, resume=True)
     assert torch.load(latest_checkpoint(longer.checkpoints), weights_only=True)["step"] == 5
+
+
+def test_the_learning_rate_warms_up_then_stays_or_decays_to_zero(tmp_path, labelled_npz):
+    def factors(schedule: str) -> list[float]:
+        c = config(tmp_path, labelled_npz, steps=12, warmup_steps=2, lr_schedule=schedule)
+        return [learning_rate_factor(c, step) for step in (0, 1, 2, 4, 7, 12)]
+
+    assert factors("constant") == [0.5, 1.0, 1.0, 1.0, 1.0, 1.0]
+    assert factors("linear") == pytest.approx([0.5, 1.0, 1.0, 0.8, 0.5, 0.0])
+    assert factors("cosine") == pytest.approx([0.5, 1.0, 1.0, 0.9045, 0.5, 0.0], abs=1e-4)
+    decayed = config(tmp_path, labelled_npz, steps=6, warmup_steps=1, lr_schedule="cosine")
+    run_training(decayed, progress=False)
+    payload = torch.load(latest_checkpoint(decayed.checkpoints), weights_only=True)
+    assert payload["step"] == 6 and payload["optimizer"]["param_groups"][0]["lr"] == 0.0
+    with pytest.raises(InputError, match="learning-rate schedule must be one of constant"):
+        config(tmp_path, labelled_npz, lr_schedule="step").validate()
