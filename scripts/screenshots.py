@@ -78,6 +78,7 @@ def main() -> None:
     window.grab().save(str(args.out / "studio-classifier-guidance.png"))
     wait_until(app, lambda: not window.sampler.running)
     panel.classifier_scale.setValue(0.0)
+    panel.guidance.setValue(3.0)
 
     # 3. a finished inpainting: a sample image, half of it regenerated with RePaint
     source = next(p for p in sample_images() if p.stem == args.image)

@@ -139,10 +139,11 @@ class GuidancePlot(pg.PlotWidget):
         self.setMinimumHeight(140)
         plot = self.getPlotItem()
         plot.setLabel("bottom", "network call")
-        plot.setTitle("classifier guidance: RMS of s grad log p(y | x_t)", size="9pt")
+        plot.setTitle("classifier guidance", size="9pt")
         self.setToolTip(
             "How hard the classifier pushes at each step: the root mean square of its scaled "
-            "gradient. High-noise steps push little when the classifier cannot yet see the class."
+            "gradient, s grad log p(y | x_t). High-noise steps push little when the classifier "
+            "cannot yet see the class."
         )
         plot.showGrid(x=True, y=True, alpha=0.2)
         plot.setMouseEnabled(x=False, y=False)

@@ -55,3 +55,14 @@ def test_the_embedded_model_comes_with_its_shipped_classifier(window, tiny_model
     assert panel.classifier_scale.isEnabled()
     window.set_model(load_model(tiny_model_dir))  # another model: the shipped guide does not fit
     assert window.state.classifier is None and panel.classifier_name.text() == "none"
+
+
+def test_the_three_plots_fit_beside_each_other(qtbot, window) -> None:
+    from PySide6.QtCore import Qt
+
+    window.resize(1360, 860)
+    window.live.start_run(list(range(9, -1, -1)), guided=True)
+    qtbot.waitUntil(lambda: window.live.guidance.isVisible())
+    for plot in (window.live.schedule, window.live.path, window.live.guidance):
+        needed = plot.getPlotItem().effectiveSizeHint(Qt.SizeHint.MinimumSize).width()
+        assert needed <= plot.width(), f"{plot.getPlotItem().titleLabel.text} is cut off"
