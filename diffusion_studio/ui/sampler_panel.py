@@ -97,7 +97,7 @@ class SamplerPanel(QWidget):
         self.class_box = QComboBox(toolTip=TIPS["class_label"])
         self.guidance = QDoubleSpinBox(minimum=0.0, maximum=20.0, singleStep=0.5, value=3.0)
         self.guidance.setToolTip(TIPS["guidance_scale"])
-        self.classifier_name = QLabel("none", toolTip=TIPS["classifier"])
+        self.classifier_name = QLabel("none", toolTip=TIPS["classifier"], wordWrap=True)
         self.open_classifier = QPushButton("Open...", toolTip="Open a classifier folder")
         self.classifier_scale = QDoubleSpinBox(minimum=0.0, maximum=100.0, singleStep=0.5)
         self.classifier_scale.setToolTip(TIPS["classifier_scale"])

@@ -5,6 +5,7 @@ does not fit drops it."""
 from __future__ import annotations
 
 import numpy as np
+from PySide6.QtWidgets import QApplication, QScrollArea
 
 from diffusion_studio.core.model_files import load_model, save_model
 from diffusion_studio.core.schedule import NoiseSchedule
@@ -51,6 +52,9 @@ def test_the_embedded_model_comes_with_its_shipped_classifier(window, tiny_model
     window.set_model(load_model(None, device="cpu"))  # the default model: its guide is offered
     panel = window.panel
     assert panel.classifier_name.text() == "Emoji noise-aware classifier"
+    scroll = window.findChild(QScrollArea)  # its long name does not push the panel wider
+    QApplication.processEvents()  # the layouts take the new texts' sizes
+    assert scroll.widget().minimumSizeHint().width() <= scroll.viewport().width()
     panel.class_box.setCurrentIndex(panel.class_box.findText("Flags"))
     assert panel.classifier_scale.isEnabled()
     window.set_model(load_model(tiny_model_dir))  # another model: the shipped guide does not fit
