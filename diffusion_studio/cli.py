@@ -596,6 +596,13 @@ def _evaluate(args: argparse.Namespace) -> int:
                     evaluate_setting(model, setting, classifier, real, args.n, batch, guide)
                 )
                 progress.update()
+                if not args.quiet:  # a long table shows each setting as it is done
+                    progress.write(
+                        f"{name} S={setting.num_inference_steps}: FD "
+                        f"{scores[-1].frechet_distance:.3f}, accuracy "
+                        f"{scores[-1].class_accuracy:.3f}",
+                        file=sys.stderr,
+                    )
             table.append((name, scores))
     print(
         f"\nFrechet distance in the classifier's features (lower is better); "

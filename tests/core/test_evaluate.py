@@ -97,6 +97,10 @@ def test_eval_prints_the_tables(capsys, emoji_shaped_model) -> None:
     assert code == 0
     for row in ("DDIM eta=0", "DDPM beta~", "DDPM beta", "S=2", "S=3", "floor", "held-out"):
         assert row in out
+    command = ["eval", "--model", str(path), "--steps", "2", "--eta", "0", "-n", "9"]
+    assert main(command) == 0
+    err = capsys.readouterr().err  # without --quiet, each setting as it is done
+    assert "DDIM eta=0 S=2: FD " in err and "DDPM beta S=2: FD " in err and "accuracy" in err
 
 
 def test_ddpm_with_beta_tilde_has_no_row_of_its_own_beside_ddim_eta_one() -> None:
