@@ -145,10 +145,8 @@ class SamplerPanel(QWidget):
         form = QFormLayout(conditioning)
         form.addRow("Class", self.class_box)
         form.addRow("Guidance", self.guidance)
-        classifier_row = QHBoxLayout()
-        classifier_row.addWidget(self.classifier_name, 1)
-        classifier_row.addWidget(self.open_classifier)
-        form.addRow("Classifier", classifier_row)
+        form.addRow("Classifier", self.classifier_name)  # a long name wraps in the whole field
+        form.addRow("", self.open_classifier)
         form.addRow("Classifier scale", self.classifier_scale)
         self.conditioning = conditioning
         repaint = QGroupBox("Inpainting (RePaint)")
