@@ -59,11 +59,17 @@ def main() -> None:
     panel.guidance.setValue(3.0)
     frames = []
     window.sampler.frame.connect(frames.append)
-    window.run()
-    wait_until(app, lambda: frames and frames[-1].frame.index >= 38)
-    app.processEvents()
-    window.grab().save(str(args.out / "studio-mid-run.png"))
-    wait_until(app, lambda: not window.sampler.running)
+
+    def grab_mid_run(at_call: int, name: str) -> None:
+        """Run, save the window once the run reaches a network call, let the run end."""
+        frames.clear()
+        window.run()
+        wait_until(app, lambda: frames and frames[-1].frame.index >= at_call)
+        app.processEvents()
+        window.grab().save(str(args.out / name))
+        wait_until(app, lambda: not window.sampler.running)
+
+    grab_mid_run(38, "studio-mid-run.png")
 
     # 2. classifier guidance mid-run: the unconditional model (guidance 0) steered to a class by
     # the shipped noise-aware classifier; the live view plots the guidance term's size per step
@@ -71,12 +77,7 @@ def main() -> None:
     panel.class_box.setCurrentIndex(max(0, panel.class_box.findText(args.guided_class)))
     panel.guidance.setValue(0.0)
     panel.classifier_scale.setValue(args.classifier_scale)
-    frames.clear()
-    window.run()
-    wait_until(app, lambda: frames and frames[-1].frame.index >= 30)
-    app.processEvents()
-    window.grab().save(str(args.out / "studio-classifier-guidance.png"))
-    wait_until(app, lambda: not window.sampler.running)
+    grab_mid_run(30, "studio-classifier-guidance.png")
     panel.classifier_scale.setValue(0.0)
     panel.guidance.setValue(3.0)
 
