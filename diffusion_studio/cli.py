@@ -331,7 +331,7 @@ def _add_eval_parser(commands: argparse._SubParsersAction) -> None:
         type=int,
         default=512,
         metavar="N",
-        help="samples per setting, spread over the classes (default 512)",
+        help="samples per setting, in the classes' shares of the real data (default 512)",
     )
     evaluate.add_argument(
         "--guidance",
@@ -593,7 +593,9 @@ def _evaluate(args: argparse.Namespace) -> int:
             scores = []
             for setting in settings:
                 scores.append(
-                    evaluate_setting(model, setting, classifier, real, args.n, batch, guide)
+                    evaluate_setting(
+                        model, setting, classifier, real, args.n, batch, guide, card.class_counts
+                    )
                 )
                 progress.update()
                 if not args.quiet:  # a long table shows each setting as it is done
@@ -604,9 +606,11 @@ def _evaluate(args: argparse.Namespace) -> int:
                         file=sys.stderr,
                     )
             table.append((name, scores))
+    floor = card.floor_at(args.n)
     print(
-        f"\nFrechet distance in the classifier's features (lower is better); "
-        f"real-vs-real floor {card.real_floor:.3f}"
+        "\nFrechet distance in the classifier's features (lower is better); real-vs-real floor "
+        + (f"{floor:.3f} ({args.n} real images against all), " if floor is not None else "")
+        + f"{card.real_floor:.3f} (two halves of the data)"
     )
     print(format_table(table, steps, "frechet_distance"))
     print(f"\nClass accuracy (the classifier's held-out accuracy: {card.held_out_accuracy:.3f})")

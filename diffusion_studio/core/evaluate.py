@@ -68,6 +68,15 @@ class EvalClassifierCard:
     train_images: int
     epochs: int
     seed: int
+    # images of each class in the data of the real statistics: samples are drawn in these
+    # shares, as an even spread over unevenly sized classes is itself far from the data
+    class_counts: tuple[int, ...] = ()
+    # (n, the mean Frechet distance of n real images, drawn in class_counts' shares, against
+    # all of them): the floor an n-sample score is read against
+    floors_by_size: tuple[tuple[int, float], ...] = ()
+
+    def floor_at(self, count: int) -> float | None:
+        return dict(self.floors_by_size).get(count)
 
 
 def held_out_split(labels: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -175,6 +184,56 @@ def real_statistics(
     return FeatureStats.of(feats), floor
 
 
+FLOOR_SIZES = (128, 256, 512, 1024)
+
+
+def floors_by_size(
+    classifier: EvalClassifier,
+    data: TrainingData,
+    real: FeatureStats,
+    sizes: Sequence[int] = FLOOR_SIZES,
+    draws: int = 10,
+    seed: int = 0,
+    even: bool = False,
+) -> tuple[tuple[int, float], ...]:
+    """For each n: the mean Frechet distance of n real images against all of them, drawn as
+    eval draws samples (each class its class_allocation share, at random within it; with
+    `even`, an even spread over the classes). A perfect model's n samples score about this."""
+    if data.labels is None:
+        raise InputError("the floors need labelled data")
+    feats = features(classifier, data.as_tensor())
+    classes = len(data.class_names)
+    members = [np.flatnonzero(data.labels == c) for c in range(classes)]
+    counts = () if even else [len(m) for m in members]
+    rng = np.random.default_rng([seed, 1])
+    floors = []
+    for size in (s for s in sizes if s < len(feats)):
+        allocation = class_allocation(size, classes, counts)
+        if any(k > len(m) for k, m in zip(allocation, members)):
+            continue
+        distances = []
+        for _ in range(draws):
+            chosen = np.concatenate(
+                [rng.choice(m, k, replace=False) for m, k in zip(members, allocation)]
+            )
+            distances.append(frechet_distance(FeatureStats.of(feats[chosen]), real))
+        floors.append((size, round(float(np.mean(distances)), 4)))
+    return tuple(floors)
+
+
+def class_allocation(count: int, classes: int, class_counts: Sequence[int] = ()) -> list[int]:
+    """How many of `count` samples each class gets: in the shares of `class_counts` (the
+    data's images per class), the remainders to the largest fractions; evenly without them."""
+    shares = np.asarray(class_counts if class_counts else [1] * classes, dtype=np.float64)
+    if len(shares) != classes or shares.sum() <= 0:
+        raise InputError(f"{len(shares)} class counts for {classes} classes")
+    exact = count * shares / shares.sum()
+    allocation = np.floor(exact).astype(int)
+    left = count - int(allocation.sum())
+    allocation[np.argsort(-(exact - allocation), kind="stable")[:left]] += 1
+    return allocation.tolist()
+
+
 def save_eval_classifier(
     model: EvalClassifier,
     card: EvalClassifierCard,
@@ -187,7 +246,12 @@ def save_eval_classifier(
     tensors = {k: v.contiguous() for k, v in model.state_dict().items()}
     tensors["real_features.mean"] = torch.from_numpy(real.mean)
     tensors["real_features.cov"] = torch.from_numpy(real.cov)
-    payload = {**card.__dict__, "class_names": list(card.class_names)}
+    payload = {
+        **card.__dict__,
+        "class_names": list(card.class_names),
+        "class_counts": list(card.class_counts),
+        "floors_by_size": {str(n): floor for n, floor in card.floors_by_size},
+    }
     text = (json.dumps(payload, indent=2) + "\n").encode()
     for name in (CLASSIFIER_WEIGHTS, CLASSIFIER_CARD):  # both refused before either is written
         check_file_target(folder / name, overwrite=overwrite)
@@ -203,7 +267,14 @@ def load_eval_classifier(
     if not (folder / CLASSIFIER_WEIGHTS).is_file():
         raise InputError(f"no evaluation classifier in {folder}")
     raw = json.loads((folder / CLASSIFIER_CARD).read_text(encoding="utf-8"))
-    card = EvalClassifierCard(**{**raw, "class_names": tuple(raw["class_names"])})
+    card = EvalClassifierCard(
+        **{
+            **raw,
+            "class_names": tuple(raw["class_names"]),
+            "class_counts": tuple(raw.get("class_counts", ())),
+            "floors_by_size": tuple((int(n), f) for n, f in raw.get("floors_by_size", {}).items()),
+        }
+    )
     tensors = load_file(folder / CLASSIFIER_WEIGHTS)
     real = FeatureStats(
         tensors.pop("real_features.mean").numpy(), tensors.pop("real_features.cov").numpy()
@@ -225,17 +296,18 @@ def generate_images(
     count: int,
     batch_size: int = 128,
     guide: Classifier | None = None,
+    class_counts: Sequence[int] = (),
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """`count` class-conditional samples spread evenly over the classes, as a person sees them
-    (quantised to uint8): images (N, C, H, W) in [-1, 1] and their requested labels (N,).
-    With a guidance classifier (and the request's classifier scale) each is guided towards its
-    class."""
+    """`count` class-conditional samples, as a person sees them (quantised to uint8): images
+    (N, C, H, W) in [-1, 1] and their requested labels (N,). The classes get the shares of
+    `class_counts` (the real data's, so that the samples are compared with a like mix), or an
+    even spread without them. With a guidance classifier (and the request's classifier scale)
+    each is guided towards its class."""
     classes = len(model.info.class_names)
     if not classes:
         raise InputError(f"{model.info.name} is not class-conditional: class accuracy needs one")
     images, labels = [], []
-    for label in range(classes):
-        wanted = count // classes + (label < count % classes)
+    for label, wanted in enumerate(class_allocation(count, classes, class_counts)):
         for start in range(0, wanted, batch_size):
             chunk = replace(
                 request,
@@ -297,10 +369,12 @@ def evaluate_setting(
     count: int,
     batch_size: int = 128,
     guide: Classifier | None = None,
+    class_counts: Sequence[int] = (),
 ) -> Score:
-    """Sample `count` images with one setting and score them (the evaluation's classifier is
-    never the guide: a guide would grade its own push)."""
-    images, labels = generate_images(model, request, count, batch_size, guide)
+    """Sample `count` images with one setting, in the classes' shares of `class_counts`, and
+    score them (the evaluation's classifier is never the guide: a guide would grade its own
+    push)."""
+    images, labels = generate_images(model, request, count, batch_size, guide, class_counts)
     return score(classifier, images, labels, real)
 
 

@@ -18,7 +18,10 @@ from diffusion_studio.core.limits import (
 # name: (block_out_channels, layers_per_block, levels with self-attention)
 UNET_PRESETS: dict[str, tuple[tuple[int, ...], int, tuple[int, ...]]] = {
     "tiny": ((16, 32), 1, ()),  # tests and smoke runs
-    "small": ((32, 64, 64, 128), 1, (2,)),  # the embedded emoji model: 3.0 M parameters
+    "small": ((32, 64, 64, 128), 1, (2,)),  # 3.0 M parameters
+    # small's 32x32 and 16x16 levels, twice its channels at 8x8 and 4x4, where a step costs
+    # little: 10.1 M parameters for 1.7x small's time per step
+    "medium": ((32, 64, 128, 256), 1, (2,)),
     "base": ((64, 128, 128, 256), 2, (2,)),  # about 20 M, for a GPU
 }
 

@@ -9,8 +9,10 @@ import pytest
 import torch
 
 from diffusion_studio.cli import main
+from diffusion_studio.core.errors import InputError
 from diffusion_studio.core.evaluate import (
     FeatureStats,
+    class_allocation,
     evaluation_rows,
     frechet_distance,
     held_out_split,
@@ -51,6 +53,55 @@ def test_held_out_split_is_stratified_and_disjoint() -> None:
     train, held = held_out_split(labels, 0.25, seed=0)
     assert not set(train) & set(held) and len(train) + len(held) == len(labels)
     assert np.bincount(labels[held]).tolist() == [5, 10, 25]
+
+
+def test_samples_are_allotted_to_the_classes_in_the_data_s_shares() -> None:
+    assert class_allocation(10, 3, (100, 300, 600)) == [1, 3, 6]
+    # 512 over the emoji data's counts: the remainders go to the largest fractions
+    counts = (170, 318, 540, 262, 528, 772, 338, 448, 436)
+    allocation = class_allocation(512, 9, counts)
+    assert sum(allocation) == 512
+    exact = [512 * c / sum(counts) for c in counts]
+    assert all(abs(a - e) < 1 for a, e in zip(allocation, exact))
+    assert class_allocation(11, 3) == [4, 4, 3]  # no counts: an even spread
+    with pytest.raises(InputError):
+        class_allocation(10, 3, (1, 2))
+
+
+def test_the_shipped_card_knows_the_data_s_classes_and_its_floor_by_sample_count() -> None:
+    card = load_eval_classifier()[1]
+    assert len(card.class_counts) == 9 and sum(card.class_counts) == 3812
+    assert min(card.class_counts) > 0 and max(card.class_counts) > 4 * min(card.class_counts)
+    sizes = [n for n, _ in card.floors_by_size]
+    floors = [f for _, f in card.floors_by_size]
+    assert 512 in sizes and card.floor_at(512) == floors[sizes.index(512)]
+    # fewer images, a noisier estimate: the floor of an n-sample score falls as n grows
+    assert all(a > b for a, b in itertools.pairwise(floors)) and floors[-1] > 0
+    assert card.floor_at(7) is None
+
+
+def test_eval_draws_the_classes_in_the_data_s_shares(capsys, emoji_shaped_model, monkeypatch):
+    import diffusion_studio.core.evaluate as evaluate
+
+    drawn = []
+    real_score = evaluate.score
+
+    def counting_score(classifier, images, labels, real):
+        drawn.append(np.bincount(labels.numpy(), minlength=9).tolist())
+        return real_score(classifier, images, labels, real)
+
+    monkeypatch.setattr(evaluate, "score", counting_score)
+    argv = ["eval", "--model", str(emoji_shaped_model), "--sampler", "ddim", "--steps", "1",
+            "--eta", "0", "-n", "40", "--quiet"]  # fmt: skip
+    assert main(argv) == 0
+    counts = load_eval_classifier()[1].class_counts
+    assert drawn == [class_allocation(40, 9, counts)]
+    assert drawn[0] != class_allocation(40, 9)  # not an even spread
+    out = capsys.readouterr().out
+    assert "two halves of the data" in out and "real images against all" not in out
+    assert main([*argv[:-2], "128", "--quiet"]) == 0  # a count the card has a floor for
+    floor = load_eval_classifier()[1].floor_at(128)
+    assert f"floor {floor:.3f} (128 real images against all)" in capsys.readouterr().out
 
 
 def test_the_shipped_classifier_is_small_and_knows_the_samples() -> None:
