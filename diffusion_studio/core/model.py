@@ -193,7 +193,12 @@ class DiffusionModel:
 
     def compile(self) -> None:
         """torch.compile the network, for static shapes: each new batch size costs a compile
-        (a minute or two on a CPU), then every call runs faster (about 1.5x on a CPU)."""
+        (a minute or two on a CPU), then every call runs faster (about 1.5x on a CPU).
+
+        Dynamo's default of 8 compiles per function would fall back to the slow eager network
+        part-way through an eval, whose class shares make up to two batch sizes per class and
+        guidance scale: 64 leaves room for them."""
+        torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 64)
         self.unet = torch.compile(self.unet, dynamic=False)
 
     def _forward(

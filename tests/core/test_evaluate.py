@@ -170,9 +170,12 @@ def test_eval_compile_compiles_the_network_once(emoji_shaped_model, monkeypatch)
         return module
 
     monkeypatch.setattr(torch, "compile", fake_compile)
+    monkeypatch.setattr(torch._dynamo.config, "recompile_limit", 8)  # the default, restored
     argv = ["eval", "--model", str(path), "--steps", "2", "--eta", "0", "-n", "9", "--quiet"]
     assert main([*argv, "--compile"]) == 0
     assert compiled == [{"dynamic": False}]
+    # every batch size of the eval's class shares gets its compile, none falls back to eager
+    assert torch._dynamo.config.recompile_limit >= 64
 
 
 def test_a_saved_classifier_loads_back_and_is_replaced_only_when_asked(tmp_path) -> None:
