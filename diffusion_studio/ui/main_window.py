@@ -6,7 +6,7 @@ import contextlib
 import json
 from pathlib import Path
 
-from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer, Slot
+from PySide6.QtCore import QByteArray, QEvent, QObject, QSettings, QSize, Qt, QTimer, Slot
 from PySide6.QtGui import (
     QCloseEvent,
 )
@@ -45,6 +45,27 @@ from diffusion_studio.ui.state import StudioState
 from diffusion_studio.ui.worker import Sampler, Shown
 
 APP_NAME = "Diffusion Studio"
+
+
+class FieldsScroll(QScrollArea):
+    """The settings' vertical scroll: as wide as its fields need, now and after any change
+    (a longer name, another model's options), so that none is ever cut off at the side."""
+
+    def __init__(self, fields: QWidget) -> None:
+        super().__init__(widgetResizable=True)
+        self.setWidget(fields)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+
+    def minimumSizeHint(self) -> QSize:
+        hint = super().minimumSizeHint()
+        scrollbar = self.verticalScrollBar().sizeHint().width()
+        needed = self.widget().minimumSizeHint().width() + scrollbar + 2 * self.frameWidth()
+        return QSize(max(hint.width(), needed), hint.height())
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if watched is self.widget() and event.type() == QEvent.Type.LayoutRequest:
+            self.updateGeometry()  # the dock asks again how narrow this may be
+        return super().eventFilter(watched, event)
 
 
 class MainWindow(FilesMixin, QMainWindow):
@@ -119,12 +140,7 @@ class MainWindow(FilesMixin, QMainWindow):
         left_layout.setContentsMargins(0, 0, 0, 0)
         left_layout.addWidget(model_box)
         left_layout.addWidget(self.panel, 1)
-        scroll = QScrollArea(widgetResizable=True)
-        scroll.setWidget(left)
-        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        scroll.setMinimumWidth(
-            left.minimumSizeHint().width() + scroll.verticalScrollBar().sizeHint().width() + 4
-        )
+        scroll = FieldsScroll(left)
         settings = QWidget()  # the fields scroll; Run and Cancel stay below them, in sight
         settings_layout = QVBoxLayout(settings)
         settings_layout.setContentsMargins(0, 0, 0, 0)

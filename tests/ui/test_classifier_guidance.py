@@ -70,3 +70,18 @@ def test_the_three_plots_fit_beside_each_other(qtbot, window) -> None:
     for plot in (window.live.schedule, window.live.path, window.live.guidance):
         needed = plot.getPlotItem().effectiveSizeHint(Qt.SizeHint.MinimumSize).width()
         assert needed <= plot.width(), f"{plot.getPlotItem().titleLabel.text} is cut off"
+
+
+def test_fields_that_later_need_more_width_widen_the_dock_instead_of_being_cut_off(
+    qtbot, window
+) -> None:
+    scroll = window.findChild(QScrollArea)
+    before = scroll.width()
+    window.panel.setMinimumWidth(scroll.viewport().width() + 60)  # as a longer text would
+
+    def fits() -> bool:
+        return scroll.widget().minimumSizeHint().width() <= scroll.viewport().width()
+
+    assert not fits()  # the panel needs more than it had
+    qtbot.waitUntil(fits, timeout=2000)
+    assert scroll.width() > before
