@@ -196,8 +196,8 @@ class LiveView(QWidget):
         self._plotted = 0.0
 
     def start_run(self, timesteps: list[int], guided: bool = False) -> None:
-        """A new run: the path of its network calls, no scrubbing until it ends; the guidance
-        plot when a classifier guides it."""
+        """A new run: the path of its network calls, no scrubbing until it ends (the slider
+        follows the steps meanwhile); the guidance plot when a classifier guides it."""
         self._trajectory = None
         self.guidance.reset()
         self.guidance.setVisible(guided)
@@ -215,8 +215,13 @@ class LiveView(QWidget):
             self._plotted = now
             self.schedule.set_current(frame.timestep)
             self.path.set_progress(frame.index + 1)
-        if frame.guidance is not None and self._trajectory is None:  # live, not scrubbing
-            self.guidance.add(frame.index, frame.guidance)
+        if self._trajectory is None:  # live, not scrubbing: the idle slider shows how far
+            if frame.guidance is not None:
+                self.guidance.add(frame.index, frame.guidance)
+            self.scrub.blockSignals(True)
+            self.scrub.setRange(0, frame.total - 1)
+            self.scrub.setValue(frame.index)
+            self.scrub.blockSignals(False)
         self.caption.setText(f"step {frame.index + 1} / {frame.total}, t = {frame.timestep}")
 
     def show_image(self, image) -> None:

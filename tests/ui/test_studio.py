@@ -82,9 +82,12 @@ def run_and_wait(qtbot, window):
 def test_a_full_run_finishes_and_the_gallery_grows(qtbot, window) -> None:
     window.panel.steps.setValue(8)
     window.panel.batch.setValue(2)
-    frames = []
+    frames, handles = [], []
     window.sampler.frame.connect(frames.append)
+    scrub = window.live.scrub  # idle while the run goes, its handle follows the steps
+    window.sampler.frame.connect(lambda _: handles.append((scrub.value(), scrub.isEnabled())))
     result = run_and_wait(qtbot, window)
+    assert handles == [(shown.frame.index, False) for shown in frames]
     assert window.gallery.count() == 2
     assert result.images.shape == (2, 16, 16, 3)
     assert frames and frames[-1].frame.index == 7  # the last step was drawn
