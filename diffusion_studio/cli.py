@@ -189,7 +189,7 @@ def _add_sampler_options(sub: argparse.ArgumentParser) -> None:
 def _add_train_parser(commands: argparse._SubParsersAction, task: str = "diffusion") -> None:
     """`train` (a diffusion model) or `train-classifier` (a noise-aware classifier): the same
     data, checkpoints, resume and progress; the flags of each task's own network."""
-    from diffusion_studio.core.train_config import (
+    from diffusion_studio.core.train.config import (
         CLASSIFIER_PRESETS,
         LR_SCHEDULES,
         UNET_PRESETS,
@@ -477,7 +477,7 @@ def _info(args: argparse.Namespace) -> int:
 def _train(args: argparse.Namespace, argv: Sequence[str]) -> int:
     import shlex
 
-    from diffusion_studio.core.train import TrainConfig, run_training
+    from diffusion_studio.core.train.loop import TrainConfig, run_training
 
     fields = {f for f in TrainConfig.__dataclass_fields__ if f not in ("data", "output")}
     config = TrainConfig(
@@ -528,14 +528,14 @@ def _numbers(text: str, kind: type, flag: str) -> list:
 def _evaluate(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from diffusion_studio.core.evaluate import (
+    from diffusion_studio.core.model_files import load_model
+    from diffusion_studio.core.run import validate
+    from diffusion_studio.core.train.evaluate import (
         evaluate_setting,
         evaluation_rows,
         format_table,
         load_eval_classifier,
     )
-    from diffusion_studio.core.model_files import load_model
-    from diffusion_studio.core.run import validate
 
     if not 1 <= args.n <= MAX_EVAL_SAMPLES:
         raise InputError(f"-n must be from 1 to {MAX_EVAL_SAMPLES:,} samples, got {args.n}")
