@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import argparse
 
-from diffusion_studio.core.data import load_training_data
-from diffusion_studio.core.evaluate import floors_by_size, load_eval_classifier
+from diffusion_studio.core.train.data import load_training_data
+from diffusion_studio.core.train.evaluate import floors_by_size, load_eval_classifier
 
 
 def main() -> None:

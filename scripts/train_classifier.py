@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from diffusion_studio.core.data import load_training_data
-from diffusion_studio.core.evaluate import (
+from diffusion_studio.core.train.data import load_training_data
+from diffusion_studio.core.train.evaluate import (
     EvalClassifierCard,
     floors_by_size,
     held_out_split,

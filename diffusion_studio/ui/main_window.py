@@ -29,7 +29,6 @@ from PySide6.QtWidgets import (
 from diffusion_studio import __version__
 from diffusion_studio.core.errors import InputError
 from diffusion_studio.core.model import DiffusionModel, pick_device
-from diffusion_studio.core.model_files import load_model
 from diffusion_studio.core.request import SampleRequest
 from diffusion_studio.core.run import Job, RunResult, call_plan, validate
 from diffusion_studio.ui.autosave import Autosave
@@ -39,6 +38,7 @@ from diffusion_studio.ui.forward_view import ForwardView
 from diffusion_studio.ui.gallery import Gallery, GalleryEntry
 from diffusion_studio.ui.live_view import LiveView
 from diffusion_studio.ui.menus import build_menus
+from diffusion_studio.ui.models import ModelsMixin
 from diffusion_studio.ui.outputs import Outputs
 from diffusion_studio.ui.sampler_panel import SamplerPanel
 from diffusion_studio.ui.state import StudioState
@@ -68,7 +68,7 @@ class FieldsScroll(QScrollArea):
         return super().eventFilter(watched, event)
 
 
-class MainWindow(FilesMixin, QMainWindow):
+class MainWindow(ModelsMixin, FilesMixin, QMainWindow):
     """Model panel and sampler panel on the left; the canvas and the live view in the middle;
     the gallery below; the status bar says device, step k/N, steps per second and ETA."""
 
@@ -205,152 +205,6 @@ class MainWindow(FilesMixin, QMainWindow):
         self.gallery.use_as_source.connect(lambda entry: self.set_source_image(entry.image))
         self.gallery.export_requested.connect(self._export_entries)
         self.gallery.said.connect(lambda text: self.statusBar().showMessage(text, 8000))
-
-    # --- the model ----------------------------------------------------------------------
-
-    def _load_default_model(self) -> None:
-        try:
-            self.set_model(load_model(None, device=self._device_choice()))
-        except InputError as exc:
-            self.model_name.setText("No model")
-            self.model_details.setText(f"{exc}. Open a model folder to start.")
-
-    def _device_choice(self) -> str:
-        return self.panel.device.currentText() or "auto"
-
-    def set_model(self, model: DiffusionModel) -> None:
-        """Use a loaded model: the canvas takes its size, the panel its steps and classes."""
-        self.state.set_model(model)
-        info = model.info
-        self.model_name.setText(info.name)
-        height, width = info.resolution
-        kind = {1: "grey", 3: "RGB", 4: "RGBA"}.get(info.in_channels, f"{info.in_channels} ch")
-        classes = f", {len(info.class_names)} classes" if info.class_names else ""
-        size = f"{width}x{height} {kind}, {info.parameters / 1e6:.2f} M"
-        self.model_details.setText(f"{size}, {info.prediction_type}{classes}")
-        self.model_details.setToolTip("<br>".join(f"<b>{k}</b>: {v}" for k, v in info.summary()))
-        self.panel.set_model(info, model.schedule.num_train_timesteps)
-        self.panel.set_defaults(model.schedule.timestep_spacing, model.schedule.variance_type)
-        self._choose_classifier(model)
-        self.live.schedule.set_schedule(model.schedule)
-        self.forward.set_model_schedule(model.schedule)
-        self.forward.set_image(self.canvas.source)
-        self.device_label.setText(f"device: {model.device}")
-        self.statusBar().showMessage(f"Model {info.name} loaded", 4000)
-        self._update_actions()
-
-    def _choose_classifier(self, model: DiffusionModel) -> None:
-        """Keep the classifier if it fits the new model; else, for the embedded model, the one
-        shipped to guide it; else none."""
-        from diffusion_studio.core.model_files import load_classifier
-        from diffusion_studio.core.resources import default_model_dir, guidance_classifier_dir
-
-        classifier = self.state.classifier
-        if classifier is not None and classifier.mismatch(model) is not None:
-            classifier = None
-        shipped = guidance_classifier_dir()
-        embedded = Path(model.info.path).resolve() == default_model_dir().resolve()
-        if classifier is None and embedded and shipped.is_dir():
-            try:
-                classifier = load_classifier(shipped, device=model.device)
-            except InputError:
-                classifier = None
-            if classifier is not None and classifier.mismatch(model) is not None:
-                classifier = None
-        self.state.set_classifier(classifier)
-        self.panel.set_classifier(classifier.info if classifier else None)
-
-    def open_classifier(self) -> None:
-        """Sampler panel > Classifier > Open: a noise-aware classifier folder."""
-        folder = QFileDialog.getExistingDirectory(
-            self, "Open a classifier folder", self.settings.value("folders/classifier", "")
-        )
-        if folder:
-            self.settings.setValue("folders/classifier", folder)
-            self.load_classifier_folder(folder)
-
-    def load_classifier_folder(self, folder: str | Path) -> bool:
-        """Use a classifier for guidance; one that does not load or fit changes nothing."""
-        from diffusion_studio.core.model_files import load_classifier
-
-        if self.model is None or self.sampler.running:
-            self.show_error("Open a model (and let its run end) before choosing a classifier.")
-            return False
-        try:
-            classifier = load_classifier(folder, device=self.model.device)
-        except InputError as exc:
-            self.show_error(f"Could not open the classifier: {exc}")
-            return False
-        unfit = classifier.mismatch(self.model)
-        if unfit:
-            self.show_error(f"This classifier cannot guide the model: {unfit}")
-            return False
-        self.clear_error()
-        self.state.set_classifier(classifier)
-        self.panel.set_classifier(classifier.info)
-        self.statusBar().showMessage(f"Classifier {classifier.name}: set its scale to guide", 6000)
-        return True
-
-    def open_model(self) -> None:
-        folder = QFileDialog.getExistingDirectory(
-            self, "Open a diffusers model folder", self.settings.value("folders/model", "")
-        )
-        if folder:
-            self.settings.setValue("folders/model", folder)
-            self.load_model_folder(folder)
-
-    def import_checkpoint(self) -> None:
-        """File > Import checkpoint: an OpenAI guided-/improved-diffusion .pt, converted into a
-        diffusers folder (next to it, or in a chosen folder) and opened."""
-        from PySide6.QtWidgets import QApplication, QInputDialog
-
-        from diffusion_studio.core.convert import PRESETS, convert_to_folder, flags_for
-
-        path, _ = QFileDialog.getOpenFileName(
-            self, "Import a checkpoint", self.settings.value("folders/checkpoint", ""),
-            "PyTorch checkpoints (*.pt *.pth)",
-        )  # fmt: skip
-        if not path:
-            return
-        self.settings.setValue("folders/checkpoint", str(Path(path).parent))
-        names = [f"{name}  ({flags.source})" for name, flags in PRESETS.items()]
-        choice, ok = QInputDialog.getItem(
-            self, "Import a checkpoint", "Which published model is it?", names, 0, False
-        )
-        if not ok:
-            return
-        folder = QFileDialog.getExistingDirectory(
-            self, "Where the converted model goes", str(Path(path).parent)
-        )
-        if not folder:
-            return
-        out = Path(folder) / Path(path).stem
-        QApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
-        self.statusBar().showMessage(f"Converting {Path(path).name}...")
-        QApplication.processEvents()
-        try:
-            out, notes = convert_to_folder(path, out, flags_for(choice.split()[0]))
-        except (InputError, OSError) as exc:
-            self.show_error(f"Could not import the checkpoint: {exc}")
-            return
-        finally:
-            QApplication.restoreOverrideCursor()
-        if self.load_model_folder(out):
-            self.statusBar().showMessage(f"Imported into {out}: " + "; ".join(notes), 12000)
-
-    def load_model_folder(self, folder: str | Path) -> bool:
-        """Load a model; a folder that fails to load leaves the current model in place."""
-        if self.sampler.running:
-            self.show_error("Wait for the run to end (or cancel it) before changing the model.")
-            return False
-        try:
-            model = load_model(folder, device=self._device_choice())
-        except InputError as exc:
-            self.show_error(f"Could not open the model: {exc}")
-            return False
-        self.clear_error()
-        self.set_model(model)
-        return True
 
     def _on_canvas_changed(self) -> None:
         inpainting = self.canvas.source is not None and self.canvas.has_mask

@@ -449,7 +449,7 @@ def train_cases(p: dict[str, Path], root: Path) -> list[Case]:
 
 def checkpoint_cases(p: dict[str, Path], root: Path, code_marker: Path) -> list[Case]:
     """Checkpoints a resumed run reads: a run's last checkpoint, damaged in one way each."""
-    from diffusion_studio.core.checkpoints import latest_checkpoint
+    from diffusion_studio.core.train.checkpoints import latest_checkpoint
 
     d = q(str(p["data"]))
     train = "--preset tiny --resolution 16 --batch-size 2 --quiet"

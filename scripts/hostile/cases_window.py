@@ -204,7 +204,7 @@ def process_cases(p: dict[str, Path], root: Path) -> list[Case]:
 
     def kill_during_training(delay: float) -> Check:
         def check() -> tuple[bool, str]:
-            from diffusion_studio.core.checkpoints import latest_checkpoint
+            from diffusion_studio.core.train.checkpoints import latest_checkpoint
 
             out = root / f"killed-{delay}"
             checkpoints = Path(f"{out}-checkpoints")

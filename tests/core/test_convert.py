@@ -165,7 +165,7 @@ def test_whole_runs_match_guided_diffusions_loops(monkeypatch, sampler: str, ste
 
 
 def test_the_cli_names_the_presets_of_the_engine() -> None:
-    from diffusion_studio.cli import PRESET_NAMES
+    from diffusion_studio.cli.convert import PRESET_NAMES
 
     assert tuple(PRESETS) == PRESET_NAMES
 

@@ -10,7 +10,11 @@ import torch
 
 from diffusion_studio.cli import main
 from diffusion_studio.core.errors import InputError
-from diffusion_studio.core.evaluate import (
+from diffusion_studio.core.images import load_image, to_tensor
+from diffusion_studio.core.model_files import save_model
+from diffusion_studio.core.resources import resources_dir, sample_images
+from diffusion_studio.core.schedule import NoiseSchedule
+from diffusion_studio.core.train.evaluate import (
     FeatureStats,
     class_allocation,
     evaluation_rows,
@@ -19,10 +23,6 @@ from diffusion_studio.core.evaluate import (
     load_eval_classifier,
     predict,
 )
-from diffusion_studio.core.images import load_image, to_tensor
-from diffusion_studio.core.model_files import save_model
-from diffusion_studio.core.resources import resources_dir, sample_images
-from diffusion_studio.core.schedule import NoiseSchedule
 from tests.helpers import make_unet
 
 
@@ -81,7 +81,7 @@ def test_the_shipped_card_knows_the_data_s_classes_and_its_floor_by_sample_count
 
 
 def test_eval_draws_the_classes_in_the_data_s_shares(capsys, emoji_shaped_model, monkeypatch):
-    import diffusion_studio.core.evaluate as evaluate
+    import diffusion_studio.core.train.evaluate as evaluate
 
     drawn = []
     real_score = evaluate.score
@@ -180,7 +180,7 @@ def test_eval_compile_compiles_the_network_once(emoji_shaped_model, monkeypatch)
 
 def test_a_saved_classifier_loads_back_and_is_replaced_only_when_asked(tmp_path) -> None:
     from diffusion_studio.core.errors import OutputExistsError
-    from diffusion_studio.core.evaluate import save_eval_classifier
+    from diffusion_studio.core.train.evaluate import save_eval_classifier
 
     classifier, card, real = load_eval_classifier()
     save_eval_classifier(classifier, card, real, tmp_path / "c")

@@ -9,7 +9,7 @@ import sys
 import diffusion_studio.core
 
 CORE_MODULES = sorted(
-    f"diffusion_studio.core.{m.name}" for m in pkgutil.iter_modules(diffusion_studio.core.__path__)
+    m.name for m in pkgutil.walk_packages(diffusion_studio.core.__path__, "diffusion_studio.core.")
 )
 
 

@@ -16,19 +16,19 @@ import torch
 from PIL import Image
 from safetensors.torch import load_file
 
-from diffusion_studio.core import train as train_module
-from diffusion_studio.core.checkpoints import latest_checkpoint
 from diffusion_studio.core.errors import InputError
 from diffusion_studio.core.model_files import load_model
 from diffusion_studio.core.request import SampleRequest
 from diffusion_studio.core.run import Job, run
-from diffusion_studio.core.train import (
+from diffusion_studio.core.train import loop, output
+from diffusion_studio.core.train.checkpoints import latest_checkpoint
+from diffusion_studio.core.train.loop import (
     TrainConfig,
     batch_indices,
-    hardware_description,
     learning_rate_factor,
     run_training,
 )
+from diffusion_studio.core.train.output import hardware_description
 
 
 @pytest.fixture(scope="module")
@@ -116,11 +116,11 @@ def test_a_killed_and_resumed_run_ends_at_the_same_weights(tmp_path, labelled_np
 def test_the_hardware_is_that_of_the_runs_not_of_an_export(tmp_path, labelled_npz, monkeypatch):
     settings = config(tmp_path, labelled_npz, "run", steps=4)
     run_training(settings, progress=False, command="train")
-    monkeypatch.setattr(train_module, "hardware_description", lambda: "another machine")
+    monkeypatch.setattr(output, "hardware_description", lambda: "another machine")
     # resuming at the last step trains nothing and writes the model from the checkpoint
     exported = run_training(settings, progress=False, resume=True, command="export")
     training = json.loads((exported / "diffusion_studio.json").read_text())["training"]
-    assert training["hardware"] != "another machine"
+    assert "another machine" not in training["hardware"]
     assert training["steps"] == 4
 
 
@@ -135,7 +135,7 @@ def test_training_moves_the_weights_and_the_ema_lags(tmp_path, labelled_npz):
 
 @pytest.mark.parametrize("how", ["ctrl-c", "sigterm"])
 def test_ctrl_c_or_a_kill_writes_a_checkpoint_first(tmp_path, labelled_npz, monkeypatch, how):
-    real_step = train_module.training_step
+    real_step = loop.training_step
 
     def interrupt_at_three(state, *args, **kwargs):
         if state.step == 3 and how == "ctrl-c":
@@ -145,7 +145,7 @@ def test_ctrl_c_or_a_kill_writes_a_checkpoint_first(tmp_path, labelled_npz, monk
             time.sleep(0.5)
         return real_step(state, *args, **kwargs)
 
-    monkeypatch.setattr(train_module, "training_step", interrupt_at_three)
+    monkeypatch.setattr(loop, "training_step", interrupt_at_three)
     cfg = config(tmp_path, labelled_npz, checkpoint_every=100)
     with pytest.raises(KeyboardInterrupt):
         run_training(cfg, progress=False)

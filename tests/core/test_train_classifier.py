@@ -12,10 +12,10 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from diffusion_studio.core.checkpoints import latest_checkpoint
 from diffusion_studio.core.errors import InputError
 from diffusion_studio.core.model_files import load_classifier, load_model
-from diffusion_studio.core.train import TrainConfig, run_training
+from diffusion_studio.core.train.checkpoints import latest_checkpoint
+from diffusion_studio.core.train.loop import TrainConfig, run_training
 
 
 @pytest.fixture(scope="module")

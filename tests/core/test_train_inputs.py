@@ -15,7 +15,7 @@ import torch
 
 from diffusion_studio.cli import main
 from diffusion_studio.core.errors import InputError
-from diffusion_studio.core.train import TrainConfig, run_training
+from diffusion_studio.core.train.loop import TrainConfig, run_training
 
 
 def train(capsys, *argv: str) -> tuple[int, str]:

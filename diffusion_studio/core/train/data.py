@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import zipfile
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -115,3 +115,16 @@ def _from_folder(path: Path, resolution: int, channels: int) -> TrainingData:
         array = np.asarray(image)
         images.append(array[..., None] if array.ndim == 2 else array)
     return TrainingData(np.stack(images), None, (), f"{len(images)} images from {path.name}/")
+
+
+def split_held_out(
+    data: TrainingData, share: float, seed: int
+) -> tuple[TrainingData, TrainingData]:
+    """(training, held-out): a seeded share of the images kept out of training."""
+    order = np.random.default_rng([seed, 7]).permutation(len(data.images))
+    cut = round(share * len(order))
+    parts = []
+    for chosen in (np.sort(order[cut:]), np.sort(order[:cut])):
+        labels = None if data.labels is None else data.labels[chosen]
+        parts.append(replace(data, images=data.images[chosen], labels=labels))
+    return parts[0], parts[1]

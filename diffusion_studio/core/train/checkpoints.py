@@ -13,7 +13,7 @@ from diffusers import UNet2DModel
 
 from diffusion_studio.core.errors import InputError
 from diffusion_studio.core.files import atomic_write
-from diffusion_studio.core.train_config import TrainConfig
+from diffusion_studio.core.train.config import TrainConfig
 
 CHECKPOINT_VERSION = 1
 

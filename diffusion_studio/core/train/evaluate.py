@@ -20,7 +20,6 @@ from safetensors.torch import load_file, save
 from torch import nn
 
 from diffusion_studio.core.classifier import Classifier
-from diffusion_studio.core.data import TrainingData
 from diffusion_studio.core.errors import InputError
 from diffusion_studio.core.files import atomic_write, check_file_target
 from diffusion_studio.core.images import to_tensor, to_uint8
@@ -28,6 +27,7 @@ from diffusion_studio.core.model import DiffusionModel
 from diffusion_studio.core.request import FIXED_VARIANCES, SAMPLERS, SampleRequest
 from diffusion_studio.core.resources import resources_dir
 from diffusion_studio.core.run import Job, run
+from diffusion_studio.core.train.data import TrainingData
 
 CLASSIFIER_WEIGHTS = "classifier.safetensors"
 CLASSIFIER_CARD = "classifier.json"

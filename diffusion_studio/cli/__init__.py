@@ -1,0 +1,71 @@
+"""`diffusion-studio`: the window with no command; headless jobs as subcommands.
+
+    diffusion-studio [FILE ...]           open the studio (with images, or PNGs it exported)
+    diffusion-studio sample  [options]    generate images
+    diffusion-studio inpaint [options]    regenerate the masked part of an image (RePaint)
+    diffusion-studio info    [--model]    describe a model
+    diffusion-studio train | train-classifier | eval | convert   (see --help)
+
+Each command is a module here: its parser and its run. Bad input gives one line on stderr and
+exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from diffusion_studio import __version__
+from diffusion_studio.cli import convert, evaluate, generate, train
+from diffusion_studio.cli.common import EXIT_BAD_INPUT, PROG, Parser
+from diffusion_studio.core.errors import InputError, OutputExistsError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = Parser(prog=PROG, description="A studio for pixel-space diffusion models.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command", parser_class=Parser, metavar="COMMAND")
+    gui = commands.add_parser("gui", help="open the studio window (the default)")
+    gui.add_argument("files", nargs="*", metavar="FILE", help="images, or PNGs it exported")
+    generate.add_parsers(commands)
+    train.add_parsers(commands)
+    evaluate.add_parser(commands)
+    convert.add_parser(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and Path(argv[0]).is_file():  # `diffusion-studio picture.png`, as file managers do
+        argv = ["gui", *argv]
+    args = build_parser().parse_args(argv)
+    if args.command in (None, "gui"):
+        from diffusion_studio.ui.app import run
+
+        return run(getattr(args, "files", []))
+    try:
+        if args.command == "info":
+            return generate.info(args)
+        if args.command in ("train", "train-classifier"):
+            return train.run(args, argv)
+        if args.command == "eval":
+            return evaluate.run(args)
+        if args.command == "convert":
+            return convert.run(args)
+        return generate.generate(args)
+    except OutputExistsError as exc:
+        return _fail(f"{exc.path} already exists (use --force to overwrite)")
+    except InputError as exc:
+        return _fail(str(exc))
+    except OSError as exc:
+        return _fail(f"{exc.strerror or exc}: {exc.filename}" if exc.filename else str(exc))
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
+
+
+def _fail(message: str) -> int:
+    print(f"{PROG}: error: {message}", file=sys.stderr)
+    return EXIT_BAD_INPUT

@@ -1,0 +1,334 @@
+"""`sample`, `inpaint` and `info`: the jobs of a model, from flags to written PNGs (the same Job
+and write_result as the window's)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from diffusion_studio.cli.common import PROG, number, numbers
+from diffusion_studio.core.errors import InputError
+
+if TYPE_CHECKING:
+    from diffusion_studio.core.classifier import Classifier
+    from diffusion_studio.core.model import DiffusionModel
+    from diffusion_studio.core.run import Job
+
+
+def add_parsers(commands: argparse._SubParsersAction) -> None:
+    """The parsers of sample, inpaint and info."""
+    sample = commands.add_parser("sample", help="generate images")
+    inpaint = commands.add_parser(
+        "inpaint", help="regenerate the masked part of an image (RePaint)"
+    )
+    info = commands.add_parser("info", help="describe a model")
+    for sub in (sample, inpaint, info):
+        sub.add_argument(
+            "--model",
+            metavar="FOLDER",
+            help="a diffusers UNet2DModel folder (default: the embedded model)",
+        )
+        sub.add_argument("--device", default="auto", help="auto (CUDA, MPS, CPU), cpu, cuda, mps")
+    for sub in (sample, inpaint):
+        _add_sampler_options(sub)
+    inpaint.add_argument("--image", required=True, metavar="PATH", help="the source image")
+    masks = inpaint.add_mutually_exclusive_group(required=True)
+    masks.add_argument("--mask", metavar="PATH", help="a mask image: white = generate")
+    from diffusion_studio.core.masks import HALF_SIDES, PRESETS
+
+    names = [f"{n}[-{'|-'.join(HALF_SIDES)}]" if s.sided else n for n, s in PRESETS.items()]
+    masks.add_argument("--mask-preset", metavar="NAME", help=", ".join(names))
+    inpaint.add_argument(
+        "--invert-mask",
+        action="store_true",
+        help="the mask is white = keep (RePaint's files): invert it",
+    )
+    inpaint.add_argument(
+        "--mask-seed", type=int, metavar="N", help="seed of a random preset (default: --seed)"
+    )
+    inpaint.add_argument(
+        "--jump-length",
+        type=int,
+        metavar="N",
+        default=10,
+        help="RePaint: steps to jump back when resampling (default 10)",
+    )
+    inpaint.add_argument(
+        "--jump-n-sample",
+        type=int,
+        metavar="N",
+        default=10,
+        help="RePaint: times each jump is resampled; 1 = no resampling (default 10)",
+    )
+
+
+def _add_sampler_options(sub: argparse.ArgumentParser) -> None:
+    from diffusion_studio.core.request import (
+        OPTION_TIPS,
+        SAMPLERS,
+        TIMESTEP_SPACINGS,
+        VARIANCE_TYPES,
+    )
+
+    tips = "; ".join(f"{s.name}: {s.tip}" for s in SAMPLERS.values())
+    sub.add_argument("--sampler", choices=tuple(SAMPLERS), default="ddim", help=tips)
+    sub.add_argument(
+        "--steps", type=int, metavar="N", default=50, help="inference steps (default 50)"
+    )
+    sub.add_argument("--eta", type=number, default=0.0, help=OPTION_TIPS["eta"] + " (default 0)")
+    sub.add_argument(
+        "--use-clipped-model-output",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help=OPTION_TIPS["use_clipped_model_output"] + " (default: on)",
+    )
+    sub.add_argument(
+        "--spacing",
+        choices=TIMESTEP_SPACINGS,
+        help=OPTION_TIPS["timestep_spacing"] + " (default: the model's)",
+    )
+    sub.add_argument(
+        "--variance",
+        choices=VARIANCE_TYPES,
+        help=OPTION_TIPS["variance_type"] + " (default: the model's)",
+    )
+    sub.add_argument(
+        "--seed", type=int, metavar="N", default=0, help="image i of a batch: seed + i"
+    )
+    sub.add_argument("-n", "--batch", type=int, metavar="N", default=1, help="images (default 1)")
+    sub.add_argument(
+        "--class",
+        dest="class_",
+        metavar="NAME|INDEX|all|unconditional",
+        help="the class to generate (class-conditional models; default: the model's default "
+        "class); all: -n of each class; unconditional: the null class",
+    )
+    sub.add_argument(
+        "--guidance",
+        type=number,
+        metavar="SCALE",
+        help="classifier-free guidance: 1 = off, 0 = unconditional (default: 3 for a class-"
+        "conditional model with a null class, else 1)",
+    )
+    sub.add_argument(
+        "--classifier-scale",
+        default="0",
+        metavar="S[,S...]",
+        help=OPTION_TIPS["classifier_scale"] + " Several (0,2,5,10): a run each, the columns "
+        "of the grid (default 0)",
+    )
+    sub.add_argument(
+        "--classifier",
+        metavar="FOLDER",
+        help="the noise-aware classifier of classifier guidance (default: the one shipped for "
+        "the embedded model)",
+    )
+    sub.add_argument("--bf16", action="store_true", help="bfloat16 autocast for the network")
+    sub.add_argument(
+        "--out",
+        metavar="PATH",
+        help="the PNG; several images are PATH's stem plus -SEED.png (default: --outdir)",
+    )
+    sub.add_argument(
+        "--outdir",
+        metavar="FOLDER",
+        help="write into FOLDER as the window does: RUN-SEED.png, RUN being the run's number "
+        "(00001, 00002...) (default: the current folder, when --out and --grid are not given)",
+    )
+    sub.add_argument("--grid", metavar="PATH", help="also write all images as one grid PNG")
+    sub.add_argument(
+        "--save-trajectory",
+        metavar="PATH",
+        help="the denoising steps (x_t beside the predicted x0) as an animation (.gif, .webp)",
+    )
+    sub.add_argument("--force", action="store_true", help="replace existing files")
+    sub.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def info(args: argparse.Namespace) -> int:
+    from diffusion_studio.core.model_files import load_model
+
+    model = load_model(args.model, device=args.device)
+    rows = [*model.info.summary(), ("Device", str(model.device))]
+    width = max(len(label) for label, _ in rows)
+    for label, value in rows:
+        print(f"{label:<{width}}  {value}")
+    return 0
+
+
+def generate(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from diffusion_studio.core.model_files import load_model
+    from diffusion_studio.core.record import check_outputs, write_grid, write_output
+    from diffusion_studio.core.run import execute, network_calls, validate
+
+    inpaint = args.command == "inpaint"
+    model = load_model(args.model, device=args.device, bf16=args.bf16)
+    scales = numbers(args.classifier_scale, float, "--classifier-scale")
+    classifier = guiding_classifier(args, model) if any(scales) else None
+    jobs = _jobs(args, model, inpaint, scales, classifier)
+    for job in jobs:  # bad settings are reported before anything about files
+        validate(job.request, model, inpaint, classifier)
+    outputs, grid = _plan(args, jobs)
+    check_outputs(
+        [o for plan in outputs for o in plan] + ([(grid, "grid", None)] if grid else []), args.force
+    )
+    for note in jobs[0].notes:  # said once the inputs are known to be good
+        print(f"{PROG}: {note}", file=sys.stderr)
+    calls = network_calls(jobs[0].request, inpaint)
+    results, written = [], []
+    with tqdm(total=calls * len(jobs), unit="step", desc=args.command, disable=args.quiet) as bar:
+        for job, plan in zip(jobs, outputs):
+            result = execute(model, job, on_frame=lambda f: bar.update(), classifier=classifier)
+            results.append(result)
+            written += [write_output(result, output, overwrite=args.force) for output in plan]
+    if grid:  # with --class all, a row per class; with several classifier scales, a column each
+        columns = jobs[0].request.batch_size * len(scales) if len(jobs) > 1 else None
+        written.append(write_grid(results, grid, columns=columns, overwrite=args.force))
+    for path in written:
+        print(path)
+    return 0
+
+
+def guiding_classifier(args: argparse.Namespace, model: DiffusionModel) -> Classifier:
+    """--classifier, or for the embedded model the classifier shipped to guide it."""
+    from diffusion_studio.core.model_files import load_classifier
+    from diffusion_studio.core.resources import guidance_classifier_dir
+
+    folder = args.classifier
+    if folder is None:
+        shipped = guidance_classifier_dir()
+        if args.model is not None or not shipped.is_dir():
+            raise InputError("classifier guidance needs a classifier: give --classifier FOLDER")
+        folder = shipped
+    classifier = load_classifier(folder, device=model.device)
+    unfit = classifier.mismatch(model)
+    if unfit:
+        raise InputError(f"--classifier does not fit the model: {unfit}")
+    return classifier
+
+
+def _jobs(
+    args: argparse.Namespace,
+    model: DiffusionModel,
+    inpaint: bool,
+    scales: Sequence[float] = (0.0,),
+    classifier: Classifier | None = None,
+) -> list[Job]:
+    """The job of the flags, or with --class all one per class (a row each in the grid), and
+    with several classifier scales one per scale (the columns). With no --class a
+    class-conditional model makes its default class, as the window does; an unconditional
+    model guided by a classifier takes the classifier's classes."""
+    from diffusion_studio.core.model import find_class
+    from diffusion_studio.core.request import default_request
+    from diffusion_studio.core.run import Job
+
+    info = model.info
+    settings = {
+        "sampler": args.sampler,
+        "num_inference_steps": args.steps,
+        "eta": args.eta,
+        "timestep_spacing": args.spacing,
+        "variance_type": args.variance,
+        "seed": args.seed,
+        "batch_size": args.batch,
+        "use_clipped_model_output": args.use_clipped_model_output,
+        **(
+            {"jump_length": args.jump_length, "jump_n_sample": args.jump_n_sample}
+            if inpaint
+            else {}
+        ),
+    }
+    request = default_request(
+        len(info.class_names), info.default_class, info.null_class, **settings
+    )
+    chosen = (args.class_ or "").strip().lower()
+    names = info.class_names or (classifier.class_names if classifier else ())
+    if args.class_ is not None and not names:
+        raise InputError(f"{info.name} is not class-conditional; leave --class out")
+    labels: list[int | None] = [request.class_label]
+    if classifier is not None and not info.class_names:
+        labels = [0]
+    if chosen == "all":
+        labels = list(range(len(names)))
+    elif chosen == "unconditional":
+        labels = [None]
+    elif args.class_ is not None:
+        labels = [find_class(names, args.class_)]
+    guidance = request.guidance_scale if args.guidance is None else args.guidance
+    inputs = {}
+    if inpaint:
+        inputs = {
+            "image": args.image,
+            "mask": args.mask,
+            "mask_preset": args.mask_preset,
+            "mask_seed": args.mask_seed,
+            "invert_mask_file": args.invert_mask,
+        }
+    guide = classifier.info if classifier else None
+    return [
+        Job.prepare(
+            replace(request, class_label=label, guidance_scale=guidance, classifier_scale=scale),
+            info,
+            classifier=guide,
+            **inputs,
+        )
+        for label in labels
+        for scale in scales
+    ]
+
+
+def _plan(args: argparse.Namespace, jobs: list[Job]) -> tuple[list[list], Path | None]:
+    """The files of each job (plan_outputs), and the grid's path: decided, and checked, before
+    anything runs."""
+    from diffusion_studio.core.record import next_run_number, plan_outputs
+
+    grid = Path(args.grid) if args.grid else None
+    if grid is not None and grid.suffix.lower() != ".png":
+        raise InputError(f"--grid {grid} should end in .png")
+    trajectory = Path(args.save_trajectory) if args.save_trajectory else None
+    from diffusion_studio.core.export import ANIMATIONS
+
+    if trajectory is not None and trajectory.suffix.lower() not in ANIMATIONS:
+        names = " or ".join(ANIMATIONS)
+        raise InputError(f"--save-trajectory {trajectory} should end in {names}")
+    if trajectory is not None and len(jobs) > 1:
+        raise InputError("--save-trajectory follows one class at a time, not --class all")
+    if args.out and args.outdir:
+        raise InputError("give --out (a file name) or --outdir (a folder), not both")
+    out = Path(args.out) if args.out else None
+    if out is not None and out.suffix.lower() != ".png":
+        raise InputError(f"--out {out} should end in .png")
+    if out is None and (args.outdir or not grid):
+        folder = Path(args.outdir or ".")
+        first = next_run_number(folder)
+        return [
+            plan_outputs(job, folder, f"{first + k:05d}", trajectory=trajectory)
+            for k, job in enumerate(jobs)
+        ], grid
+    if out is None:  # only the grid (and the steps)
+        return [[(trajectory, "steps", None)] if trajectory else [] for _ in jobs], grid
+    plans = []
+    for job in jobs:
+        stem = out.stem
+        if len(jobs) > 1:  # --class all, or several scales: the class and scale in the name
+            names = job.model.class_names or (job.classifier.class_names if job.classifier else ())
+            if names:
+                stem += "-" + _slug(names[job.request.class_label or 0])
+            if job.request.classifier_scale:
+                stem += f"-cg{job.request.classifier_scale:g}"
+        plans.append(
+            plan_outputs(
+                job, out.parent, stem, single_name=f"{stem}{out.suffix}", trajectory=trajectory
+            )
+        )
+    return plans, grid
+
+
+def _slug(text: str) -> str:
+    return "-".join("".join(c if c.isalnum() else " " for c in text.lower()).split())

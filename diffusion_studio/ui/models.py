@@ -1,0 +1,163 @@
+"""The window's models: the embedded default at start, a model folder, an OpenAI checkpoint
+imported (converted into a diffusers folder), and the noise-aware classifier that guides it. A
+mixin of MainWindow, kept apart for size."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QFileDialog
+
+from diffusion_studio.core.errors import InputError
+from diffusion_studio.core.model import DiffusionModel
+from diffusion_studio.core.model_files import load_model
+
+
+class ModelsMixin:
+    """Needs the window's state, panel, live, forward, canvas, sampler, settings, model_name,
+    model_details, device_label, model, show_error, clear_error and _update_actions."""
+
+    def _load_default_model(self) -> None:
+        try:
+            self.set_model(load_model(None, device=self._device_choice()))
+        except InputError as exc:
+            self.model_name.setText("No model")
+            self.model_details.setText(f"{exc}. Open a model folder to start.")
+
+    def _device_choice(self) -> str:
+        return self.panel.device.currentText() or "auto"
+
+    def set_model(self, model: DiffusionModel) -> None:
+        """Use a loaded model: the canvas takes its size, the panel its steps and classes."""
+        self.state.set_model(model)
+        info = model.info
+        self.model_name.setText(info.name)
+        height, width = info.resolution
+        kind = {1: "grey", 3: "RGB", 4: "RGBA"}.get(info.in_channels, f"{info.in_channels} ch")
+        classes = f", {len(info.class_names)} classes" if info.class_names else ""
+        size = f"{width}x{height} {kind}, {info.parameters / 1e6:.2f} M"
+        self.model_details.setText(f"{size}, {info.prediction_type}{classes}")
+        self.model_details.setToolTip("<br>".join(f"<b>{k}</b>: {v}" for k, v in info.summary()))
+        self.panel.set_model(info, model.schedule.num_train_timesteps)
+        self.panel.set_defaults(model.schedule.timestep_spacing, model.schedule.variance_type)
+        self._choose_classifier(model)
+        self.live.schedule.set_schedule(model.schedule)
+        self.forward.set_model_schedule(model.schedule)
+        self.forward.set_image(self.canvas.source)
+        self.device_label.setText(f"device: {model.device}")
+        self.statusBar().showMessage(f"Model {info.name} loaded", 4000)
+        self._update_actions()
+
+    def _choose_classifier(self, model: DiffusionModel) -> None:
+        """Keep the classifier if it fits the new model; else, for the embedded model, the one
+        shipped to guide it; else none."""
+        from diffusion_studio.core.model_files import load_classifier
+        from diffusion_studio.core.resources import default_model_dir, guidance_classifier_dir
+
+        classifier = self.state.classifier
+        if classifier is not None and classifier.mismatch(model) is not None:
+            classifier = None
+        shipped = guidance_classifier_dir()
+        embedded = Path(model.info.path).resolve() == default_model_dir().resolve()
+        if classifier is None and embedded and shipped.is_dir():
+            try:
+                classifier = load_classifier(shipped, device=model.device)
+            except InputError:
+                classifier = None
+            if classifier is not None and classifier.mismatch(model) is not None:
+                classifier = None
+        self.state.set_classifier(classifier)
+        self.panel.set_classifier(classifier.info if classifier else None)
+
+    def open_classifier(self) -> None:
+        """Sampler panel > Classifier > Open: a noise-aware classifier folder."""
+        folder = QFileDialog.getExistingDirectory(
+            self, "Open a classifier folder", self.settings.value("folders/classifier", "")
+        )
+        if folder:
+            self.settings.setValue("folders/classifier", folder)
+            self.load_classifier_folder(folder)
+
+    def load_classifier_folder(self, folder: str | Path) -> bool:
+        """Use a classifier for guidance; one that does not load or fit changes nothing."""
+        from diffusion_studio.core.model_files import load_classifier
+
+        if self.model is None or self.sampler.running:
+            self.show_error("Open a model (and let its run end) before choosing a classifier.")
+            return False
+        try:
+            classifier = load_classifier(folder, device=self.model.device)
+        except InputError as exc:
+            self.show_error(f"Could not open the classifier: {exc}")
+            return False
+        unfit = classifier.mismatch(self.model)
+        if unfit:
+            self.show_error(f"This classifier cannot guide the model: {unfit}")
+            return False
+        self.clear_error()
+        self.state.set_classifier(classifier)
+        self.panel.set_classifier(classifier.info)
+        self.statusBar().showMessage(f"Classifier {classifier.name}: set its scale to guide", 6000)
+        return True
+
+    def open_model(self) -> None:
+        folder = QFileDialog.getExistingDirectory(
+            self, "Open a diffusers model folder", self.settings.value("folders/model", "")
+        )
+        if folder:
+            self.settings.setValue("folders/model", folder)
+            self.load_model_folder(folder)
+
+    def import_checkpoint(self) -> None:
+        """File > Import checkpoint: an OpenAI guided-/improved-diffusion .pt, converted into a
+        diffusers folder (next to it, or in a chosen folder) and opened."""
+        from PySide6.QtWidgets import QApplication, QInputDialog
+
+        from diffusion_studio.core.convert import PRESETS, convert_to_folder, flags_for
+
+        path, _ = QFileDialog.getOpenFileName(
+            self, "Import a checkpoint", self.settings.value("folders/checkpoint", ""),
+            "PyTorch checkpoints (*.pt *.pth)",
+        )  # fmt: skip
+        if not path:
+            return
+        self.settings.setValue("folders/checkpoint", str(Path(path).parent))
+        names = [f"{name}  ({flags.source})" for name, flags in PRESETS.items()]
+        choice, ok = QInputDialog.getItem(
+            self, "Import a checkpoint", "Which published model is it?", names, 0, False
+        )
+        if not ok:
+            return
+        folder = QFileDialog.getExistingDirectory(
+            self, "Where the converted model goes", str(Path(path).parent)
+        )
+        if not folder:
+            return
+        out = Path(folder) / Path(path).stem
+        QApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
+        self.statusBar().showMessage(f"Converting {Path(path).name}...")
+        QApplication.processEvents()
+        try:
+            out, notes = convert_to_folder(path, out, flags_for(choice.split()[0]))
+        except (InputError, OSError) as exc:
+            self.show_error(f"Could not import the checkpoint: {exc}")
+            return
+        finally:
+            QApplication.restoreOverrideCursor()
+        if self.load_model_folder(out):
+            self.statusBar().showMessage(f"Imported into {out}: " + "; ".join(notes), 12000)
+
+    def load_model_folder(self, folder: str | Path) -> bool:
+        """Load a model; a folder that fails to load leaves the current model in place."""
+        if self.sampler.running:
+            self.show_error("Wait for the run to end (or cancel it) before changing the model.")
+            return False
+        try:
+            model = load_model(folder, device=self._device_choice())
+        except InputError as exc:
+            self.show_error(f"Could not open the model: {exc}")
+            return False
+        self.clear_error()
+        self.set_model(model)
+        return True
