@@ -202,6 +202,10 @@ class LiveView(QWidget):
         self.guidance.reset()
         self.guidance.setVisible(guided)
         self.scrub.setEnabled(False)
+        self.scrub.blockSignals(True)
+        self.scrub.setRange(0, max(0, len(timesteps) - 1))
+        self.scrub.setValue(0)
+        self.scrub.blockSignals(False)
         self.schedule.set_run(timesteps)
         self.path.set_path(timesteps)
 
@@ -219,7 +223,6 @@ class LiveView(QWidget):
             if frame.guidance is not None:
                 self.guidance.add(frame.index, frame.guidance)
             self.scrub.blockSignals(True)
-            self.scrub.setRange(0, frame.total - 1)
             self.scrub.setValue(frame.index)
             self.scrub.blockSignals(False)
         self.caption.setText(f"step {frame.index + 1} / {frame.total}, t = {frame.timestep}")

@@ -26,7 +26,7 @@ from diffusion_studio.core.files import exclusive_lock
 from diffusion_studio.core.images import to_uint8
 from diffusion_studio.core.sampling import classifier_free_guidance, ddim_update, randn_like, sample
 from diffusion_studio.core.schedule import NoiseSchedule
-from diffusion_studio.core.train import output
+from diffusion_studio.core.train import output  # hardware_description, looked up at call time
 from diffusion_studio.core.train.checkpoints import (
     TrainState,
     latest_checkpoint,
