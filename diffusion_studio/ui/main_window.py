@@ -32,6 +32,7 @@ from diffusion_studio.core.model import DiffusionModel, pick_device
 from diffusion_studio.core.request import SampleRequest
 from diffusion_studio.core.run import Job, RunResult, call_plan, validate
 from diffusion_studio.ui.autosave import Autosave
+from diffusion_studio.ui.background import Background
 from diffusion_studio.ui.canvas_panel import CanvasPanel
 from diffusion_studio.ui.files import FilesMixin
 from diffusion_studio.ui.forward_view import ForwardView
@@ -88,6 +89,7 @@ class MainWindow(ModelsMixin, FilesMixin, QMainWindow):
         self.settings = settings or QSettings()
         self.state = StudioState(parent=self)
         self.sampler = Sampler(self)
+        self.importer = Background(self)  # a checkpoint converted and loaded, off this thread
         self.outputs = Outputs(self.settings, outputs) if outputs is not None else None
         self._build()
         self.actions = build_menus(self)
@@ -201,6 +203,8 @@ class MainWindow(ModelsMixin, FilesMixin, QMainWindow):
         self.sampler.failed.connect(self._on_failed)
         self.sampler.cancelled.connect(self._on_cancelled)
         self.sampler.running_changed.connect(self._on_running)
+        self.importer.done.connect(self._on_imported)
+        self.importer.failed.connect(self._on_import_failed)
         self.gallery.inspected.connect(self.inspect)
         self.gallery.use_as_source.connect(lambda entry: self.set_source_image(entry.image))
         self.gallery.export_requested.connect(self._export_entries)
@@ -407,6 +411,7 @@ class MainWindow(ModelsMixin, FilesMixin, QMainWindow):
             self.autosave.close()
         if not self.sampler.shutdown():
             self.statusBar().showMessage("Waiting for the inference thread to stop...")
+        self.importer.wait()  # a conversion is not cut off half-written
         event.accept()
 
     def about(self) -> None:

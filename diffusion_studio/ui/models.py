@@ -5,18 +5,33 @@ mixin of MainWindow, kept apart for size."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QFileDialog
+from PySide6.QtWidgets import QFileDialog, QProgressDialog
 
 from diffusion_studio.core.errors import InputError
 from diffusion_studio.core.model import DiffusionModel
 from diffusion_studio.core.model_files import load_model
 
+if TYPE_CHECKING:
+    from diffusion_studio.core.convert import OpenAIFlags
+
+
+def convert_and_load(
+    checkpoint: str | Path, out: Path, flags: OpenAIFlags, device: str
+) -> tuple[Path, list[str], DiffusionModel]:
+    """The importer's work: the checkpoint converted into the folder `out`, and loaded."""
+    from diffusion_studio.core.convert import convert_to_folder
+
+    out, notes = convert_to_folder(checkpoint, out, flags)
+    return out, notes, load_model(out, device=device)
+
 
 class ModelsMixin:
-    """Needs the window's state, panel, live, forward, canvas, sampler, settings, model_name,
-    model_details, device_label, model, show_error, clear_error and _update_actions."""
+    """Needs the window's state, panel, live, forward, canvas, sampler, importer (a Background
+    connected to _on_imported and _on_import_failed), settings, model_name, model_details,
+    device_label, model, show_error, clear_error and _update_actions."""
 
     def _load_default_model(self) -> None:
         try:
@@ -111,11 +126,16 @@ class ModelsMixin:
 
     def import_checkpoint(self) -> None:
         """File > Import checkpoint: an OpenAI guided-/improved-diffusion .pt, converted into a
-        diffusers folder (next to it, or in a chosen folder) and opened."""
-        from PySide6.QtWidgets import QApplication, QInputDialog
+        diffusers folder (next to it, or in a chosen folder) and opened. The conversion (and
+        the forward that checks it) runs on the importer's thread, under a busy dialog: the
+        window keeps drawing."""
+        from PySide6.QtWidgets import QInputDialog
 
-        from diffusion_studio.core.convert import PRESETS, convert_to_folder, flags_for
+        from diffusion_studio.core.convert import PRESETS, flags_for
 
+        if self.sampler.running or self.importer.busy:
+            self.show_error("Wait for the run or the import to end before importing a checkpoint.")
+            return
         path, _ = QFileDialog.getOpenFileName(
             self, "Import a checkpoint", self.settings.value("folders/checkpoint", ""),
             "PyTorch checkpoints (*.pt *.pth)",
@@ -134,19 +154,36 @@ class ModelsMixin:
         )
         if not folder:
             return
-        out = Path(folder) / Path(path).stem
-        QApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
+        out, flags, device = (
+            Path(folder) / Path(path).stem,
+            flags_for(choice.split()[0]),
+            self._device_choice(),
+        )
+        self._importing = QProgressDialog(f"Converting {Path(path).name}...", "", 0, 0, self)
+        self._importing.setWindowTitle("Import a checkpoint")
+        self._importing.setCancelButton(None)  # a conversion half-done is not stopped
+        self._importing.setWindowModality(Qt.WindowModality.WindowModal)
+        self._importing.setMinimumDuration(0)
+        self._importing.show()
         self.statusBar().showMessage(f"Converting {Path(path).name}...")
-        QApplication.processEvents()
-        try:
-            out, notes = convert_to_folder(path, out, flags_for(choice.split()[0]))
-        except (InputError, OSError) as exc:
-            self.show_error(f"Could not import the checkpoint: {exc}")
+        self.importer.start(lambda: convert_and_load(path, out, flags, device))
+
+    def _on_imported(self, result: tuple[Path, list[str], DiffusionModel]) -> None:
+        out, notes, model = result
+        self._importing.close()
+        if self.sampler.running:  # started after the busy dialog was dismissed
+            self.show_error(
+                f"The checkpoint was converted into {out}: open it there once the run ends."
+            )
             return
-        finally:
-            QApplication.restoreOverrideCursor()
-        if self.load_model_folder(out):
-            self.statusBar().showMessage(f"Imported into {out}: " + "; ".join(notes), 12000)
+        self.clear_error()
+        self.set_model(model)
+        self.statusBar().showMessage(f"Imported into {out}: " + "; ".join(notes), 12000)
+
+    def _on_import_failed(self, message: str) -> None:
+        self._importing.close()
+        self.statusBar().clearMessage()
+        self.show_error(f"Could not import the checkpoint: {message}")
 
     def load_model_folder(self, folder: str | Path) -> bool:
         """Load a model; a folder that fails to load leaves the current model in place."""

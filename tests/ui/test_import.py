@@ -1,12 +1,15 @@
 """File > Import checkpoint: a guided-diffusion checkpoint becomes a model the window opens,
-with its learned variance in the sampler panel; a bad one is a message."""
+with its learned variance in the sampler panel; a bad one is a message; the window keeps
+drawing while it converts."""
 
 from __future__ import annotations
 
+import threading
 import warnings
 
 import pytest
 import torch
+from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QFileDialog, QInputDialog
 
 with warnings.catch_warnings():
@@ -22,13 +25,20 @@ def answer_dialogs(monkeypatch, checkpoint, folder, preset="iddpm-cifar10") -> N
     monkeypatch.setattr(QInputDialog, "getItem", lambda *a, **k: (f"{preset}  (...)", True))
 
 
+def import_and_wait(qtbot, window) -> None:
+    """File > Import checkpoint, then the wait for the importer's report (its busy dialog
+    closes in the slots that receive it)."""
+    window.import_checkpoint()
+    qtbot.waitUntil(lambda: not window._importing.isVisible(), timeout=60_000)
+
+
 def test_an_imported_checkpoint_opens_and_runs_with_its_learned_variance(
     qtbot, window, tmp_path, monkeypatch
 ) -> None:
     checkpoint = tmp_path / "cifar10_uncond_50M_500K.pt"
     torch.save(reference_unet("iddpm-cifar10").state_dict(), checkpoint)
     answer_dialogs(monkeypatch, checkpoint, tmp_path)
-    window.import_checkpoint()
+    import_and_wait(qtbot, window)
     assert window.model.info.learns_variance and window.model.info.name == checkpoint.stem
     panel = window.panel
     variances = [panel.variance.itemData(i) for i in range(panel.variance.count())]
@@ -39,11 +49,44 @@ def test_an_imported_checkpoint_opens_and_runs_with_its_learned_variance(
     assert result.images.shape == (1, 32, 32, 3)
 
 
-def test_a_bad_checkpoint_is_a_message_and_the_model_stays(window, tmp_path, monkeypatch):
+def test_a_bad_checkpoint_is_a_message_and_the_model_stays(
+    qtbot, window, tmp_path, monkeypatch
+) -> None:
     checkpoint = tmp_path / "notes.pt"
     torch.save({"a": torch.zeros(1)}, checkpoint)
     answer_dialogs(monkeypatch, checkpoint, tmp_path)
     before = window.model
-    window.import_checkpoint()
+    import_and_wait(qtbot, window)
     assert window.model is before
     assert "not an OpenAI UNetModel state dict" in window.error.text()
+
+
+def test_the_window_keeps_its_event_loop_while_a_checkpoint_converts(
+    qtbot, window, tmp_path, monkeypatch
+) -> None:
+    """The conversion waits for a timer of the GUI thread: on the GUI thread it would wait in
+    vain. The new model reaches the window on the GUI thread."""
+    import diffusion_studio.core.convert as convert
+
+    checkpoint = tmp_path / "cifar10_uncond_50M_500K.pt"
+    torch.save(reference_unet("iddpm-cifar10").state_dict(), checkpoint)
+    answer_dialogs(monkeypatch, checkpoint, tmp_path)
+    gui_ticked = threading.Event()
+    real = convert.convert_to_folder
+
+    def slow_conversion(*args, **kwargs):
+        if not gui_ticked.wait(timeout=10):
+            raise RuntimeError("the GUI thread's timer did not fire during the conversion")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(convert, "convert_to_folder", slow_conversion)
+    threads = []
+    set_model = window.set_model
+    monkeypatch.setattr(
+        window, "set_model", lambda m: (threads.append(threading.current_thread()), set_model(m))
+    )
+    QTimer.singleShot(50, gui_ticked.set)
+    import_and_wait(qtbot, window)
+    assert not window.error.isVisible(), window.error.text()
+    assert window.model.info.name == checkpoint.stem
+    assert threads == [threading.main_thread()]
