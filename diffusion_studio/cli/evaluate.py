@@ -148,6 +148,10 @@ def run(args: argparse.Namespace) -> int:
         f"{model.info.name}: {args.n} samples per setting, guidance {args.guidance}{guided}, "
         f"device {model.device}"
     )
+    size = card.resolution
+    if model.info.resolution != (size, size):
+        height, width = model.info.resolution
+        print(f"its {width}x{height} samples are scored at {size}x{size} (Lanczos, as the data was made)")
     total = len(grid) * len(steps)
     with tqdm(total=total, unit="setting", desc="eval", disable=args.quiet) as progress:
         table = []
@@ -156,7 +160,15 @@ def run(args: argparse.Namespace) -> int:
             for setting in settings:
                 scores.append(
                     evaluate_setting(
-                        model, setting, classifier, real, args.n, batch, guide, card.class_counts
+                        model,
+                        setting,
+                        classifier,
+                        real,
+                        args.n,
+                        batch,
+                        guide,
+                        card.class_counts,
+                        size,
                     )
                 )
                 progress.update()

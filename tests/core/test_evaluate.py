@@ -22,6 +22,7 @@ from diffusion_studio.core.train.evaluate import (
     held_out_split,
     load_eval_classifier,
     predict,
+    resized,
 )
 from tests.helpers import make_unet
 
@@ -212,3 +213,39 @@ def test_eval_has_a_row_per_guidance_and_classifier_scale(capsys, emoji_shaped_m
         assert out.count(row) == 2, out  # in both tables
     assert "classifier guide" in out
     assert main([*argv[:-2]]) == 2  # scales without a classifier, on a model not the embedded
+
+
+def test_a_64x64_model_is_scored_at_the_classifier_s_32x32(capsys, tmp_path, monkeypatch):
+    import diffusion_studio.core.train.evaluate as evaluate
+
+    classes = load_eval_classifier()[1].class_names
+    model = save_model(
+        make_unet(size=64, num_class_embeds=len(classes) + 1),
+        NoiseSchedule.linear(),
+        tmp_path / "m64",
+        studio={"class_names": list(classes)},
+    )
+    sizes = []
+    real_score = evaluate.score
+
+    def sized_score(classifier, images, labels, real):
+        sizes.append(tuple(images.shape[1:]))
+        return real_score(classifier, images, labels, real)
+
+    monkeypatch.setattr(evaluate, "score", sized_score)
+    argv = ["eval", "--model", str(model), "--sampler", "ddim", "--steps", "1", "-n", "9"]
+    assert main([*argv, "--quiet"]) == 0
+    assert sizes and set(sizes) == {(3, 32, 32)}  # each row's samples, resized
+    assert "64x64 samples are scored at 32x32" in capsys.readouterr().out
+
+
+def test_resizing_for_the_classifier_keeps_flat_colours_and_the_right_size() -> None:
+    images = np.zeros((2, 64, 64, 3), dtype=np.uint8)
+    images[0] = (200, 30, 90)
+    images[1, :, :32] = 255  # left half white, right half black
+    small = resized(images, 32)
+    assert small.shape == (2, 32, 32, 3) and small.dtype == np.uint8
+    assert (small[0] == (200, 30, 90)).all()
+    assert (small[1, :, :12] == 255).all() and (small[1, :, 20:] <= 1).all()  # Lanczos rings
+    assert 0 < small[1, 0, 15, 0] < 255 and 0 < small[1, 0, 16, 0] < 255  # at the edge alone
+    assert resized(small, 32) is small

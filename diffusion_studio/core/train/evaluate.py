@@ -16,13 +16,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
 from safetensors.torch import load_file, save
 from torch import nn
 
 from diffusion_studio.core.classifier import Classifier
 from diffusion_studio.core.errors import InputError
 from diffusion_studio.core.files import atomic_write, check_file_target
-from diffusion_studio.core.images import to_tensor, to_uint8
+from diffusion_studio.core.images import to_pil, to_tensor, to_uint8
 from diffusion_studio.core.model import DiffusionModel
 from diffusion_studio.core.request import FIXED_VARIANCES, SAMPLERS, SampleRequest
 from diffusion_studio.core.resources import resources_dir
@@ -74,6 +75,7 @@ class EvalClassifierCard:
     # (n, the mean Frechet distance of n real images, drawn in class_counts' shares, against
     # all of them): the floor an n-sample score is read against
     floors_by_size: tuple[tuple[int, float], ...] = ()
+    resolution: int = 32  # the images it was trained on and reads: resolution x resolution
 
     def floor_at(self, count: int) -> float | None:
         return dict(self.floors_by_size).get(count)
@@ -297,12 +299,14 @@ def generate_images(
     batch_size: int = 128,
     guide: Classifier | None = None,
     class_counts: Sequence[int] = (),
+    size: int | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """`count` class-conditional samples, as a person sees them (quantised to uint8): images
     (N, C, H, W) in [-1, 1] and their requested labels (N,). The classes get the shares of
     `class_counts` (the real data's, so that the samples are compared with a like mix), or an
     even spread without them. With a guidance classifier (and the request's classifier scale)
-    each is guided towards its class."""
+    each is guided towards its class. With `size`, samples of another size are resized to
+    size x size (see resized)."""
     classes = len(model.info.class_names)
     if not classes:
         raise InputError(f"{model.info.name} is not class-conditional: class accuracy needs one")
@@ -317,9 +321,24 @@ def generate_images(
             )
             job = Job.prepare(chunk, model.info, classifier=guide and guide.info)
             last = deque(run(model, job, guide), maxlen=1)[0]
-            images.append(to_tensor_batch(to_uint8(last.x_t)))
+            samples = to_uint8(last.x_t)
+            if size is not None:
+                samples = resized(samples, size)
+            images.append(to_tensor_batch(samples))
             labels += [label] * chunk.batch_size
     return torch.cat(images), torch.tensor(labels)
+
+
+def resized(images: np.ndarray, size: int) -> np.ndarray:
+    """(N, H, W, C) uint8 at size x size, with Lanczos, as the emoji data was made from its
+    sources: a model of 64x64 images is scored by the 32x32 classifier against the same real
+    statistics as the 32x32 model."""
+    if images.shape[1:3] == (size, size):
+        return images
+    lanczos = Image.Resampling.LANCZOS
+    return np.stack(
+        [np.asarray(to_pil(image).resize((size, size), lanczos)) for image in images]
+    ).reshape(len(images), size, size, images.shape[3])
 
 
 def to_tensor_batch(images: np.ndarray) -> torch.Tensor:
@@ -370,11 +389,12 @@ def evaluate_setting(
     batch_size: int = 128,
     guide: Classifier | None = None,
     class_counts: Sequence[int] = (),
+    size: int | None = None,
 ) -> Score:
     """Sample `count` images with one setting, in the classes' shares of `class_counts`, and
-    score them (the evaluation's classifier is never the guide: a guide would grade its own
-    push)."""
-    images, labels = generate_images(model, request, count, batch_size, guide, class_counts)
+    score them, at `size` x `size` (the evaluation's classifier is never the guide: a guide
+    would grade its own push)."""
+    images, labels = generate_images(model, request, count, batch_size, guide, class_counts, size)
     return score(classifier, images, labels, real)
 
 
