@@ -151,7 +151,8 @@ def run(args: argparse.Namespace) -> int:
     size = card.resolution
     if model.info.resolution != (size, size):
         height, width = model.info.resolution
-        print(f"its {width}x{height} samples are scored at {size}x{size} (Lanczos, as the data was made)")
+        scored = f"{size}x{size} (Lanczos, as the data was made)"
+        print(f"its {width}x{height} samples are scored at {scored}")
     total = len(grid) * len(steps)
     with tqdm(total=total, unit="setting", desc="eval", disable=args.quiet) as progress:
         table = []
