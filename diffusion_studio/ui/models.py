@@ -154,11 +154,8 @@ class ModelsMixin:
         )
         if not folder:
             return
-        out, flags, device = (
-            Path(folder) / Path(path).stem,
-            flags_for(choice.split()[0]),
-            self._device_choice(),
-        )
+        out = Path(folder) / Path(path).stem
+        flags, device = flags_for(choice.split()[0]), self._device_choice()
         self._importing = QProgressDialog(f"Converting {Path(path).name}...", "", 0, 0, self)
         self._importing.setWindowTitle("Import a checkpoint")
         self._importing.setCancelButton(None)  # a conversion half-done is not stopped

@@ -16,14 +16,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 from safetensors.torch import load_file, save
 from torch import nn
 
 from diffusion_studio.core.classifier import Classifier
 from diffusion_studio.core.errors import InputError
 from diffusion_studio.core.files import atomic_write, check_file_target
-from diffusion_studio.core.images import to_pil, to_tensor, to_uint8
+from diffusion_studio.core.images import fit_to_size, to_pil, to_tensor, to_uint8
 from diffusion_studio.core.model import DiffusionModel
 from diffusion_studio.core.request import FIXED_VARIANCES, SAMPLERS, SampleRequest
 from diffusion_studio.core.resources import resources_dir
@@ -330,15 +329,13 @@ def generate_images(
 
 
 def resized(images: np.ndarray, size: int) -> np.ndarray:
-    """(N, H, W, C) uint8 at size x size, with Lanczos, as the emoji data was made from its
-    sources: a model of 64x64 images is scored by the 32x32 classifier against the same real
-    statistics as the 32x32 model."""
+    """(N, H, W, C) uint8 at size x size, as a person's image is fitted (shrinking with
+    Lanczos, as the emoji data was made from its sources): a model of 64x64 images is scored by
+    the 32x32 classifier against the same real statistics as the 32x32 model."""
     if images.shape[1:3] == (size, size):
         return images
-    lanczos = Image.Resampling.LANCZOS
-    return np.stack(
-        [np.asarray(to_pil(image).resize((size, size), lanczos)) for image in images]
-    ).reshape(len(images), size, size, images.shape[3])
+    fitted = [np.asarray(fit_to_size(to_pil(image), (size, size))[0]) for image in images]
+    return np.stack(fitted).reshape(len(images), size, size, images.shape[3])
 
 
 def to_tensor_batch(images: np.ndarray) -> torch.Tensor:
