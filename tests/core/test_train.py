@@ -303,3 +303,19 @@ def test_the_learning_rate_warms_up_then_stays_or_decays_to_zero(tmp_path, label
     assert payload["step"] == 6 and payload["optimizer"]["param_groups"][0]["lr"] == 0.0
     with pytest.raises(InputError, match="learning-rate schedule must be one of constant"):
         config(tmp_path, labelled_npz, lr_schedule="step").validate()
+
+
+def test_training_for_a_time_budget_takes_the_steps_the_probe_says_fit(tmp_path, image_folder):
+    script = Path(__file__).parents[2] / "scripts" / "train_for_time.py"
+    train = ["--preset", "tiny", "--resolution", "16", "--batch-size", "4", "--quiet"]
+    command = [sys.executable, str(script), str(image_folder), "--out", str(tmp_path / "m")]
+    command += ["--seconds", "2", "--probe-steps", "4", "--", *train]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    probe = json.loads((tmp_path / "m-probe" / "diffusion_studio.json").read_text())["training"]
+    done = json.loads((tmp_path / "m" / "diffusion_studio.json").read_text())["training"]
+    assert probe["steps"] == 4
+    assert done["steps"] == max(1, int(2 / (max(probe["wall_time_s"], 0.1) / 4)))
+    assert done["command"].endswith("--lr-schedule cosine")
+    refused = subprocess.run([*command, "--steps", "9"], capture_output=True, text=True)
+    assert refused.returncode == 2 and "this script's to set" in refused.stderr
