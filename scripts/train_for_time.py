@@ -22,7 +22,9 @@ from pathlib import Path
 def train(data: str, out: Path, steps: int, passed: list[str]) -> dict:
     command = [sys.executable, "-m", "diffusion_studio", "train", data, "--out", str(out)]
     command += ["--steps", str(steps), *passed]
-    subprocess.run(command, check=True)
+    done = subprocess.run(command)
+    if done.returncode:  # train said why
+        sys.exit(done.returncode)
     return json.loads((out / "diffusion_studio.json").read_text())["training"]
 
 

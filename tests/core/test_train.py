@@ -319,3 +319,5 @@ def test_training_for_a_time_budget_takes_the_steps_the_probe_says_fit(tmp_path,
     assert done["command"].endswith("--lr-schedule cosine")
     refused = subprocess.run([*command, "--steps", "9"], capture_output=True, text=True)
     assert refused.returncode == 2 and "this script's to set" in refused.stderr
+    again = subprocess.run(command, capture_output=True, text=True, timeout=300)  # folders exist
+    assert again.returncode != 0 and "Traceback" not in again.stderr, again.stderr[-2000:]
