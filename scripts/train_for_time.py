@@ -36,9 +36,10 @@ def main() -> None:
     parser.add_argument("--probe-steps", type=int, default=300)
     mine, passed = sys.argv[1:], []
     if "--" in mine:
-        mine, passed = mine[: mine.index("--")], mine[mine.index("--") + 1 :]
+        cut = mine.index("--")
+        mine, passed = mine[:cut], mine[cut + 1 :]
     args = parser.parse_args(mine)
-    if "--steps" in passed or "--lr-schedule" in passed:
+    if {a.split("=")[0] for a in passed} & {"--steps", "--lr-schedule"}:  # --steps=N too
         parser.error("--steps and --lr-schedule are this script's to set")
     probe = train(
         args.data,
