@@ -34,6 +34,7 @@ from diffusion_studio.core.run import Job, RunResult, call_plan, validate
 from diffusion_studio.ui.autosave import Autosave
 from diffusion_studio.ui.background import Background
 from diffusion_studio.ui.canvas_panel import CanvasPanel
+from diffusion_studio.ui.fields import guard_wheel
 from diffusion_studio.ui.files import FilesMixin
 from diffusion_studio.ui.forward_view import ForwardView
 from diffusion_studio.ui.gallery import Gallery, GalleryEntry
@@ -149,6 +150,7 @@ class MainWindow(ModelsMixin, FilesMixin, QMainWindow):
         settings_layout.setSpacing(0)
         settings_layout.addWidget(scroll, 1)
         settings_layout.addWidget(self.panel.run_bar)
+        self.wheel_guards = [guard_wheel(settings), guard_wheel(self.canvas_panel)]
         dock = QDockWidget("Model and sampler", self, objectName="settings-dock")
         dock.setWidget(settings)
         dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable)

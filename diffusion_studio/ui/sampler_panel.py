@@ -175,9 +175,10 @@ class SamplerPanel(QWidget):
     def _connect(self) -> None:
         self.sampler_group.buttonToggled.connect(self._on_changed)
         self.clipped.toggled.connect(self._on_changed)
-        self.eta.valueChanged.connect(lambda v: self._set_eta_box(v / ETA_STEPS))
-        self.eta_box.valueChanged.connect(lambda v: self.eta.setValue(round(v * ETA_STEPS)))
-        self.eta.valueChanged.connect(self._on_changed)
+        # the box holds eta and the slider follows it; the slider never writes back into the
+        # box while it is typed in (0.3 of 0.35 would become 0.300 and the 5 be refused)
+        self.eta.valueChanged.connect(self._on_eta_slider)
+        self.eta_box.valueChanged.connect(self._on_eta_box)
         for box in (self.steps, self.batch, self.jump_length, self.jump_n_sample):
             box.valueChanged.connect(self._on_changed)
         self.seed.textChanged.connect(self._on_changed)
@@ -260,10 +261,17 @@ class SamplerPanel(QWidget):
             return self._inpainting
         return True
 
-    def _set_eta_box(self, value: float) -> None:
+    def _on_eta_slider(self, position: int) -> None:
         self.eta_box.blockSignals(True)
-        self.eta_box.setValue(value)
+        self.eta_box.setValue(position / ETA_STEPS)
         self.eta_box.blockSignals(False)
+        self._on_changed()
+
+    def _on_eta_box(self, value: float) -> None:
+        self.eta.blockSignals(True)
+        self.eta.setValue(round(value * ETA_STEPS))
+        self.eta.blockSignals(False)
+        self._on_changed()
 
     @property
     def sampler(self) -> str:
@@ -300,7 +308,7 @@ class SamplerPanel(QWidget):
         return SampleRequest(
             sampler=self.sampler,  # type: ignore[arg-type]
             num_inference_steps=self.steps.value(),
-            eta=self.eta.value() / ETA_STEPS,
+            eta=self.eta_box.value(),
             timestep_spacing=self.spacing.currentText(),  # type: ignore[arg-type]
             variance_type=self.variance.currentData(),
             seed=min(int(self.seed.text() or 0), MAX_SEED - self.batch.value()),
@@ -320,7 +328,7 @@ class SamplerPanel(QWidget):
         """Show a request's settings (from an exported PNG): Run then makes the same image."""
         self.buttons[request.sampler].setChecked(True)
         self.steps.setValue(request.num_inference_steps)
-        self.eta.setValue(round(request.eta * ETA_STEPS))
+        self.eta_box.setValue(request.eta)
         if request.timestep_spacing:
             self.spacing.setCurrentText(request.timestep_spacing)
         if request.variance_type:

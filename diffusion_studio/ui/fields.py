@@ -1,0 +1,49 @@
+"""Number and choice fields that a scrolling wheel passes over: a wheel over a spin box, a
+combo box or a slider that has no keyboard focus scrolls the panel it lies in, and never
+changes the field's value (Qt's default turns Spacing from leading to quadratic as the panel
+is scrolled past it). A click or Tab gives the field focus; then the wheel changes it."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QEvent, QObject, Qt
+from PySide6.QtWidgets import (
+    QAbstractScrollArea,
+    QAbstractSlider,
+    QAbstractSpinBox,
+    QApplication,
+    QComboBox,
+    QScrollBar,
+    QWidget,
+)
+
+FIELD_TYPES = (QAbstractSpinBox, QComboBox, QAbstractSlider)
+
+
+class WheelGuard(QObject):
+    """The event filter: an unfocused field's wheel event goes to the scroll area around it
+    (or, with none, to no one), never to the field."""
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if event.type() != QEvent.Type.Wheel or not isinstance(watched, QWidget):
+            return super().eventFilter(watched, event)
+        if watched.hasFocus():
+            return False
+        scroll = watched.parentWidget()
+        while scroll is not None and not isinstance(scroll, QAbstractScrollArea):
+            scroll = scroll.parentWidget()
+        if scroll is not None:  # Qt would not pass a synthetic event on: hand it over here
+            QApplication.sendEvent(scroll.viewport(), event)
+        return True
+
+
+def guard_wheel(root: QWidget) -> WheelGuard:
+    """Guard every field under `root`: it takes focus by a click or Tab, not by the wheel,
+    and an unfocused field passes the wheel to the scroll area it lies in."""
+    guard = WheelGuard(root)
+    for kind in FIELD_TYPES:
+        for field in root.findChildren(kind):
+            if isinstance(field, QScrollBar):  # the scroll's own bar scrolls, as it should
+                continue
+            field.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+            field.installEventFilter(guard)
+    return guard
