@@ -42,9 +42,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         argv = ["gui", *argv]
     args = build_parser().parse_args(argv)
     if args.command in (None, "gui"):
-        from diffusion_studio.ui.app import run
-
-        return run(getattr(args, "files", []))
+        return _open_window(getattr(args, "files", []))
     try:
         if args.command == "info":
             return generate.info(args)
@@ -64,6 +62,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)
         return 130
+
+
+def _open_window(files: Sequence[str]) -> int:
+    """The window, once it is known to be able to open here (a display, Qt's libraries);
+    else one line saying what to install, never Qt's abort."""
+    from diffusion_studio.ui.display import import_problem, window_problem
+
+    problem = window_problem()
+    if problem:
+        return _fail(problem)
+    try:
+        from diffusion_studio.ui.app import run
+    except ImportError as exc:
+        return _fail(import_problem(exc))
+    return run(files)
 
 
 def _fail(message: str) -> int:

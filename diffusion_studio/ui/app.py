@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import sys
 from collections.abc import Sequence
 
 from PySide6.QtCore import QTimer
@@ -20,26 +18,9 @@ DESKTOP_FILE = "org.diffusionstudio.DiffusionStudio"
 WM_CLASS = "diffusion-studio"
 
 
-def display_problem() -> str | None:
-    """Why a window cannot open here (no display on Linux), or None."""
-    if not sys.platform.startswith("linux"):
-        return None
-    if os.environ.get("QT_QPA_PLATFORM") or os.environ.get("DISPLAY"):
-        return None
-    if os.environ.get("WAYLAND_DISPLAY"):
-        return None
-    return (
-        "no display found (DISPLAY and WAYLAND_DISPLAY are unset), so the window cannot "
-        "open; the headless commands work: diffusion-studio sample --help"
-    )
-
-
 def run(files: Sequence[str] = ()) -> int:
-    """Open the window (with `files`: images, or PNGs it exported) and run the event loop."""
-    problem = display_problem()
-    if problem:
-        print(f"diffusion-studio: error: {problem}", file=sys.stderr)
-        return 2
+    """Open the window (with `files`: images, or PNGs it exported) and run the event loop.
+    The command line asked display.window_problem first, before Qt was imported."""
     # argv[0] names the window's WM_CLASS on X11, which the .desktop file's StartupWMClass
     # matches: the same name whether started as a script, with python -m or from the bundle
     app = QApplication.instance() or QApplication([WM_CLASS])

@@ -8,7 +8,8 @@ from PIL import Image
 from PySide6.QtWidgets import QLabel
 
 from diffusion_studio.cli import main
-from diffusion_studio.ui.app import MainWindow, display_problem
+from diffusion_studio.ui.app import MainWindow
+from diffusion_studio.ui.display import display_problem
 
 
 def test_void_qt_calls_keep_the_reference_count_of_none(qtbot) -> None:
