@@ -121,7 +121,8 @@ def _short_text(value: object, limit: int) -> str:
 
 class Autosave(QObject):
     """Keeps the work of a StudioState in ROOT/<session>/ and offers back what a crashed
-    session left. `say` shows a message; `load_model` opens a model folder (True if it did)."""
+    session left. `say` shows a message, `warn` a failure (until dismissed); `load_model`
+    opens a model folder (True if it did)."""
 
     def __init__(
         self,
@@ -130,10 +131,12 @@ class Autosave(QObject):
         *,
         say: Callable[[str], None],
         load_model: Callable[[str], bool],
+        warn: Callable[[str], None] | None = None,
         parent: QWidget | None = None,
     ) -> None:
         super().__init__(parent)
         self.state, self.say, self.load_model, self.parent_widget = state, say, load_model, parent
+        self.warn = warn or say
         self.root = root
         self.folder = root / f"session-{os.getpid()}-{time.time_ns()}"
         with contextlib.suppress(OSError):  # if it cannot be made, each save says so
@@ -172,7 +175,7 @@ class Autosave(QObject):
             text = json.dumps(state, indent=1).encode()
             atomic_write(self.folder / STATE, lambda f: f.write(text), overwrite=True)
         except (OSError, InputError) as exc:
-            self.say(f"Autosave failed: {exc}")
+            self.warn(f"Autosave failed: {exc}")
 
     def close(self) -> None:
         """A clean exit: nothing to restore, so the session's folder goes."""

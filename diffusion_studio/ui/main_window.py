@@ -33,6 +33,7 @@ from diffusion_studio.core.request import SampleRequest
 from diffusion_studio.core.run import Job, RunResult, call_plan, validate
 from diffusion_studio.ui.autosave import Autosave
 from diffusion_studio.ui.background import Background
+from diffusion_studio.ui.banner import ErrorBanner
 from diffusion_studio.ui.canvas_panel import CanvasPanel
 from diffusion_studio.ui.fields import guard_wheel
 from diffusion_studio.ui.files import FilesMixin
@@ -106,6 +107,7 @@ class MainWindow(ModelsMixin, FilesMixin, QMainWindow):
                 self.state,
                 autosave,
                 say=lambda text: self.statusBar().showMessage(text, 8000),
+                warn=self.show_error,
                 load_model=self.load_model_folder,
                 parent=self,
             )
@@ -124,9 +126,7 @@ class MainWindow(ModelsMixin, FilesMixin, QMainWindow):
         self.live = LiveView()
         self.forward = ForwardView()
         self.gallery = Gallery()
-        self.error = QLabel(wordWrap=True, visible=False)
-        self.error.setStyleSheet("color: #b00020; font-weight: bold;")
-        self.error.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.error = ErrorBanner()
 
         self.model_name = QLabel("No model", wordWrap=True)
         self.model_name.setStyleSheet("font-weight: bold;")
@@ -166,7 +166,6 @@ class MainWindow(ModelsMixin, FilesMixin, QMainWindow):
         right = QWidget()
         right_layout = QVBoxLayout(right)
         right_layout.setContentsMargins(0, 0, 0, 0)
-        right_layout.addWidget(self.error)
         right_layout.addWidget(self.live, 1)
         studio.addWidget(right)
         studio.setSizes([480, 640])
@@ -174,7 +173,12 @@ class MainWindow(ModelsMixin, FilesMixin, QMainWindow):
         self.tabs = QTabWidget()
         self.tabs.addTab(studio, "Studio")
         self.tabs.addTab(self.forward, "Forward process")
-        self.setCentralWidget(self.tabs)
+        central = QWidget()  # the error banner above the tabs: in sight on either of them
+        central_layout = QVBoxLayout(central)
+        central_layout.setContentsMargins(0, 0, 0, 0)
+        central_layout.addWidget(self.error)
+        central_layout.addWidget(self.tabs, 1)
+        self.setCentralWidget(central)
 
         self.device_label = QLabel()
         self.step_label = QLabel()
@@ -318,13 +322,13 @@ class MainWindow(ModelsMixin, FilesMixin, QMainWindow):
             self.live.show_image(entry.image)
 
     def show_error(self, message: str) -> None:
-        self.error.setText(message)
-        self.error.setVisible(True)
-        self.statusBar().showMessage(message, 10000)
+        """The whole message in the banner, until dismissed; the status bar only points there
+        (its line is cut off at the window's edge and goes after a while)."""
+        self.error.show_message(message)
+        self.statusBar().showMessage("Failed: see the message above", 10000)
 
     def clear_error(self) -> None:
-        self.error.setVisible(False)
-        self.error.setText("")
+        self.error.clear()
 
     def _update_actions(self) -> None:
         running = self.sampler.running

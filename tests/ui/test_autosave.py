@@ -219,5 +219,5 @@ def test_an_autosave_folder_that_cannot_be_made_is_a_message(qtbot, tmp_path, ti
     qtbot.addWidget(window)
     window.canvas.fill()
     window.autosave.save_now()
-    assert window.statusBar().currentMessage().startswith("Autosave failed")
+    assert not window.error.isHidden() and window.error.text().startswith("Autosave failed")
     window.close()
