@@ -231,7 +231,8 @@ class Autosave(QObject):
             image, _, _ = fit_source(snapshot.source, work.model.info)
             work.set_source(image, snapshot.caption)
         if snapshot.mask is not None:
-            work.set_mask(resize_mask(snapshot.mask, work.image_size))
+            # it may hold strokes: asked about before it is let go, as painted work is
+            work.set_mask(resize_mask(snapshot.mask, work.image_size), by_hand=True)
         self.say("The work of the last session is back")
 
     def _ask_with_a_dialog(self, snapshot: Snapshot) -> bool:

@@ -90,13 +90,14 @@ class MaskCanvas(QWidget):
         """Show a source image (H, W, C) uint8 at the model's size; None clears it."""
         self.state.set_source(image, self.state.caption)
 
-    def set_mask(self, mask: np.ndarray) -> None:
-        """Replace the mask (undoable); (H, W), nonzero = generate."""
+    def set_mask(self, mask: np.ndarray, by_hand: bool | None = False) -> None:
+        """Replace the mask (undoable); (H, W), nonzero = generate. `by_hand`: see
+        StudioState.set_mask (a preset, a fill or a file is not)."""
         mask = np.asarray(mask) != 0
         if mask.shape != self._size:
             raise ValueError(f"the mask is {mask.shape}, the canvas {self._size}")
         self._remember()
-        self.state.set_mask(mask)
+        self.state.set_mask(mask, by_hand)
 
     def fill(self) -> None:
         self.set_mask(np.ones(self._size, dtype=bool))
@@ -105,7 +106,7 @@ class MaskCanvas(QWidget):
         self.set_mask(np.zeros(self._size, dtype=bool))
 
     def invert(self) -> None:
-        self.set_mask(invert_mask(self._mask))
+        self.set_mask(invert_mask(self._mask), by_hand=None)
 
     def apply_preset(self, preset: str, seed: int = 0, side: str = "right") -> None:
         self.set_mask(preset_mask(preset, self._size, seed=seed, side=side))
@@ -233,7 +234,7 @@ class MaskCanvas(QWidget):
         stroke, self._stroke = self._stroke, None
         self._stroke_value = None
         self._last_pixel = None
-        self.state.set_mask(stroke)
+        self.state.set_mask(stroke, by_hand=True)
 
     def leaveEvent(self, event: object) -> None:
         self._hover = None

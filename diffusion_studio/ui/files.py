@@ -43,20 +43,64 @@ class FilesMixin:
         except InputError as exc:
             self.show_error(str(exc))
             return False
-        self.set_source_image(image, note or Path(path).name)
-        return True
+        return self.set_source_image(image, note or Path(path).name)
 
-    def set_source_image(self, image: np.ndarray, caption: str = "") -> None:
-        """(H, W, C) uint8, fitted to the model's size and channels (a result, say)."""
+    def set_source_image(self, image: np.ndarray, caption: str = "") -> bool:
+        """(H, W, C) uint8, fitted to the model's size and channels (a result, say). The mask
+        of the image it replaces goes with that image (release_mask); False if the person
+        chose to keep the old image."""
         if self.model is not None:
             image, _, _ = fit_source(image, self.model.info)
+        if not self.release_mask():
+            return False
         self.state.set_source(image, caption)
         self.forward.set_image(image)
         self.clear_error()
+        return True
 
-    def clear_source(self) -> None:
+    def clear_source(self) -> bool:
+        if not self.release_mask():
+            return False
         self.state.set_source(None)
         self.forward.set_image(None)
+        return True
+
+    def release_mask(self) -> bool:
+        """The mask belongs to the image it was painted for: when that image is closed or
+        replaced, the mask is cleared (undoably), and a mask of brush strokes only after
+        asking. Without this the next Run would inpaint the new image by accident. False
+        when the person cancels the change of image."""
+        if self.state.source is None or not self.state.has_mask:
+            return True
+        if self.state.mask_by_hand:
+            answer = self.ask_mask()
+            if answer == "cancel":
+                return False
+            if answer == "keep":
+                return True
+        self.canvas.clear_mask()
+        self.statusBar().showMessage(
+            "The mask went with its image: Run generates from noise until a new one is painted "
+            "(Ctrl+Z brings it back)",
+            8000,
+        )
+        return True
+
+    def ask_mask(self) -> str:
+        """What to do with a painted mask when its image goes: "clear", "keep" or "cancel"."""
+        box = QMessageBox(
+            QMessageBox.Icon.Question,
+            "The mask of this image",
+            "The mask was painted for the current image. Clear it for the new one? "
+            "(Ctrl+Z brings it back.)",
+            parent=self,
+        )
+        clear = box.addButton("Clear the mask", QMessageBox.ButtonRole.AcceptRole)
+        keep = box.addButton("Keep the mask", QMessageBox.ButtonRole.ActionRole)
+        box.addButton(QMessageBox.StandardButton.Cancel)
+        box.setDefaultButton(clear)
+        box.exec()
+        return {clear: "clear", keep: "keep"}.get(box.clickedButton(), "cancel")
 
     def paste_image(self) -> None:
         image = QGuiApplication.clipboard().image()
@@ -159,6 +203,8 @@ class FilesMixin:
     def _apply_record(self, record: RunRecord, path: Path) -> bool:
         """The whole job of a record: its settings, and an inpainting's source and mask, so
         that Run makes the image again."""
+        if record.inpaint and not self.release_mask():  # asked first: nothing applied yet
+            return False
         self.state.set_request(record.request)
         note = ""
         if self.model is not None and record.model and record.model != self.model.info.name:

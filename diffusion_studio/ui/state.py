@@ -32,6 +32,7 @@ class StudioState(QObject):
         self._size = size
         self._source: np.ndarray | None = None
         self._mask = np.zeros(size, dtype=bool)
+        self._mask_by_hand = False
         self._request = SampleRequest()
         self._caption = ""
 
@@ -63,6 +64,12 @@ class StudioState(QObject):
     @property
     def has_mask(self) -> bool:
         return bool(self._mask.any())
+
+    @property
+    def mask_by_hand(self) -> bool:
+        """Whether the mask holds brush strokes (work a person made, asked about before it
+        is let go), not only a preset, a fill or an imported file."""
+        return self._mask_by_hand and self.has_mask
 
     @property
     def inpainting(self) -> bool:
@@ -113,12 +120,15 @@ class StudioState(QObject):
         self.source_changed.emit()
         self.set_caption(caption)
 
-    def set_mask(self, mask: np.ndarray) -> None:
-        """(H, W), nonzero = generate."""
+    def set_mask(self, mask: np.ndarray, by_hand: bool | None = None) -> None:
+        """(H, W), nonzero = generate; `by_hand` says whether it holds brush strokes now
+        (None: as before, for an undo or an inversion)."""
         mask = np.asarray(mask) != 0
         if mask.shape != self._size:
             raise ValueError(f"the mask is {mask.shape}, the work is {self._size}")
         self._mask = mask.copy()
+        if by_hand is not None:
+            self._mask_by_hand = by_hand
         self.mask_changed.emit()
 
     def set_request(self, request: SampleRequest, *, from_panel: bool = False) -> None:

@@ -48,6 +48,21 @@ def _quitting_never_asks(monkeypatch):
     monkeypatch.setattr(MainWindow, "ask_discard", lambda self, count: True)
 
 
+@pytest.fixture(autouse=True)
+def mask_questions(monkeypatch):
+    """Replacing an image under a painted mask asks (a modal dialog would block the test):
+    the answers given are "clear" unless a test says otherwise; the questions asked are
+    counted."""
+    asked = {"answer": "clear", "count": 0}
+
+    def ask(self) -> str:
+        asked["count"] += 1
+        return asked["answer"]
+
+    monkeypatch.setattr(MainWindow, "ask_mask", ask)
+    return asked
+
+
 @pytest.fixture
 def window(qtbot, tmp_path, tiny_model_dir):
     settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
