@@ -15,7 +15,8 @@ from diffusion_studio.core.errors import InputError
 
 if TYPE_CHECKING:
     from diffusion_studio.core.classifier import Classifier
-    from diffusion_studio.core.model import DiffusionModel
+    from diffusion_studio.core.image_class import ClassSuggestion
+    from diffusion_studio.core.model import DiffusionModel, ModelInfo
     from diffusion_studio.core.run import Job
 
 
@@ -103,9 +104,11 @@ def _add_sampler_options(sub: argparse.ArgumentParser) -> None:
     sub.add_argument(
         "--class",
         dest="class_",
-        metavar="NAME|INDEX|all|unconditional",
+        metavar="NAME|INDEX|all|unconditional|auto",
         help="the class to generate (class-conditional models; default: the model's default "
-        "class); all: -n of each class; unconditional: the null class",
+        "class); all: -n of each class; unconditional: the null class; auto (inpaint): the "
+        "class the image looks like to the shipped classifier, the default of inpaint for a "
+        "model of its classes (the embedded one)",
     )
     sub.add_argument(
         "--guidance",
@@ -171,14 +174,16 @@ def generate(args: argparse.Namespace) -> int:
     model = load_model(args.model, device=args.device, bf16=args.bf16)
     scales = numbers(args.classifier_scale, float, "--classifier-scale")
     classifier = guiding_classifier(args, model) if any(scales) else None
-    jobs = _jobs(args, model, inpaint, scales, classifier)
+    suggestion = _class_from_image(args, model.info)
+    jobs = _jobs(args, model, inpaint, scales, classifier, suggestion)
     for job in jobs:  # bad settings are reported before anything about files
         validate(job.request, model, inpaint, classifier)
     outputs, grid = _plan(args, jobs)
     check_outputs(
         [o for plan in outputs for o in plan] + ([(grid, "grid", None)] if grid else []), args.force
     )
-    for note in jobs[0].notes:  # said once the inputs are known to be good
+    notes = [f"class {suggestion.describe()} (--class NAME to choose)"] if suggestion else []
+    for note in [*notes, *jobs[0].notes]:  # said once the inputs are known to be good
         print(f"{PROG}: {note}", file=sys.stderr)
     calls = network_calls(jobs[0].request, inpaint)
     results, written = [], []
@@ -219,11 +224,13 @@ def _jobs(
     inpaint: bool,
     scales: Sequence[float] = (0.0,),
     classifier: Classifier | None = None,
+    suggestion: ClassSuggestion | None = None,
 ) -> list[Job]:
     """The job of the flags, or with --class all one per class (a row each in the grid), and
     with several classifier scales one per scale (the columns). With no --class a
-    class-conditional model makes its default class, as the window does; an unconditional
-    model guided by a classifier takes the classifier's classes."""
+    class-conditional model makes its default class, as the window does, and an inpainting the
+    class its image looks like where that is known (`suggestion`); an unconditional model
+    guided by a classifier takes the classifier's classes."""
     from diffusion_studio.core.model import find_class
     from diffusion_studio.core.request import default_request
     from diffusion_studio.core.run import Job
@@ -258,8 +265,10 @@ def _jobs(
         labels = list(range(len(names)))
     elif chosen == "unconditional":
         labels = [None]
-    elif args.class_ is not None:
+    elif args.class_ is not None and chosen != "auto":
         labels = [find_class(names, args.class_)]
+    if suggestion is not None:
+        labels = [suggestion.label]
     guidance = request.guidance_scale if args.guidance is None else args.guidance
     inputs = {}
     if inpaint:
@@ -281,6 +290,31 @@ def _jobs(
         for label in labels
         for scale in scales
     ]
+
+
+def _class_from_image(args: argparse.Namespace, info: ModelInfo) -> ClassSuggestion | None:
+    """For inpaint with --class auto, or no --class: the class the image looks like
+    (core.image_class); None where the shipped classifier does not know the model's classes
+    (with no --class: the model's default class then), an InputError for --class auto."""
+    from diffusion_studio.core.image_class import can_suggest, suggest_class
+    from diffusion_studio.core.run import fit_source
+
+    auto = (args.class_ or "").strip().lower() == "auto"
+    if args.command != "inpaint":
+        if auto:
+            raise InputError("--class auto reads the class from the image: it is for inpaint")
+        return None
+    if not info.class_names or not (auto or args.class_ is None):
+        return None
+    if not can_suggest(info):
+        if auto:
+            raise InputError(
+                f"--class auto: the shipped classifier does not know the classes of "
+                f"{info.name}; give --class NAME"
+            )
+        return None
+    image, _, _ = fit_source(args.image, info)
+    return suggest_class(image, info)
 
 
 def _plan(args: argparse.Namespace, jobs: list[Job]) -> tuple[list[list], Path | None]:

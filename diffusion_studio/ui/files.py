@@ -10,6 +10,7 @@ from PySide6.QtGui import QDragEnterEvent, QDropEvent, QGuiApplication, QImage
 from PySide6.QtWidgets import QFileDialog, QMessageBox
 
 from diffusion_studio.core.errors import InputError
+from diffusion_studio.core.image_class import suggest_class
 from diffusion_studio.core.masks import load_mask, save_mask
 from diffusion_studio.core.record import RunRecord, read_record
 from diffusion_studio.core.run import fit_source
@@ -45,10 +46,11 @@ class FilesMixin:
             return False
         return self.set_source_image(image, note or Path(path).name)
 
-    def set_source_image(self, image: np.ndarray, caption: str = "") -> bool:
+    def set_source_image(self, image: np.ndarray, caption: str = "", suggest: bool = True) -> bool:
         """(H, W, C) uint8, fitted to the model's size and channels (a result, say). The mask
         of the image it replaces goes with that image (release_mask); False if the person
-        chose to keep the old image."""
+        chose to keep the old image. With `suggest` (an image opened, not a result or a
+        record, which have their class) the class it looks like is chosen."""
         if self.model is not None:
             image, _, _ = fit_source(image, self.model.info)
         if not self.release_mask():
@@ -56,6 +58,10 @@ class FilesMixin:
         self.state.set_source(image, caption)
         self.forward.set_image(image)
         self.clear_error()
+        if suggest:
+            self.suggest_source_class()
+        else:
+            self.panel.suggest_class(None)
         return True
 
     def clear_source(self) -> bool:
@@ -63,7 +69,15 @@ class FilesMixin:
             return False
         self.state.set_source(None)
         self.forward.set_image(None)
+        self.panel.suggest_class(None)
         return True
+
+    def suggest_source_class(self) -> None:
+        """For a class-conditional model of the shipped classifier's classes, the class the
+        source image looks like (core.image_class), chosen in the panel and said there."""
+        source, model = self.state.source, self.model
+        found = suggest_class(source, model.info) if source is not None and model else None
+        self.panel.suggest_class(found)
 
     def release_mask(self) -> bool:
         """The mask belongs to the image it was painted for: when that image is closed or
@@ -112,7 +126,7 @@ class FilesMixin:
     def use_result_as_source(self) -> None:
         entry = self.gallery.current_entry()
         if entry is not None:
-            self.set_source_image(entry.image)
+            self.set_source_image(entry.image, suggest=False)  # made with its class already
 
     def import_mask(self, invert: bool = False) -> None:
         """A mask file: white = generate, or with `invert` white = keep (RePaint's files)."""
@@ -212,7 +226,7 @@ class FilesMixin:
         missed = self.panel.differences(record.request)
         self.clear_error()
         if record.source is not None and record.mask is not None:
-            self.set_source_image(record.source, f"Source and mask of {path.name}")
+            self.set_source_image(record.source, f"Source and mask of {path.name}", suggest=False)
             if record.mask.shape == self.canvas.image_size:
                 self.canvas.set_mask(record.mask)
             else:

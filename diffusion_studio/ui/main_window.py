@@ -212,7 +212,9 @@ class MainWindow(ModelsMixin, FilesMixin, QMainWindow):
         self.importer.done.connect(self._on_imported)
         self.importer.failed.connect(self._on_import_failed)
         self.gallery.inspected.connect(self.inspect)
-        self.gallery.use_as_source.connect(lambda entry: self.set_source_image(entry.image))
+        self.gallery.use_as_source.connect(
+            lambda entry: self.set_source_image(entry.image, suggest=False)
+        )
         self.gallery.export_requested.connect(self._export_entries)
         self.gallery.said.connect(lambda text: self.statusBar().showMessage(text, 8000))
 

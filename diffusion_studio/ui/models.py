@@ -31,7 +31,7 @@ def convert_and_load(
 class ModelsMixin:
     """Needs the window's state, panel, live, forward, canvas, sampler, importer (a Background
     connected to _on_imported and _on_import_failed), settings, model_name, model_details,
-    device_label, model, show_error, clear_error and _update_actions."""
+    device_label, model, show_error, clear_error, suggest_source_class and _update_actions."""
 
     def _load_default_model(self) -> None:
         try:
@@ -57,6 +57,7 @@ class ModelsMixin:
         self.panel.set_model(info, model.schedule.num_train_timesteps)
         self.panel.set_defaults(model.schedule.timestep_spacing, model.schedule.variance_type)
         self._choose_classifier(model)
+        self.suggest_source_class()  # other classes: what the open image looks like among them
         self.live.schedule.set_schedule(model.schedule)
         self.forward.set_model_schedule(model.schedule)
         self.forward.set_image(self.canvas.source)

@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
 )
 
 from diffusion_studio.core.classifier import ClassifierInfo
+from diffusion_studio.core.image_class import ClassSuggestion
 from diffusion_studio.core.model import ModelInfo, available_devices
 from diffusion_studio.core.request import (
     FIXED_VARIANCES,
@@ -95,6 +96,11 @@ class SamplerPanel(QWidget):
         self.new_seed = QCheckBox("New each run", toolTip=TIPS["new_seed"])
         self.batch = QSpinBox(minimum=1, maximum=64, value=1, toolTip=TIPS["batch_size"])
         self.class_box = QComboBox(toolTip=TIPS["class_label"])
+        self.class_note = QLabel(wordWrap=True, visible=False)
+        self.class_note.setToolTip(
+            "The class the opened image looks like to the shipped classifier, chosen for the "
+            "inpainting (which regenerates the masked part as its class); choose another above."
+        )
         self.guidance = QDoubleSpinBox(minimum=0.0, maximum=20.0, singleStep=0.5, value=3.0)
         self.guidance.setToolTip(TIPS["guidance_scale"])
         self.classifier_name = QLabel("none", toolTip=TIPS["classifier"], wordWrap=True)
@@ -144,6 +150,7 @@ class SamplerPanel(QWidget):
         conditioning = QGroupBox("Class")
         form = QFormLayout(conditioning)
         form.addRow("Class", self.class_box)
+        form.addRow("", self.class_note)
         form.addRow("Guidance", self.guidance)
         form.addRow("Classifier", self.classifier_name)  # a long name wraps in the whole field
         form.addRow("", self.open_classifier)
@@ -241,6 +248,18 @@ class SamplerPanel(QWidget):
                 self.class_box.addItem(name, index)
         self.class_box.blockSignals(False)
         self.conditioning.setEnabled(self._group_enabled(self.conditioning))
+
+    def suggest_class(self, suggestion: ClassSuggestion | None) -> None:
+        """The class the opened image looks like: chosen, and said under the class box (the
+        person can choose another); None says nothing."""
+        self.class_note.setVisible(suggestion is not None)
+        if suggestion is None:
+            self.class_note.clear()
+            return
+        index = self.class_box.findData(suggestion.label)
+        if index >= 0:
+            self.class_box.setCurrentIndex(index)
+        self.class_note.setText(suggestion.describe()[0].upper() + suggestion.describe()[1:])
 
     def set_inpainting(self, inpainting: bool) -> None:
         """With an image and a mask the run is RePaint: its settings come alive."""

@@ -83,3 +83,34 @@ def test_classifier_guidance_without_classifier_uses_the_shipped_one(capsys, tmp
     metadata = read_png_metadata(out)
     assert metadata["request"]["classifier_scale"] == 2
     assert metadata["classifier"] == "Emoji noise-aware classifier"
+
+
+def test_inpaint_takes_the_class_its_image_looks_like(tmp_path, capsys) -> None:
+    from diffusion_studio.core.record import read_record
+    from diffusion_studio.core.resources import sample_images
+
+    pizza = next(p for p in sample_images() if p.stem == "pizza")
+    common = ["inpaint", "--image", str(pizza), "--mask-preset", "half-left", "--steps", "3"]
+    common += ["--jump-n-sample", "1", "--quiet"]
+    assert main([*common, "--out", str(tmp_path / "auto.png")]) == 0
+    assert "class from the image: Food & Drink, 0." in capsys.readouterr().err
+    assert read_record(tmp_path / "auto.png").request.class_label == 3  # Food & Drink
+    assert main([*common, "--class", "auto", "--out", str(tmp_path / "again.png")]) == 0
+    assert read_record(tmp_path / "again.png").request.class_label == 3
+    capsys.readouterr()
+    # a class given is kept, and nothing is said of the image
+    assert main([*common, "--class", "Flags", "--out", str(tmp_path / "flags.png")]) == 0
+    assert "from the image" not in capsys.readouterr().err
+    assert read_record(tmp_path / "flags.png").request.class_label == 2
+
+
+def test_class_auto_is_refused_where_it_cannot_be_read(tmp_path, capsys, tiny_model_dir) -> None:
+    assert main(["sample", "--class", "auto", "--quiet", "--out", str(tmp_path / "s.png")]) == 2
+    assert "it is for inpaint" in capsys.readouterr().err
+    image = tmp_path / "i.png"
+    Image.new("RGB", (16, 16), "red").save(image)
+    argv = ["inpaint", "--model", str(tiny_model_dir), "--image", str(image), "--class", "auto"]
+    assert main([*argv, "--mask-preset", "wide", "--quiet", "--out", str(tmp_path / "o.png")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "does not know the classes of tiny" in err
+    assert not (tmp_path / "o.png").exists() and not (tmp_path / "s.png").exists()
