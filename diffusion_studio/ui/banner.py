@@ -7,7 +7,15 @@ from __future__ import annotations
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QGuiApplication
-from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QSizePolicy,
+    QVBoxLayout,
+    QWidget,
+)
 
 
 class ErrorBanner(QFrame):
@@ -22,6 +30,9 @@ class ErrorBanner(QFrame):
         self.message = QLabel(wordWrap=True)
         self.message.setTextFormat(Qt.TextFormat.PlainText)  # a file name is never markup
         self.message.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        # as wide as the window gives, never wider: a long path must not squeeze the panels
+        self.message.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self._text = ""
         self.copy = QPushButton("Copy", toolTip="Copy the message")
         self.dismiss = QPushButton("Dismiss", toolTip="Hide the message")
         buttons = QVBoxLayout()
@@ -36,12 +47,16 @@ class ErrorBanner(QFrame):
         self.dismiss.clicked.connect(self.clear)
 
     def show_message(self, text: str) -> None:
-        self.message.setText(text)
+        self._text = text
+        # a path has no spaces to wrap at: it may break after each slash (zero-width spaces,
+        # for the eye only; Copy and text() give the message as it was)
+        self.message.setText(text.replace("/", "/\u200b").replace("\\", "\\\u200b"))
         self.setVisible(True)
 
     def clear(self) -> None:
         self.setVisible(False)
+        self._text = ""
         self.message.setText("")
 
     def text(self) -> str:
-        return self.message.text()
+        return self._text

@@ -36,7 +36,8 @@ class CanvasPanel(QWidget):
         self.size.setToolTip("Brush size in model pixels ([ and ], or the mouse wheel)")
         self.opacity = QSlider(Qt.Orientation.Horizontal, minimum=0, maximum=100, value=55)
         self.opacity.setToolTip("Overlay: how strongly the mask is tinted over the image")
-        self.opacity.setMaximumWidth(70)
+        self.opacity.setMinimumWidth(50)  # a slider that can still be dragged in a narrow window
+        self.opacity.setMaximumWidth(90)
         self.model_view = QCheckBox("Model's view")
         self.model_view.setToolTip("What the model is given: the known pixels; the rest grey")
         self.preset = QComboBox(toolTip="Preset: the RePaint paper's masks")
@@ -48,6 +49,10 @@ class CanvasPanel(QWidget):
             self.preset.addItem(spec.label, name)
         self.side = QComboBox(toolTip="Which half is generated")
         self.side.addItems(HALF_SIDES)
+        # its place is kept while hidden: choosing Half puts nothing where Apply was
+        policy = self.side.sizePolicy()
+        policy.setRetainSizeWhenHidden(True)
+        self.side.setSizePolicy(policy)
         self.side.setCurrentText("right")
         self.apply = QPushButton("Apply", toolTip="Apply the preset to the mask")
         self.reroll = QPushButton("Re-roll", toolTip="Another random mask of this kind (Ctrl+R)")

@@ -78,7 +78,13 @@ class Gallery(QListWidget):
         self.setIconSize(QSize(THUMBNAIL, THUMBNAIL))
         self.setMovement(QListView.Movement.Static)
         self.setSelectionMode(QListWidget.SelectionMode.ExtendedSelection)
-        self.setFixedHeight(THUMBNAIL + 28)
+        # room for a thumbnail, its label and the scroll bar, which a long strip always has:
+        # a fixed height that guessed them cut the labels in half at 1024x700
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOn)
+        label = self.fontMetrics().height()
+        self.setGridSize(QSize(THUMBNAIL + 12, THUMBNAIL + label + 10))
+        bar = self.horizontalScrollBar().sizeHint().height()
+        self.setFixedHeight(self.gridSize().height() + bar + 2 * self.frameWidth() + 4)
         self.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.customContextMenuRequested.connect(self._menu)
         self.currentItemChanged.connect(self._on_current)

@@ -29,7 +29,7 @@ from PySide6.QtWidgets import (
 from diffusion_studio import __version__
 from diffusion_studio.core.errors import InputError
 from diffusion_studio.core.model import DiffusionModel, pick_device
-from diffusion_studio.core.request import SampleRequest
+from diffusion_studio.core.request import SampleRequest, default_request
 from diffusion_studio.core.run import Job, RunResult, call_plan, validate
 from diffusion_studio.ui.autosave import Autosave
 from diffusion_studio.ui.background import Background
@@ -115,6 +115,7 @@ class MainWindow(ModelsMixin, FilesMixin, QMainWindow):
             QTimer.singleShot(0, self.autosave.offer_restore)
         if self.outputs is not None:  # the results of earlier sessions, from the folder
             QTimer.singleShot(0, lambda: self.gallery.add_written(self.outputs.recent()))
+        QTimer.singleShot(0, self._say_restored)  # once the model has taken its fields
         self._update_actions()
 
     # --- building -----------------------------------------------------------------------
@@ -357,13 +358,33 @@ class MainWindow(ModelsMixin, FilesMixin, QMainWindow):
         if isinstance(splitter, QByteArray):
             self.splitter.restoreState(splitter)
         saved = self.settings.value("sampler/request")
+        self._restored_settings = False
         if isinstance(saved, str):
             # settings from another version are dropped: the defaults stand
             with contextlib.suppress(ValueError, TypeError):
                 self.panel.set_request(SampleRequest.from_dict(json.loads(saved)))
+                self._restored_settings = True
         opacity = self.settings.value("canvas/opacity")
         if opacity is not None:
             self.canvas_panel.opacity.setValue(int(opacity))
+
+    def _say_restored(self) -> None:
+        """Say which settings of the last start are back and differ from the model's opening
+        ones: a field scrolled out of sight (a classifier scale of 5) is not a surprise."""
+        if not self._restored_settings or self.model is None:
+            return
+        self._restored_settings = False
+        info, schedule = self.model.info, self.model.schedule
+        opening = default_request(
+            len(info.class_names),
+            info.default_class,
+            info.null_class,
+            timestep_spacing=schedule.timestep_spacing,
+            variance_type=schedule.variance_type,
+        )
+        changed = self.panel.settings_beside(opening)
+        if changed:
+            self.statusBar().showMessage(f"Settings of the last start: {', '.join(changed)}", 20000)
 
     def save_settings(self) -> None:
         self.settings.setValue("window/geometry", self.saveGeometry())

@@ -50,6 +50,21 @@ TIPS = {
 
 
 ETA_STEPS = 1000  # the eta slider's resolution: 0.001
+SETTING_LABELS = {  # the request's fields as the panel names them
+    "sampler": "sampler",
+    "num_inference_steps": "steps",
+    "eta": "eta",
+    "use_clipped_model_output": "noise from the clipped x0",
+    "timestep_spacing": "spacing",
+    "variance_type": "variance",
+    "seed": "seed",
+    "batch_size": "batch",
+    "class_label": "class",
+    "guidance_scale": "guidance",
+    "classifier_scale": "classifier scale",
+    "jump_length": "jump length",
+    "jump_n_sample": "resamples",
+}
 
 
 class SamplerPanel(QWidget):
@@ -119,7 +134,7 @@ class SamplerPanel(QWidget):
         }
         self.device = QComboBox(toolTip=TIPS["device"])
         self.device.addItems(available_devices())
-        self.calls = QLabel()
+        self.calls = QLabel(wordWrap=True)  # wraps: a long summary never widens the panel
         self.run_button = QPushButton("Run", toolTip="Run (Ctrl+Enter)")
         self.run_button.setDefault(True)
         self.cancel_button = QPushButton("Cancel", toolTip="Cancel (Esc)", enabled=False)
@@ -316,8 +331,8 @@ class SamplerPanel(QWidget):
         forwards = calls * (2 if conditional else 1)
         kind = "RePaint " if self._inpainting else ""
         guided = " (x2 for guidance)" if forwards != calls else ""
-        if request.classifier_scale:
-            guided += ", a classifier gradient each"
+        if request.classifier_scale:  # said here too: the field may be scrolled out of sight
+            guided += f", classifier scale {request.classifier_scale:g} (a gradient each)"
         self.calls.setText(f"{kind}{calls} network calls, batch {request.batch_size}{guided}")
         self.changed.emit()
 
@@ -374,6 +389,27 @@ class SamplerPanel(QWidget):
             if getattr(shown, name) != wanted:
                 missed.append(f"{name.replace('_', ' ')} {wanted}")
         return missed
+
+    def settings_beside(self, baseline: SampleRequest) -> list[str]:
+        """The fields that show another value than `baseline` (the model's opening request),
+        as "name value", in the panel's order, for a person."""
+        shown = self.request()
+        said = []
+        for name, label in SETTING_LABELS.items():
+            value, usual = getattr(shown, name), getattr(baseline, name)
+            if value == usual or (name in ("eta", "use_clipped_model_output", "variance_type")
+                                  and name not in shown.spec.options):  # fmt: skip
+                continue
+            if name == "class_label":
+                value = self.class_box.currentText()
+            elif name == "variance_type":
+                value = self.variance.currentText()
+            elif isinstance(value, bool):
+                value = "on" if value else "off"
+            elif isinstance(value, float):
+                value = f"{value:g}"
+            said.append(f"{label} {value}")
+        return said
 
     def set_defaults(self, spacing: str, variance_type: str) -> None:
         """The model's own spacing and DDPM variance, which a request that leaves them open

@@ -23,7 +23,7 @@ def test_a_guided_run_in_the_window(qtbot, window, tiny_classifier_dir) -> None:
     panel.steps.setValue(6)
     plain = run_and_wait(qtbot, window)
     panel.classifier_scale.setValue(30.0)
-    assert "classifier gradient" in panel.calls.text()
+    assert "classifier scale 30 (a gradient each)" in panel.calls.text()
     guided = run_and_wait(qtbot, window)
     assert guided.job.classifier is not None and guided.job.request.classifier_scale == 30.0
     assert not np.array_equal(guided.images, plain.images)
