@@ -26,6 +26,13 @@ def guidance_classifier_dir() -> Path:
     return resources_dir() / "guidance-classifier"
 
 
+def readme_path() -> Path:
+    """The README: in the installed package's resources (the wheel carries a copy), or at the
+    top of the source tree."""
+    packaged = resources_dir() / "README.md"
+    return packaged if packaged.is_file() else resources_dir().parent / "README.md"
+
+
 def sample_images() -> list[Path]:
     """The sample source images shipped for inpainting, sorted by name."""
     folder = resources_dir() / "samples"

@@ -443,6 +443,12 @@ class MainWindow(ModelsMixin, FilesMixin, QMainWindow):
         self.importer.wait()  # a conversion is not cut off half-written
         event.accept()
 
+    def show_help(self, page: str) -> None:
+        """Help's pages: "run" (what this run does), "shortcuts", "readme", "card"."""
+        from diffusion_studio.ui.help import open_help
+
+        open_help(self, page)
+
     def about(self) -> None:
         import diffusers
         import torch

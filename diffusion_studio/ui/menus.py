@@ -43,6 +43,7 @@ class MenuHost(Protocol):
     def use_result_as_source(self) -> None: ...
     def run(self) -> None: ...
     def about(self) -> None: ...
+    def show_help(self, page: str) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -134,5 +135,11 @@ def build_menus(w: MenuHost) -> Actions:
     add(view, "Forward process", lambda: w.tabs.setCurrentIndex(1), "Ctrl+2")
 
     help_menu = bar.addMenu("&Help")
+    add(help_menu, "What this run does", lambda: w.show_help("run"), Keys.HelpContents)
+    add(help_menu, "Keyboard shortcuts", lambda: w.show_help("shortcuts"), "Ctrl+/")
+    help_menu.addSeparator()
+    add(help_menu, "README", lambda: w.show_help("readme"))
+    add(help_menu, "Model card", lambda: w.show_help("card"))
+    help_menu.addSeparator()
     add(help_menu, "About Diffusion Studio", w.about)
     return Actions(run, cancel, undo, redo, export_selected, export_all, use_source)
