@@ -37,7 +37,6 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     )
     evaluate.add_argument(
         "--eta",
-        default="0,0.5,1",
         metavar="E,E,...",
         help="DDIM eta values, one row each (default 0,0.5,1)",
     )
@@ -111,10 +110,12 @@ def run(args: argparse.Namespace) -> int:
             f"{model.info.name} has other classes"
         )
     steps = numbers(args.steps, int, "--steps")
-    etas = numbers(args.eta, float, "--eta")
+    if args.eta is not None and args.sampler == "ddpm":
+        raise InputError("--eta does nothing with DDPM: it is an option of DDIM")
+    etas = numbers(args.eta or "0,0.5,1", float, "--eta")
     guidances = numbers(args.guidance, float, "--guidance")
     scales = numbers(args.classifier_scale, float, "--classifier-scale")
-    guide = guiding_classifier(args, model) if any(scales) else None
+    guide = guiding_classifier(args, model, scales)
     if args.batch is not None and args.batch < 1:
         raise InputError("--batch must be at least 1")
     batch = min(args.batch or (32 if model.device.type == "cpu" else 256), args.n)

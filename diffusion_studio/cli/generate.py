@@ -80,11 +80,11 @@ def _add_sampler_options(sub: argparse.ArgumentParser) -> None:
     sub.add_argument(
         "--steps", type=int, metavar="N", default=50, help="inference steps (default 50)"
     )
-    sub.add_argument("--eta", type=number, default=0.0, help=OPTION_TIPS["eta"] + " (default 0)")
+    # None: not given (refused where the sampler ignores it; the request's default otherwise)
+    sub.add_argument("--eta", type=number, help=OPTION_TIPS["eta"] + " (default 0)")
     sub.add_argument(
         "--use-clipped-model-output",
         action=argparse.BooleanOptionalAction,
-        default=True,
         help=OPTION_TIPS["use_clipped_model_output"] + " (default: on)",
     )
     sub.add_argument(
@@ -173,7 +173,7 @@ def generate(args: argparse.Namespace) -> int:
     inpaint = args.command == "inpaint"
     model = load_model(args.model, device=args.device, bf16=args.bf16)
     scales = numbers(args.classifier_scale, float, "--classifier-scale")
-    classifier = guiding_classifier(args, model) if any(scales) else None
+    classifier = guiding_classifier(args, model, scales)
     suggestion = _class_from_image(args, model.info)
     jobs = _jobs(args, model, inpaint, scales, classifier, suggestion)
     for job in jobs:  # bad settings are reported before anything about files
@@ -200,11 +200,18 @@ def generate(args: argparse.Namespace) -> int:
     return 0
 
 
-def guiding_classifier(args: argparse.Namespace, model: DiffusionModel) -> Classifier:
-    """--classifier, or for the embedded model the classifier shipped to guide it."""
+def guiding_classifier(
+    args: argparse.Namespace, model: DiffusionModel, scales: Sequence[float]
+) -> Classifier | None:
+    """--classifier, or for the embedded model the classifier shipped to guide it, when a
+    classifier scale is above 0 (a --classifier without one would do nothing: refused)."""
     from diffusion_studio.core.model_files import load_classifier
     from diffusion_studio.core.resources import guidance_classifier_dir
 
+    if not any(scales):
+        if args.classifier is not None:
+            raise InputError("--classifier guides only with a --classifier-scale above 0")
+        return None
     folder = args.classifier
     if folder is None:
         shipped = guidance_classifier_dir()
@@ -236,15 +243,14 @@ def _jobs(
     from diffusion_studio.core.run import Job
 
     info = model.info
+    options = sampler_options(args.sampler, {name: getattr(args, dest) for dest, name in _OPTIONS})
     settings = {
+        **options,
         "sampler": args.sampler,
         "num_inference_steps": args.steps,
-        "eta": args.eta,
         "timestep_spacing": args.spacing,
-        "variance_type": args.variance,
         "seed": args.seed,
         "batch_size": args.batch,
-        "use_clipped_model_output": args.use_clipped_model_output,
         **(
             {"jump_length": args.jump_length, "jump_n_sample": args.jump_n_sample}
             if inpaint
@@ -290,6 +296,28 @@ def _jobs(
         for label in labels
         for scale in scales
     ]
+
+
+_OPTIONS = (("eta", "eta"), ("use_clipped_model_output", "use_clipped_model_output"),
+            ("variance", "variance_type"))  # fmt: skip
+"""The flags of the samplers' own options: (argparse dest, SampleRequest field)."""
+
+
+def sampler_options(sampler: str, given: dict[str, object]) -> dict[str, object]:
+    """The options given (None: not given) that `sampler` reads; InputError for one it
+    ignores, naming the samplers that read it (`--sampler ddpm --eta 0.5` did nothing and was
+    recorded)."""
+    from diffusion_studio.core.request import SAMPLERS
+
+    spec = SAMPLERS[sampler]
+    for name, value in given.items():
+        if value is not None and name not in spec.options:
+            users = [s.label for s in SAMPLERS.values() if name in s.options]
+            flag = "--" + next(dest for dest, field in _OPTIONS if field == name).replace("_", "-")
+            raise InputError(
+                f"{flag} does nothing with {spec.label}: it is an option of {' and '.join(users)}"
+            )
+    return {name: value for name, value in given.items() if value is not None}
 
 
 def _class_from_image(args: argparse.Namespace, info: ModelInfo) -> ClassSuggestion | None:

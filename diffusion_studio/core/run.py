@@ -37,6 +37,7 @@ from diffusion_studio.core.limits import (
     repaint_calls,
 )
 from diffusion_studio.core.masks import (
+    PRESETS,
     fit_mask,
     invert_mask,
     load_mask,
@@ -113,8 +114,14 @@ class Job:
             return cls(request, model, classifier=guide)
         source, original, note = fit_source(image, model)
         size = model.resolution
+        if mask_seed is not None and mask_preset is None:
+            raise InputError("a mask seed draws a random preset; a mask file has none")
         if mask_preset is not None:
             preset, side = parse_preset(mask_preset)
+            if mask_seed is not None and not PRESETS[preset].random:
+                raise InputError(f"a mask seed draws a random preset; {mask_preset} is not one")
+            if invert_mask_file:
+                raise InputError("inverting is for a mask file (white = keep), not a preset")
             seed = request.seed if mask_seed is None else mask_seed
             inpaint_mask = preset_mask(preset, size, seed=seed, side=side)
         else:

@@ -241,3 +241,58 @@ def test_grey_and_rgba_models_sample_inpaint_and_export(capsys, tmp_path, channe
     kept = np.asarray(load_image(source, channels=channels))[:, :8]  # alpha over white for grey
     assert result.shape[:2] == (16, 16) and np.array_equal(result[:, :8], kept)
     assert Image.open(tmp_path / "i.webp").mode in ("RGB", "RGBA")
+
+
+@pytest.mark.parametrize(
+    ("flags", "says"),
+    [
+        (
+            ["--sampler", "ddpm", "--eta", "0.5"],
+            "--eta does nothing with DDPM: it is an option of DDIM",
+        ),
+        (["--sampler", "ddpm", "--eta", "0"], "--eta does nothing with DDPM"),
+        (["--sampler", "ddpm", "--no-use-clipped-model-output"], "an option of DDIM"),
+        (["--sampler", "ddim", "--variance", "fixed_large"], "--variance does nothing with DDIM"),
+        (["--classifier", "somewhere"], "--classifier guides only with a --classifier-scale"),
+    ],
+)
+def test_a_flag_the_sampler_ignores_is_refused(capsys, tmp_path, tiny_model_dir, flags, says):
+    out = tmp_path / "s.png"
+    code, err = run(capsys, "sample", "--model", str(tiny_model_dir), "--steps", "2",
+                    "--quiet", "--out", str(out), *flags)  # fmt: skip
+    assert one_line(code, err) and says in err
+    assert not out.exists()
+
+
+def test_the_options_a_sampler_reads_are_taken_and_recorded(capsys, tmp_path, tiny_model_dir):
+    from diffusion_studio.core.record import read_record
+
+    for sampler, flags in (("ddpm", ["--variance", "fixed_large"]), ("ddim", ["--eta", "0.5"])):
+        out = tmp_path / f"{sampler}.png"
+        code, err = run(capsys, "sample", "--model", str(tiny_model_dir), "--steps", "2",
+                        "--quiet", "--out", str(out), "--sampler", sampler, *flags)  # fmt: skip
+        assert code == 0, err
+        request = read_record(out).request
+        assert (request.variance_type, request.eta) == (
+            ("fixed_large", 0.0) if sampler == "ddpm" else ("fixed_small", 0.5)
+        )
+
+
+@pytest.mark.parametrize(
+    ("flags", "says"),
+    [
+        (["--mask-preset", "half", "--mask-seed", "3"], "half is not one"),
+        (["--mask", "MASK", "--mask-seed", "3"], "a mask file has none"),
+        (["--mask-preset", "every-second-pixel", "--invert-mask"], "not a preset"),
+    ],
+)
+def test_mask_flags_that_would_do_nothing_are_refused(capsys, tmp_path, tiny_model_dir, flags,
+                                                      says):  # fmt: skip
+    from PIL import Image
+
+    Image.new("L", (16, 16), 255).save(tmp_path / "mask.png")
+    flags = [str(tmp_path / "mask.png") if f == "MASK" else f for f in flags]
+    code, err = run(capsys, "inpaint", "--model", str(tiny_model_dir), "--image",
+                    str(sample_images()[0]), "--steps", "2", "--quiet", "--out",
+                    str(tmp_path / "o.png"), *flags)  # fmt: skip
+    assert one_line(code, err) and says in err, err
