@@ -13,7 +13,8 @@ import warnings
 
 import torch
 
-from diffusion_studio.core.convert import PRESETS, convert_classifier
+from diffusion_studio.core.convert import convert_classifier
+from diffusion_studio.core.openai_flags import PRESETS
 
 MULT = {
     "adm-classifier64": (1, 2, 3, 4),

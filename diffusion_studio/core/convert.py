@@ -24,7 +24,7 @@ import secrets
 import shutil
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import torch
 from diffusers import UNet2DModel
@@ -34,72 +34,16 @@ from diffusion_studio.core.errors import InputError
 from diffusion_studio.core.files import check_folder_target, replace_folder
 from diffusion_studio.core.model import build_unet
 from diffusion_studio.core.model_files import load_classifier, load_model, save_model
+from diffusion_studio.core.openai_flags import (
+    OpenAIFlags,
+    check_heads,
+    check_image_size,
+    check_stated,
+    describe,
+    ignored,
+    unchecked,
+)
 from diffusion_studio.core.schedule import NoiseSchedule
-
-
-@dataclass(frozen=True)
-class OpenAIFlags:
-    """The flags of guided-diffusion's scripts that the weights do not show."""
-
-    image_size: int | None = None
-    num_heads: int = 1
-    num_head_channels: int = -1
-    num_heads_upsample: int = -1
-    use_new_attention_order: bool = False
-    diffusion_steps: int = 1000
-    noise_schedule: Literal["linear", "cosine"] = "linear"
-    class_names: Literal["imagenet"] | None = None
-    source: str = ""  # where the checkpoint is published, for the model's card
-
-
-_ADM = {"num_head_channels": 64}
-PRESETS: dict[str, OpenAIFlags] = {
-    # RePaint (Lugmayr et al. 2022): its face and places models, trained with guided-diffusion
-    "repaint-celeba256": OpenAIFlags(256, **_ADM, source="RePaint: celeba256_250000.pt"),
-    "repaint-places256": OpenAIFlags(256, **_ADM, source="RePaint: places256_300000.pt"),
-    # ADM (Dhariwal & Nichol 2021), guided-diffusion's README
-    "adm-imagenet64": OpenAIFlags(
-        64, **_ADM, use_new_attention_order=True, noise_schedule="cosine",
-        class_names="imagenet", source="guided-diffusion: 64x64_diffusion.pt",
-    ),
-    "adm-imagenet128": OpenAIFlags(
-        128, num_heads=4, class_names="imagenet", source="guided-diffusion: 128x128_diffusion.pt"
-    ),
-    "adm-imagenet256": OpenAIFlags(
-        256, **_ADM, class_names="imagenet", source="guided-diffusion: 256x256_diffusion.pt"
-    ),
-    "adm-imagenet256-uncond": OpenAIFlags(
-        256, **_ADM, source="guided-diffusion: 256x256_diffusion_uncond.pt"
-    ),
-    "adm-imagenet512": OpenAIFlags(
-        512, **_ADM, class_names="imagenet", source="guided-diffusion: 512x512_diffusion.pt"
-    ),
-    "adm-lsun": OpenAIFlags(256, **_ADM, source="guided-diffusion: lsun_bedroom/cat/horse.pt"),
-    # ADM's noise-aware ImageNet classifiers (guided-diffusion's classifier flags: width 128,
-    # heads of 64, attention pooling), for classifier guidance of the models above
-    "adm-classifier64": OpenAIFlags(
-        64, **_ADM, noise_schedule="cosine", class_names="imagenet",
-        source="guided-diffusion: 64x64_classifier.pt",
-    ),
-    "adm-classifier128": OpenAIFlags(
-        128, **_ADM, class_names="imagenet", source="guided-diffusion: 128x128_classifier.pt"
-    ),
-    "adm-classifier256": OpenAIFlags(
-        256, **_ADM, class_names="imagenet", source="guided-diffusion: 256x256_classifier.pt"
-    ),
-    "adm-classifier512": OpenAIFlags(
-        512, **_ADM, class_names="imagenet", source="guided-diffusion: 512x512_classifier.pt"
-    ),
-    # IDDPM (Nichol & Dhariwal 2021), improved-diffusion's README
-    "iddpm-cifar10": OpenAIFlags(
-        32, num_heads=4, diffusion_steps=4000, noise_schedule="cosine",
-        source="improved-diffusion: cifar10_uncond_50M_500K.pt",
-    ),
-    "iddpm-imagenet64": OpenAIFlags(
-        64, num_heads=4, diffusion_steps=4000, noise_schedule="cosine",
-        source="improved-diffusion: imagenet64_uncond_100M_1500K.pt",
-    ),
-}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -289,9 +233,8 @@ def _is_upsampling(state: dict[str, torch.Tensor], block: int) -> bool:
 def unet_config(arch: Architecture, flags: OpenAIFlags) -> dict[str, Any]:
     """The diffusers UNet2DModel config of the network (with the studio's two keys where
     UNet2DModel alone cannot say it)."""
-    if flags.image_size is None:
-        raise InputError("the image size is not in the weights: give --image-size (or --preset)")
     channels = arch.block_channels
+    check_image_size(flags.image_size, len(channels))
     if any(c % 32 for c in channels):
         raise InputError(
             "the checkpoint's channels are not multiples of 32 (its GroupNorm's groups)"
@@ -326,11 +269,8 @@ def unet_config(arch: Architecture, flags: OpenAIFlags) -> dict[str, Any]:
         "dropout": 0.0,
     }
     attending = [channels[i] for i in sorted(attn)] + [channels[-1]]  # and the middle block
+    check_heads(flags, attending)
     if flags.num_head_channels > 0:
-        if any(c % flags.num_head_channels for c in attending):
-            raise InputError(
-                f"--num-head-channels {flags.num_head_channels} does not divide {channels}"
-            )
         config["attention_head_dim"] = flags.num_head_channels
     else:
         heads = flags.num_heads
@@ -345,6 +285,8 @@ def unet_config(arch: Architecture, flags: OpenAIFlags) -> dict[str, Any]:
             config["attention_heads"] = heads
     if arch.model_channels != channels[0]:  # ADM-512: channel_mult starts at 0.5
         config["timestep_channels"] = arch.model_channels
+    if flags.timestep_scale is not None:  # improved-diffusion's rescale_timesteps
+        config["timestep_scale"] = flags.timestep_scale
     return config
 
 
@@ -464,6 +406,7 @@ def convert_checkpoint(
 ) -> tuple[UNet2DModel, Architecture]:
     """The UNet2DModel of a UNetModel state dict, weights loaded (strict) and shapes checked."""
     arch = infer_architecture(state)
+    check_stated(flags, arch, classifier=False)
     config = unet_config(arch, flags)
     weights = convert_state_dict(state, arch, flags)
     unet = build_unet(config)
@@ -535,6 +478,7 @@ def convert_classifier(
 ) -> tuple[NoiseClassifier, Architecture]:
     """The NoiseClassifier of an EncoderUNetModel state dict, weights loaded (strict)."""
     arch = infer_classifier_architecture(state, flags.image_size)
+    check_stated(flags, arch, classifier=True)
     config = classifier_config(arch, flags)
     m = _Mapper(_Keys(state), flags)
     m.encoder(arch)
@@ -550,8 +494,9 @@ def convert_classifier(
 
 
 def scheduler_config(flags: OpenAIFlags, arch: Architecture) -> dict[str, Any]:
-    """The diffusers scheduler config of the checkpoint's diffusion: T, the schedule, the
-    variance (learned_range for learn_sigma, else guided-diffusion's fixed small) and clipping."""
+    """The diffusers scheduler config of the checkpoint's diffusion: T, the schedule, what the
+    network predicts, the variance (learned_range for learn_sigma; else, as their scripts
+    sample, beta unless sigma_small) and clipping."""
     return {
         "_class_name": "DDPMScheduler",
         "num_train_timesteps": flags.diffusion_steps,
@@ -559,19 +504,13 @@ def scheduler_config(flags: OpenAIFlags, arch: Architecture) -> dict[str, Any]:
         "beta_start": 0.0001 * 1000 / flags.diffusion_steps,
         "beta_end": 0.02 * 1000 / flags.diffusion_steps,
         "beta_schedule": "squaredcos_cap_v2" if flags.noise_schedule == "cosine" else "linear",
-        "variance_type": "learned_range" if arch.learn_sigma else "fixed_small",
+        "variance_type": "learned_range"
+        if arch.learn_sigma
+        else ("fixed_small" if flags.sigma_small else "fixed_large"),
         "clip_sample": True,
-        "prediction_type": "epsilon",
+        "prediction_type": "sample" if flags.predict_xstart else "epsilon",
         "timestep_spacing": "linspace",
     }
-
-
-def flags_for(preset: str | None, **given: Any) -> OpenAIFlags:
-    """A preset's flags, with the flags given on top (None: not given)."""
-    if preset is not None and preset not in PRESETS:
-        raise InputError(f"unknown preset {preset!r}; use one of {', '.join(PRESETS)}")
-    flags = PRESETS[preset] if preset else OpenAIFlags()
-    return replace(flags, **{k: v for k, v in given.items() if v is not None})
 
 
 def imagenet_class_names() -> tuple[str, ...] | None:
@@ -608,12 +547,12 @@ def convert_to_folder(
         network, arch = convert_checkpoint(state, flags)
         classes, arch_of_noise = arch.num_classes, arch
     schedule = NoiseSchedule.from_config(scheduler_config(flags, arch_of_noise))
-    notes = []
+    notes = [note for note in (ignored(flags), unchecked(flags, classifier)) if note]
     studio: dict[str, Any] = {
         "name": name or checkpoint.stem,
         "description": f"converted from {checkpoint.name}"
         + (f" ({flags.source})" if flags.source else ""),
-        "converted_from": {"file": checkpoint.name, "flags": _flags_dict(flags)},
+        "converted_from": {"file": checkpoint.name, "flags": describe(flags)},
     }
     if classes:
         names = imagenet_class_names() if flags.class_names == "imagenet" else None
@@ -671,7 +610,3 @@ def _verify(folder: Path, network: torch.nn.Module, arch: Architecture, classifi
             f"the written folder does not give the converted network's output (max difference "
             f"{float((a - b).abs().max()):.3g}); nothing was written"
         )
-
-
-def _flags_dict(flags: OpenAIFlags) -> dict[str, Any]:
-    return {k: v for k, v in flags.__dict__.items() if k != "source"}

@@ -21,9 +21,9 @@ from diffusion_studio.core.sampling import ModelFn, classifier_free_guidance
 from diffusion_studio.core.schedule import NoiseSchedule
 
 STUDIO_FILE = "diffusion_studio.json"
-STUDIO_UNET_KEYS = ("attention_heads", "timestep_channels")
+STUDIO_UNET_KEYS = ("attention_heads", "timestep_channels", "timestep_scale")
 """Keys of config.json that UNet2DModel has none for, applied by apply_studio_options: folders
-with them (converted ADM-128, ADM-512, IDDPM ImageNet-64) need the studio to load right."""
+with them (converted ADM-128, ADM-512, IDDPM's) need the studio to load right."""
 SUPPORTED_CHANNELS = (1, 3, 4)  # grey, RGB, RGBA
 Layout = Literal["flat", "pipeline"]
 MAX_TEXT = 10_000  # characters of a name, a licence or a description in the studio JSON
@@ -222,9 +222,21 @@ def build_unet(config: dict[str, Any]) -> UNet2DModel:
     return unet
 
 
+class ScaledTimesteps(torch.nn.Module):
+    """The timestep projection of a network trained on t * scale (improved-diffusion's
+    rescale_timesteps: 1000 / T, so IDDPM's T = 4000 networks saw t / 4)."""
+
+    def __init__(self, projection: torch.nn.Module, scale: float) -> None:
+        super().__init__()
+        self.projection, self.scale = projection, scale
+
+    def forward(self, timesteps: torch.Tensor) -> torch.Tensor:
+        return self.projection(timesteps.float() * self.scale)
+
+
 def apply_studio_options(unet: UNet2DModel, config: dict[str, Any]) -> None:
     """What config.json's studio keys say, which UNet2DModel cannot: a fixed count of heads at
-    every attention level; a timestep sinusoid of its own width."""
+    every attention level; a timestep sinusoid of its own width; a scale of the timesteps."""
     heads = config.get("attention_heads")
     if heads is not None:
         for module in unet.modules():
@@ -239,7 +251,10 @@ def apply_studio_options(unet: UNet2DModel, config: dict[str, Any]) -> None:
         dim = unet.time_embedding.linear_1.out_features
         unet.time_proj = Timesteps(width, flip_sin_to_cos=True, downscale_freq_shift=0)
         unet.time_embedding = TimestepEmbedding(width, dim)
-    if heads is not None or width is not None:
+    scale = config.get("timestep_scale")
+    if scale is not None:
+        unet.time_proj = ScaledTimesteps(unet.time_proj, scale)
+    if any(config.get(k) is not None for k in STUDIO_UNET_KEYS):
         unet.register_to_config(**{k: config[k] for k in STUDIO_UNET_KEYS if k in config})
 
 

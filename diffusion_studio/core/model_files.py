@@ -313,6 +313,9 @@ def _check_unet_config(config: dict[str, Any], file: Path) -> dict[str, Any]:
         refuse("attention_heads", "a whole number from 1 to 1024, or absent")
     if width is not None and (not _is_int(width) or width < 2 or width % 2 or width > 65536):
         refuse("timestep_channels", "an even whole number from 2 to 65536, or absent")
+    scale = full.get("timestep_scale")
+    if scale is not None and (not _is_number(scale) or not 0 < scale <= 1000):
+        refuse("timestep_scale", "a number above 0 and at most 1000, or absent")
     factor = 2 ** (len(blocks) - 1)
     if any(s % factor for s in sides):
         refuse(

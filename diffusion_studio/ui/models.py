@@ -15,7 +15,15 @@ from diffusion_studio.core.model import DiffusionModel
 from diffusion_studio.core.model_files import load_model
 
 if TYPE_CHECKING:
-    from diffusion_studio.core.convert import OpenAIFlags
+    from diffusion_studio.core.openai_flags import OpenAIFlags
+
+OTHER = "Another: paste the flags it was trained with"
+PASTE_FLAGS = (
+    "The flags it was trained with, as guided-diffusion's README gives them (MODEL_FLAGS, and\n"
+    "DIFFUSION_FLAGS or CLASSIFIER_FLAGS), e.g. --attention_resolutions 32,16,8 --class_cond\n"
+    "True --image_size 256 --learn_sigma True --num_channels 256 --num_head_channels 64 ...\n"
+    "The weights are checked against them."
+)
 
 
 def convert_and_load(
@@ -132,7 +140,7 @@ class ModelsMixin:
         window keeps drawing."""
         from PySide6.QtWidgets import QInputDialog
 
-        from diffusion_studio.core.convert import PRESETS, flags_for
+        from diffusion_studio.core.openai_flags import PRESETS, flags_for, flags_from_text
 
         if self.sampler.running or self.importer.busy:
             self.show_error("Wait for the run or the import to end before importing a checkpoint.")
@@ -145,10 +153,28 @@ class ModelsMixin:
             return
         self.settings.setValue("folders/checkpoint", str(Path(path).parent))
         names = [f"{name}  ({flags.source})" for name, flags in PRESETS.items()]
+        names.append(OTHER)
         choice, ok = QInputDialog.getItem(
             self, "Import a checkpoint", "Which published model is it?", names, 0, False
         )
         if not ok:
+            return
+        try:
+            if choice == OTHER:
+                text, ok = QInputDialog.getMultiLineText(
+                    self,
+                    "Import a checkpoint",
+                    PASTE_FLAGS,
+                    self.settings.value("import/flags", ""),
+                )
+                if not ok:
+                    return
+                self.settings.setValue("import/flags", text)
+                flags = flags_for(None, flags_from_text(text))
+            else:
+                flags = flags_for(choice.split()[0])
+        except InputError as exc:
+            self.show_error(f"Could not import the checkpoint: {exc}")
             return
         folder = QFileDialog.getExistingDirectory(
             self, "Where the converted model goes", str(Path(path).parent)
@@ -156,7 +182,7 @@ class ModelsMixin:
         if not folder:
             return
         out = Path(folder) / Path(path).stem
-        flags, device = flags_for(choice.split()[0]), self._device_choice()
+        device = self._device_choice()
         self._importing = QProgressDialog(f"Converting {Path(path).name}...", "", 0, 0, self)
         self._importing.setWindowTitle("Import a checkpoint")
         self._importing.setCancelButton(None)  # a conversion half-done is not stopped

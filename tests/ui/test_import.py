@@ -90,3 +90,23 @@ def test_the_window_keeps_its_event_loop_while_a_checkpoint_converts(
     assert not window.error.isVisible(), window.error.text()
     assert window.model.info.name == checkpoint.stem
     assert threads == [threading.main_thread()]
+
+
+def test_another_checkpoint_imports_with_the_flags_pasted(qtbot, window, tmp_path, monkeypatch):
+    from diffusion_studio.ui.models import OTHER
+    from tests.core.test_convert_flags import DIFFUSION_FLAGS, MODEL_FLAGS
+
+    checkpoint = tmp_path / "my_run_ema_0.9999_200000.pt"
+    torch.save(reference_unet("iddpm-cifar10").state_dict(), checkpoint)
+    answer_dialogs(monkeypatch, checkpoint, tmp_path)
+    monkeypatch.setattr(QInputDialog, "getItem", lambda *a, **k: (OTHER, True))
+    pasted = {"text": f"{MODEL_FLAGS} --num_channels 64"}
+    monkeypatch.setattr(QInputDialog, "getMultiLineText", lambda *a, **k: (pasted["text"], True))
+    before = window.model
+    import_and_wait(qtbot, window)  # the weights contradict a flag: one message
+    assert window.model is before
+    assert "--num-channels 64: the weights say 32" in window.error.text()
+    pasted["text"] = f"{MODEL_FLAGS}\n{DIFFUSION_FLAGS}"
+    import_and_wait(qtbot, window)
+    assert window.model.info.name == checkpoint.stem and window.model.info.learns_variance
+    assert window.model.schedule.num_train_timesteps == 4000
