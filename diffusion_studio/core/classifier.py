@@ -163,6 +163,7 @@ class ClassifierInfo:
     resolution: int
     in_channels: int
     class_names: tuple[str, ...]
+    weights_hash: str = ""
 
 
 @dataclass(eq=False)
@@ -175,6 +176,7 @@ class Classifier:
     class_names: tuple[str, ...]
     name: str
     path: str = ""
+    weights_hash: str = ""  # SHA-256 of the weights file
 
     @property
     def resolution(self) -> int:
@@ -187,7 +189,12 @@ class Classifier:
     @property
     def info(self) -> ClassifierInfo:
         return ClassifierInfo(
-            self.name, self.path, self.resolution, self.in_channels, self.class_names
+            self.name,
+            self.path,
+            self.resolution,
+            self.in_channels,
+            self.class_names,
+            self.weights_hash,
         )
 
     def mismatch(self, model: Any) -> str | None:

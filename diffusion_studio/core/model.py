@@ -51,6 +51,12 @@ class ModelInfo:
     description: str = ""
     license: str = ""
     data: str = ""
+    weights_hash: str = ""  # SHA-256 of the weights file ("" for a network made in memory)
+
+    @property
+    def short_hash(self) -> str:
+        """The first 10 characters of the weights' SHA-256, as A1111 shows a model's hash."""
+        return self.weights_hash[:10]
 
     @property
     def conditional(self) -> bool:
@@ -65,7 +71,7 @@ class ModelInfo:
         """(label, value) rows, in reading order."""
         height, width = self.resolution
         rows = [
-            ("Model", self.name),
+            ("Model", self.name + (f" [{self.short_hash}]" if self.weights_hash else "")),
             ("Folder", f"{self.path} ({self.layout} layout)"),
             ("Resolution", f"{width}x{height}, {self.in_channels} channels"),
             ("Parameters", f"{self.parameters / 1e6:.2f} M"),
@@ -119,6 +125,7 @@ class DiffusionModel:
         layout: Layout = "flat",
         device: torch.device | None = None,
         bf16: bool = False,
+        weights_hash: str = "",
     ) -> DiffusionModel:
         """A model from a network in memory; `studio` as the JSON beside the weights."""
         studio = studio or {}
@@ -143,6 +150,7 @@ class DiffusionModel:
             description=_text(studio, "description"),
             license=_text(studio, "license"),
             data=_text(studio, "data"),
+            weights_hash=weights_hash,
         )
         learned = 2 * info.in_channels if schedule.learns_variance else info.in_channels
         if info.in_channels not in SUPPORTED_CHANNELS or info.out_channels != learned:

@@ -13,6 +13,7 @@ where it applies, the key; nothing is allocated before the config is known to fi
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import inspect
 import json
 import math
@@ -83,7 +84,7 @@ def load_model(
                 "(a diffusers UNet2DModel folder)"
             )
     folder = _find_folder(Path(path).expanduser())
-    unet = _build_unet(folder.unet)
+    unet, weights = _build_unet(folder.unet)
     schedule = NoiseSchedule.linear()
     if folder.scheduler_config:
         config = _read_json(folder.scheduler_config)
@@ -104,6 +105,7 @@ def load_model(
             layout=folder.layout,
             device=target,
             bf16=bf16,
+            weights_hash=file_hash(weights),
         )
     except InputError as exc:
         where = studio_file if studio_file.is_file() else folder.unet / "config.json"
@@ -158,7 +160,7 @@ def load_classifier(path: str | Path, *, device: str | torch.device | None = Non
         raise InputError(f"{studio_file}: name must be a short text")
     target = pick_device(device) if not isinstance(device, torch.device) else device
     network = network.eval().requires_grad_(False).to(target)
-    return Classifier(network, schedule, tuple(names), name, str(folder.root))
+    return Classifier(network, schedule, tuple(names), name, str(folder.root), file_hash(weights))
 
 
 def save_model(
@@ -354,10 +356,29 @@ def _check_classifier_config(config: dict[str, Any], file: Path) -> dict[str, An
     return full
 
 
-def _build_unet(folder: Path) -> UNet2DModel:
-    """The network of folder/config.json with its weights: built on the meta device first (no
-    memory), so its size is checked, and the weights' keys and shapes against it, before
-    anything is allocated."""
+def file_hash(path: Path) -> str:
+    """The SHA-256 of a weights file, in hex: a model's identity in the records it writes,
+    which never name its folder (A1111's "Model hash" is its first 10 characters)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(4 * 2**20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def weights_file(folder: str | Path) -> Path | None:
+    """The weights file a model folder loads (either layout), or None."""
+    try:
+        found = _find_folder(Path(folder))
+    except InputError:
+        return None
+    return next((found.unet / n for n in WEIGHT_FILES if (found.unet / n).is_file()), None)
+
+
+def _build_unet(folder: Path) -> tuple[UNet2DModel, Path]:
+    """The network of folder/config.json with its weights, and the weights' file: built on the
+    meta device first (no memory), so its size is checked, and the weights' keys and shapes
+    against it, before anything is allocated."""
     file = folder / "config.json"
     config = _read_json(file)
     class_name = config.get("_class_name", "UNet2DModel")
@@ -386,7 +407,7 @@ def _build_unet(folder: Path) -> UNet2DModel:
     weights, state = _load_state_dict(folder)
     _check_weights(weights, state, unet.state_dict())
     unet.load_state_dict({k: v.float() for k, v in state.items()}, strict=True, assign=True)
-    return unet.eval().requires_grad_(False)
+    return unet.eval().requires_grad_(False), weights
 
 
 def _load_state_dict(folder: Path) -> tuple[Path, dict[str, torch.Tensor]]:

@@ -47,16 +47,18 @@ _RUN_NUMBER = re.compile(r"^(\d{5,})-")
 @dataclass(frozen=True, eq=False)
 class RunRecord:
     """What a written PNG says of how it was made: the request of that image alone, the model
-    (name and folder), and for an inpainting its source (H, W, C) uint8 and mask (H, W) bool."""
+    (its name and the short hash of its weights, never its folder: a picture shared must not
+    tell where its maker keeps files), and for an inpainting its source (H, W, C) uint8 and
+    mask (H, W) bool."""
 
     request: SampleRequest
     model: str
-    model_path: str
+    model_hash: str  # ModelInfo.short_hash; "" for a network made in memory
     version: str
     source: np.ndarray | None = None
     mask: np.ndarray | None = None
-    classifier: str = ""  # the guiding classifier's name and folder, when it guided
-    classifier_path: str = ""
+    classifier: str = ""  # the guiding classifier's name and short hash, when it guided
+    classifier_hash: str = ""
 
     @property
     def inpaint(self) -> bool:
@@ -66,22 +68,21 @@ class RunRecord:
     def of(cls, job: Job, index: int) -> RunRecord:
         from diffusion_studio import __version__
 
-        path = str(Path(job.model.path).resolve()) if job.model.path else ""
         request = job.request.for_image(index)
         guide = job.classifier
-        guide_path = str(Path(guide.path).resolve()) if guide and guide.path else ""
-        return cls(request, job.model.name, path, __version__, job.source, job.mask,
-                   guide.name if guide else "", guide_path)  # fmt: skip
+        return cls(request, job.model.name, job.model.short_hash, __version__, job.source,
+                   job.mask, guide.name if guide else "",
+                   guide.weights_hash[:10] if guide else "")  # fmt: skip
 
     def metadata(self) -> dict[str, Any]:
         """The JSON part of the record (the source and mask travel as attachments)."""
         return {
             "request": self.request.to_dict(),
             "model": self.model,
-            "model_path": self.model_path,
+            "model_hash": self.model_hash,
             "inpaint": self.inpaint,
             "version": self.version,
-            **({"classifier": self.classifier, "classifier_path": self.classifier_path}
+            **({"classifier": self.classifier, "classifier_hash": self.classifier_hash}
                if self.classifier else {}),
         }  # fmt: skip
 
@@ -117,6 +118,8 @@ def parameters_text(
         "Size": f"{width}x{height}",
         "Model": info.name,
     }
+    if info.weights_hash:
+        fields["Model hash"] = info.short_hash
     if "eta" in request.spec.options:
         fields["Eta"] = request.eta
     if "use_clipped_model_output" in request.spec.options and not request.use_clipped_model_output:
@@ -148,12 +151,18 @@ def _record_from(metadata: Mapping[str, Any], texts: Mapping[str, str]) -> RunRe
     if not isinstance(request, Mapping):
         raise InputError('it has no settings ("request") object')
     fields = {}
-    for key, limit in (("model", 200), ("model_path", 4096), ("version", 40),
-                       ("classifier", 200), ("classifier_path", 4096)):  # fmt: skip
+    # model_path and classifier_path: the folders that earlier records named; read, not used
+    for key, limit in (("model", 200), ("model_hash", 64), ("version", 40), ("classifier", 200),
+                       ("classifier_hash", 64), ("model_path", 4096),
+                       ("classifier_path", 4096)):  # fmt: skip
         value = metadata.get(key, "")
         if not isinstance(value, str) or len(value) > limit:
             raise InputError(f"its {key} is not a text of at most {limit} characters")
         fields[key] = value
+    for key in ("model_hash", "classifier_hash"):
+        if fields[key].strip("0123456789abcdef"):
+            raise InputError(f"its {key} is not a hexadecimal hash")
+    del fields["model_path"], fields["classifier_path"]
     inpaint = metadata.get("inpaint", False)
     if not isinstance(inpaint, bool):
         raise InputError("its inpaint flag is not true or false")

@@ -215,14 +215,15 @@ class FilesMixin:
         return record is not None and self._apply_record(record, Path(path))
 
     def _apply_record(self, record: RunRecord, path: Path) -> bool:
-        """The whole job of a record: its settings, and an inpainting's source and mask, so
-        that Run makes the image again."""
+        """The whole job of a record: its model (found by the hash of its weights), its
+        settings, and an inpainting's source and mask, so that Run makes the image again."""
         if record.inpaint and not self.release_mask():  # asked first: nothing applied yet
             return False
+        found = self._model_of_record(record)
+        if found is None:  # its model was found and failed to load: said there
+            return False
+        note, missing = found
         self.state.set_request(record.request)
-        note = ""
-        if self.model is not None and record.model and record.model != self.model.info.name:
-            note = f" (made with {record.model}; the current model is {self.model.info.name})"
         missed = self.panel.differences(record.request)
         self.clear_error()
         if record.source is not None and record.mask is not None:
@@ -236,12 +237,40 @@ class FilesMixin:
                 f"Settings of {path.name} restored, but not {', '.join(missed)}: "
                 f"this model or panel cannot take them{note}"
             )
-            return True
-        what = "Source, mask and settings" if record.inpaint else "Settings"
-        self.statusBar().showMessage(
-            f"{what} of {path.name} restored: Run makes it again{note}", 10000
-        )
+        elif missing:
+            self.show_error(f"Settings of {path.name} restored{note}")
+        else:
+            what = "Source, mask and settings" if record.inpaint else "Settings"
+            self.statusBar().showMessage(
+                f"{what} of {path.name} restored: Run makes it again{note}", 10000
+            )
         return True
+
+    def _model_of_record(self, record: RunRecord) -> tuple[str, bool] | None:
+        """Open the model that made a record, found by the hash of its weights (find_model):
+        (a note for the message, whether that model is missing), or None when it was found and
+        failed to load. A record without a hash (an earlier version's) is compared by name."""
+        current = self.model.info if self.model is not None else None
+        if not record.model_hash:
+            if current is not None and record.model and record.model != current.name:
+                return f" (made with {record.model}; the current model is {current.name})", False
+            return "", False
+        made = f"{record.model} [{record.model_hash}]"
+        folder = self.find_model(record.model_hash)
+        if folder == "":
+            return "", False
+        if folder is None:
+            return (
+                f", but it was made with {made}, which is not the open model, the embedded one "
+                "nor one opened lately: open its folder (File > Open model folder) to make it "
+                "again",
+                True,
+            )
+        if not self.load_model_folder(folder):
+            return None
+        if not self.model.info.weights_hash.startswith(record.model_hash):  # changed since
+            return f", but {folder} no longer holds the weights of {made}", True
+        return f", with the model that made it, {made}", False
 
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:
         if event.mimeData().hasUrls() or event.mimeData().hasImage():

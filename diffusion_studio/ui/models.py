@@ -4,6 +4,7 @@ mixin of MainWindow, kept apart for size."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -11,12 +12,13 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QFileDialog, QProgressDialog
 
 from diffusion_studio.core.errors import InputError
-from diffusion_studio.core.model import DiffusionModel
+from diffusion_studio.core.model import DiffusionModel, ModelInfo
 from diffusion_studio.core.model_files import load_model
 
 if TYPE_CHECKING:
     from diffusion_studio.core.openai_flags import OpenAIFlags
 
+RECENT_MODELS = 10  # the model folders a record's hash is looked for in, beside the default
 OTHER = "Another: paste the flags it was trained with"
 PASTE_FLAGS = (
     "The flags it was trained with, as guided-diffusion's README gives them (MODEL_FLAGS, and\n"
@@ -72,6 +74,49 @@ class ModelsMixin:
         self.device_label.setText(f"device: {model.device}")
         self.statusBar().showMessage(f"Model {info.name} loaded", 4000)
         self._update_actions()
+        self._remember_model(info)
+
+    # --- the models a record may name, by the hash of their weights ----------------------
+
+    def recent_models(self) -> list[dict[str, str]]:
+        """The model folders opened lately, newest first: {"path", "hash", "name"} each."""
+        try:
+            entries = json.loads(str(self.settings.value("models/recent", "[]")))
+        except ValueError:
+            return []
+        if not isinstance(entries, list):
+            return []
+        keys = ("path", "hash", "name")
+        good = [
+            e for e in entries if isinstance(e, dict) and all(type(e.get(k)) is str for k in keys)
+        ]
+        return good[:RECENT_MODELS]
+
+    def _remember_model(self, info: ModelInfo) -> None:
+        if not info.path or not info.weights_hash:
+            return
+        path = str(Path(info.path).resolve())
+        recent = [e for e in self.recent_models() if e["path"] != path]
+        recent.insert(0, {"path": path, "hash": info.weights_hash, "name": info.name})
+        self.settings.setValue("models/recent", json.dumps(recent[:RECENT_MODELS]))
+
+    def find_model(self, short_hash: str) -> str | None:
+        """The folder of the model whose weights' hash starts with `short_hash` (a record's):
+        the open model ("" then: nothing to load), the embedded default, or one opened lately."""
+        from diffusion_studio.core.model_files import file_hash, weights_file
+        from diffusion_studio.core.resources import default_model_dir
+
+        if not short_hash:
+            return None
+        if self.model is not None and self.model.info.weights_hash.startswith(short_hash):
+            return ""
+        default = weights_file(default_model_dir())
+        if default is not None and file_hash(default).startswith(short_hash):
+            return str(default_model_dir())
+        for entry in self.recent_models():
+            if entry["hash"].startswith(short_hash) and Path(entry["path"]).is_dir():
+                return entry["path"]
+        return None
 
     def _choose_classifier(self, model: DiffusionModel) -> None:
         """Keep the classifier if it fits the new model; else, for the embedded model, the one
