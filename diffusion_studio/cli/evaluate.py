@@ -7,7 +7,7 @@ import argparse
 import sys
 from dataclasses import replace
 
-from diffusion_studio.cli.common import numbers
+from diffusion_studio.cli.common import numbers, whole
 from diffusion_studio.cli.generate import guiding_classifier
 from diffusion_studio.core.errors import InputError
 
@@ -42,7 +42,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     )
     evaluate.add_argument(
         "-n",
-        type=int,
+        type=whole,
         default=512,
         metavar="N",
         help="samples per setting, in the classes' shares of the real data (default 512)",
@@ -70,10 +70,10 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         choices=("leading", "trailing", "linspace", "quadratic"),
         help="timestep spacing (default: the model's)",
     )
-    evaluate.add_argument("--seed", type=int, default=0, metavar="N")
+    evaluate.add_argument("--seed", type=whole, default=0, metavar="N")
     evaluate.add_argument(
         "--batch",
-        type=int,
+        type=whole,
         metavar="N",
         help="images per network call (default 32 on a CPU, where small batches run faster; "
         "256 on a GPU)",

@@ -10,7 +10,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from diffusion_studio.cli.common import PROG, number, numbers
+from diffusion_studio.cli.common import PROG, number, numbers, whole
 from diffusion_studio.core.errors import InputError
 
 if TYPE_CHECKING:
@@ -49,18 +49,18 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
         help="the mask is white = keep (RePaint's files): invert it",
     )
     inpaint.add_argument(
-        "--mask-seed", type=int, metavar="N", help="seed of a random preset (default: --seed)"
+        "--mask-seed", type=whole, metavar="N", help="seed of a random preset (default: --seed)"
     )
     inpaint.add_argument(
         "--jump-length",
-        type=int,
+        type=whole,
         metavar="N",
         default=10,
         help="RePaint: steps to jump back when resampling (default 10)",
     )
     inpaint.add_argument(
         "--jump-n-sample",
-        type=int,
+        type=whole,
         metavar="N",
         default=10,
         help="RePaint: times each jump is resampled; 1 = no resampling (default 10)",
@@ -78,7 +78,7 @@ def _add_sampler_options(sub: argparse.ArgumentParser) -> None:
     tips = "; ".join(f"{s.name}: {s.tip}" for s in SAMPLERS.values())
     sub.add_argument("--sampler", choices=tuple(SAMPLERS), default="ddim", help=tips)
     sub.add_argument(
-        "--steps", type=int, metavar="N", default=50, help="inference steps (default 50)"
+        "--steps", type=whole, metavar="N", default=50, help="inference steps (default 50)"
     )
     # None: not given (refused where the sampler ignores it; the request's default otherwise)
     sub.add_argument("--eta", type=number, help=OPTION_TIPS["eta"] + " (default 0)")
@@ -98,9 +98,9 @@ def _add_sampler_options(sub: argparse.ArgumentParser) -> None:
         help=OPTION_TIPS["variance_type"] + " (default: the model's)",
     )
     sub.add_argument(
-        "--seed", type=int, metavar="N", default=0, help="image i of a batch: seed + i"
+        "--seed", type=whole, metavar="N", default=0, help="image i of a batch: seed + i"
     )
-    sub.add_argument("-n", "--batch", type=int, metavar="N", default=1, help="images (default 1)")
+    sub.add_argument("-n", "--batch", type=whole, metavar="N", default=1, help="images (default 1)")
     sub.add_argument(
         "--class",
         dest="class_",

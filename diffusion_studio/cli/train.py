@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
-from diffusion_studio.cli.common import PROG, number
+from diffusion_studio.cli.common import PROG, number, whole
 
 
 def add_parsers(commands: argparse._SubParsersAction) -> None:
@@ -50,24 +50,24 @@ def _add_parser(commands: argparse._SubParsersAction, task: str = "diffusion") -
         help=f"network size (default {defaults.preset})",
     )
     options = [
-        ("--resolution", int, "resolution", "image size in pixels"),
-        ("--steps", int, "steps", "optimizer steps in all"),
-        ("--batch-size", int, "batch_size", "images per step (over all GPUs)"),
+        ("--resolution", whole, "resolution", "image size in pixels"),
+        ("--steps", whole, "steps", "optimizer steps in all"),
+        ("--batch-size", whole, "batch_size", "images per step (over all GPUs)"),
         ("--lr", number, "learning_rate", "AdamW learning rate"),
-        ("--warmup", int, "warmup_steps", "steps of linear learning-rate warm-up"),
+        ("--warmup", whole, "warmup_steps", "steps of linear learning-rate warm-up"),
         ("--ema-decay", number, "ema_decay", "EMA decay of the weights that are saved"),
-        ("--seed", int, "seed", "seed of the initial weights and of every step's draws"),
-        ("--checkpoint-every", int, "checkpoint_every", "steps between checkpoints"),
+        ("--seed", whole, "seed", "seed of the initial weights and of every step's draws"),
+        ("--checkpoint-every", whole, "checkpoint_every", "steps between checkpoints"),
     ]
     if classifier:
         options += [
-            ("--sample-every", int, "sample_every", "steps between held-out accuracy checks"),
+            ("--sample-every", whole, "sample_every", "steps between held-out accuracy checks"),
             ("--holdout", number, "holdout", "share of the images kept out, for the accuracy"),
         ]
     else:
         options += [
             ("--p-uncond", number, "p_uncond", "probability of dropping the label (guidance)"),
-            ("--sample-every", int, "sample_every", "steps between preview grids"),
+            ("--sample-every", whole, "sample_every", "steps between preview grids"),
         ]
     for flag, kind, field, text in options:
         default = getattr(defaults, field)

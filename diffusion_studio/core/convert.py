@@ -33,7 +33,7 @@ from diffusion_studio.core.classifier import NoiseClassifier
 from diffusion_studio.core.errors import InputError
 from diffusion_studio.core.files import check_folder_target, replace_folder
 from diffusion_studio.core.model import build_unet
-from diffusion_studio.core.model_files import load_classifier, load_model, save_model
+from diffusion_studio.core.model_files import check_finite, load_classifier, load_model, save_model
 from diffusion_studio.core.openai_flags import (
     OpenAIFlags,
     check_heads,
@@ -112,6 +112,9 @@ def read_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
     ):
         raise InputError(f"{path} does not hold a state dict of tensors")
     state = {k.removeprefix("module."): v for k, v in state.items()}
+    for key, tensor in state.items():
+        if tensor.is_floating_point():
+            check_finite(key, tensor, path)
     encoder = (
         "time_embed.0.weight",
         "input_blocks.0.0.weight",
@@ -497,12 +500,14 @@ def scheduler_config(flags: OpenAIFlags, arch: Architecture) -> dict[str, Any]:
     """The diffusers scheduler config of the checkpoint's diffusion: T, the schedule, what the
     network predicts, the variance (learned_range for learn_sigma; else, as their scripts
     sample, beta unless sigma_small) and clipping."""
+    linear = 1000 / flags.diffusion_steps if flags.noise_schedule == "linear" else 1.0
     return {
         "_class_name": "DDPMScheduler",
         "num_train_timesteps": flags.diffusion_steps,
-        # guided-diffusion's linear schedule scales 1e-4..0.02 by 1000 / T
-        "beta_start": 0.0001 * 1000 / flags.diffusion_steps,
-        "beta_end": 0.02 * 1000 / flags.diffusion_steps,
+        # guided-diffusion's linear schedule scales 1e-4..0.02 by 1000 / T (the cosine one has
+        # none: diffusers' defaults, unused)
+        "beta_start": 0.0001 * linear,
+        "beta_end": 0.02 * linear,
         "beta_schedule": "squaredcos_cap_v2" if flags.noise_schedule == "cosine" else "linear",
         "variance_type": "learned_range"
         if arch.learn_sigma

@@ -11,6 +11,7 @@ current folder, the training data or the checkpoints.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import secrets
 import shutil
@@ -37,12 +38,58 @@ MODEL_FILES = frozenset(
 MODEL_SUBFOLDERS = frozenset({"unet", "scheduler"})
 
 
+TEMPORARY_EXTRA = len("..01234567.tmp")  # atomic_write's name: .NAME.RANDOM.tmp
+
+
+def check_place(path: str | os.PathLike[str]) -> Path:
+    """Raise, before anything is written, for a path that cannot be written: a link in it that
+    loops, a part of it that is a file (or a device, /dev/null), a name longer than the file
+    system takes, a folder that cannot be written to. The message names the destination, never
+    a temporary file. Folders that do not exist yet are fine: they are made when writing."""
+    path = Path(path)
+    try:
+        path.resolve()
+    except (RuntimeError, OSError):  # a symlink loop (RuntimeError up to Python 3.12)
+        raise InputError(f"{path} cannot be reached: a link on its way points in a loop") from None
+    folder, new = path.parent, [path.name]
+    try:
+        while not folder.exists():
+            if folder.is_symlink():
+                raise InputError(f"{folder} is a link to nothing: {path} cannot be written")
+            new.append(folder.name)
+            folder = folder.parent
+        if not folder.is_dir():
+            raise InputError(f"{folder} is a file, not a folder: {path} cannot be written there")
+        try:
+            limit = os.pathconf(folder, "PC_NAME_MAX")
+        except (OSError, ValueError, AttributeError):  # no such query on this system
+            limit = 255
+    except OSError as exc:
+        if exc.errno == errno.ENAMETOOLONG:
+            raise InputError(
+                f"a name in {str(path)[:80]}... is longer than the file system takes"
+            ) from None
+        raise InputError(f"{path} cannot be written: {exc.strerror or exc}") from None
+    for name in new:
+        extra = TEMPORARY_EXTRA if name == path.name else 0
+        if len(os.fsencode(name)) + extra > limit:
+            raise InputError(
+                f"the name {name[:40]}... is longer than the file system takes ({limit} bytes"
+                f"{', with the temporary name it is written under' if extra else ''}): "
+                f"{str(path)[:80]}... cannot be written"
+            )
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise InputError(f"{folder} cannot be written to: {path} cannot be made there")
+    return path
+
+
 def check_file_target(path: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
-    """Raise unless `path` may be written as a file: new, or an existing file with `overwrite`.
+    """Raise unless `path` may be written as a file: new, or an existing file with `overwrite`,
+    in a place that can be written (check_place).
 
     A folder of that name is never replaced, whatever `overwrite` says.
     """
-    path = Path(path)
+    path = check_place(path)
     if path.is_dir():
         raise InputError(f"{path} is a folder; give a file name")
     if (path.exists() or path.is_symlink()) and not overwrite:
@@ -59,10 +106,14 @@ def atomic_write(
     OutputExistsError if the file exists and `overwrite` is False.
     """
     path = check_file_target(path, overwrite=overwrite)
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    # os.open with 0o666 lets the umask decide the mode, as for any new file (mkstemp gives 0600)
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # os.open with 0o666 lets the umask decide the mode, as for any new file (mkstemp: 0600)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+        fd = os.open(tmp, flags, 0o666)
+    except OSError as exc:  # said of the destination, not of the hidden temporary name
+        raise InputError(f"{path} cannot be written: {exc.strerror or exc}") from None
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)
@@ -88,10 +139,20 @@ def not_model_files(folder: Path) -> list[str]:
     return strangers
 
 
+def check_named(path: str | os.PathLike[str], flag: str = "--out") -> Path:
+    """A folder to make needs a name of its own: "", ".", "/", "..", "x/.." have none (they
+    are folders that exist, the current one or one above)."""
+    path = Path(path)
+    if path.name in ("", ".", ".."):
+        shown = str(path) if str(path) else '""'
+        raise InputError(f"{flag} {shown} names no folder of its own: give the folder a name")
+    return path
+
+
 def check_folder_target(path: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
     """Raise unless `path` may be written as a model folder: new, or (with `overwrite`) an
     existing model folder, which then holds nothing a person would miss."""
-    path = Path(path)
+    path = check_place(check_named(path))
     if path.is_symlink():
         raise InputError(f"{path} is a link; give the folder itself")
     if not path.exists():
@@ -139,7 +200,7 @@ def check_apart(
 ) -> None:
     """Refuse an output folder that is the current folder or one above it, or that is, holds
     or lies inside one of `others` (a label for the message -> a path: data, checkpoints)."""
-    resolved = Path(out).resolve()
+    resolved = check_place(out).resolve()
     here = Path.cwd().resolve()
     if _is_within(here, resolved):
         where = "the current folder" if resolved == here else "a folder above the current one"

@@ -92,7 +92,8 @@ class ModelInfo:
 
 def find_class(names: Sequence[str], name_or_index: str | int) -> int:
     """The index of a class given by name (case-insensitive) or index, among `names`."""
-    if isinstance(name_or_index, int) or str(name_or_index).strip().isdigit():
+    text = str(name_or_index).strip()
+    if isinstance(name_or_index, int) or (text.isascii() and text.isdigit()):
         index = int(name_or_index)
         if 0 <= index < len(names):
             return index

@@ -52,6 +52,7 @@ WEIGHT_FILES = (
     "diffusion_pytorch_model.fp16.bin",
 )
 MAX_JSON_BYTES = 16 * 1024 * 1024  # a config.json with trained betas is a few hundred KB
+_MAY_BE_NULL = ("attention_head_dim", "norm_num_groups")  # numbers whose null diffusers takes
 _UNET_DEFAULTS = {
     name: p.default
     for name, p in inspect.signature(UNet2DModel.__init__).parameters.items()
@@ -93,7 +94,7 @@ def load_model(
         except InputError as exc:
             raise InputError(f"{folder.scheduler_config}: {exc}") from None
     studio_file = folder.root / STUDIO_FILE
-    studio = _read_json(studio_file) if studio_file.is_file() else {}
+    studio = _read_json(studio_file) if _present(studio_file) else {}
     studio.setdefault("name", folder.root.resolve().name)
     target = pick_device(device) if not isinstance(device, torch.device) else device
     try:
@@ -146,7 +147,7 @@ def load_classifier(path: str | Path, *, device: str | torch.device | None = Non
         except InputError as exc:
             raise InputError(f"{folder.scheduler_config}: {exc}") from None
     studio_file = folder.root / STUDIO_FILE
-    studio = _read_json(studio_file) if studio_file.is_file() else {}
+    studio = _read_json(studio_file) if _present(studio_file) else {}
     classes = config["num_classes"]
     names = studio.get("class_names", [f"class {i}" for i in range(classes)])
     if (
@@ -203,29 +204,41 @@ def save_model(
 # --- reading ----------------------------------------------------------------------------
 
 
+def _present(path: Path) -> bool:
+    """Whether a file of a model folder is there: a regular file is, nothing is not, and
+    anything else (a FIFO, a device, a folder) is refused rather than read or passed over."""
+    if path.is_file():
+        return True
+    if path.exists() or path.is_symlink():
+        raise InputError(f"{path} is not a regular file")
+    return False
+
+
 def _find_folder(path: Path) -> _Folder:
     if not path.exists():
         raise InputError(f"model folder {path} does not exist")
     if not path.is_dir():
         raise InputError(f"{path} is a file; give the model's folder (with config.json)")
-    if (path / "model_index.json").is_file():
+    if _present(path / "model_index.json"):
         unet, scheduler = path / "unet", path / "scheduler" / SCHEDULER_FILE
-        if not (unet / "config.json").is_file():
+        if not _present(unet / "config.json"):
             raise InputError(f"{path} has model_index.json but no unet/config.json")
-        return _Folder(path, unet, "pipeline", scheduler if scheduler.is_file() else None)
-    if not (path / "config.json").is_file():
+        return _Folder(path, unet, "pipeline", scheduler if _present(scheduler) else None)
+    if not _present(path / "config.json"):
         raise InputError(
             f"{path} is not a diffusers model folder: it has neither config.json "
             "nor model_index.json"
         )
     scheduler = path / SCHEDULER_FILE
-    if not scheduler.is_file():  # the unet/ folder of a pipeline, given directly
+    if not _present(scheduler):  # the unet/ folder of a pipeline, given directly
         scheduler = path.parent / "scheduler" / SCHEDULER_FILE
-    return _Folder(path, path, "flat", scheduler if scheduler.is_file() else None)
+    return _Folder(path, path, "flat", scheduler if _present(scheduler) else None)
 
 
 def _read_json(path: Path) -> dict[str, Any]:
     try:
+        if not path.is_file():  # a FIFO or a device would block or never end
+            raise InputError(f"{path} is not a regular file")
         if path.stat().st_size > MAX_JSON_BYTES:
             raise InputError(f"{path} is larger than {MAX_JSON_BYTES // 2**20} MB: not a config")
         data = json.loads(path.read_text(encoding="utf-8"), parse_constant=_no_constant)
@@ -257,9 +270,22 @@ def _check_unet_config(config: dict[str, Any], file: Path) -> dict[str, Any]:
     def refuse(key: str, wanted: str) -> None:
         raise InputError(f"{file}: {key} must be {wanted}, got {full.get(key)!r}")
 
+    for key, value in config.items():  # each value of the kind of diffusers' default
+        default = _UNET_DEFAULTS.get(key)
+        if key in _MAY_BE_NULL and value is None:
+            continue
+        if isinstance(default, bool) and not isinstance(value, bool):
+            refuse(key, "true or false")
+        number = isinstance(default, int | float) and not isinstance(default, bool)
+        if number and not _is_number(value):
+            refuse(key, "a finite number")
+        if isinstance(default, str) and not isinstance(value, str):
+            refuse(key, "a name")
     size = full["sample_size"]
     sides = size if isinstance(size, list) else [size]
-    if len(sides) not in (1, 2) or not all(_is_int(s) and 1 <= s <= MAX_RESOLUTION for s in sides):
+    if len(sides) != (2 if isinstance(size, list) else 1) or not all(
+        _is_int(s) and 1 <= s <= MAX_RESOLUTION for s in sides
+    ):
         refuse(
             "sample_size", f"a whole number of pixels (or [height, width]) up to {MAX_RESOLUTION}"
         )
@@ -444,6 +470,14 @@ def _refused_pickle_message(weights: Path) -> str:
     return f"{weights} is not a readable PyTorch checkpoint (damaged, or not model weights)"
 
 
+def check_finite(key: str, tensor: torch.Tensor, where: Path) -> None:
+    """A weight of NaN or infinite values makes every image NaN, drawn as flat grey: refuse the
+    file where it is read, naming the weight."""
+    if not bool(torch.isfinite(tensor).all()):
+        raise InputError(f"{where}: weight {key!r} holds NaN or infinite values (a damaged or "
+                         "diverged model)")  # fmt: skip
+
+
 def _check_weights(
     weights: Path, state: dict[str, torch.Tensor], expected: dict[str, torch.Tensor]
 ) -> None:
@@ -458,6 +492,7 @@ def _check_weights(
                 f"{weights}: weight {key!r} has shape {tuple(tensor.shape)}, "
                 f"config.json needs {tuple(expected[key].shape)}"
             )
+        check_finite(key, tensor, weights)
     missing = [key for key in expected if key not in state]
     if missing:
         more = f" and {len(missing) - 1} more" if len(missing) > 1 else ""

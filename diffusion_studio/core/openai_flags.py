@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Literal, Protocol
 
 from diffusion_studio.core.errors import InputError
-from diffusion_studio.core.limits import MAX_RESOLUTION
+from diffusion_studio.core.limits import MAX_RESOLUTION, MAX_TRAIN_TIMESTEPS
 
 Role = Literal["apply", "check", "ignore", "sampling"]
 Kind = Literal["int", "bool", "text", "numbers"]
@@ -215,7 +215,18 @@ def flags_for(preset: str | None, given: Mapping[str, Any] | None = None) -> Ope
             "is supported"
         )
     unused = tuple((k, v) for k, v in given.items() if BY_NAME[k].role in ("ignore", "sampling"))
-    return replace(flags, **applied, stated=flags.stated + stated, unused=unused)
+    flags = replace(flags, **applied, stated=flags.stated + stated, unused=unused)
+    steps = flags.diffusion_steps
+    if not 2 <= steps <= MAX_TRAIN_TIMESTEPS:
+        raise InputError(
+            f"--diffusion-steps must be from 2 to {MAX_TRAIN_TIMESTEPS:,}, got {steps}"
+        )
+    if flags.noise_schedule == "linear" and 0.02 * 1000 / steps >= 1:
+        raise InputError(
+            f"--diffusion-steps {steps} with the linear schedule makes betas of 1 or more "
+            "(their linear schedule ends at 0.02 * 1000 / T): T must be above 20"
+        )
+    return flags
 
 
 def ignored(flags: OpenAIFlags) -> str | None:

@@ -189,6 +189,8 @@ def _image_attachment(texts: Mapping[str, str], name: str, mode: str | None) -> 
             if max(im.size) > MAX_RESOLUTION:
                 raise InputError(f"its {name} is larger than {MAX_RESOLUTION} pixels")
             image = im.convert(mode) if mode else im.copy()
+    except Image.DecompressionBombError:
+        raise InputError(f"its {name} is larger than {MAX_RESOLUTION} pixels") from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise InputError(f"its {name} is not a readable PNG ({exc})") from None
     if image.mode not in ("L", "RGB", "RGBA"):
@@ -207,10 +209,13 @@ def _png_bytes(array: np.ndarray) -> bytes:
 
 
 def next_run_number(folder: Path) -> int:
-    """1 more than the highest run number of the files in `folder` (1 for a new folder)."""
-    if not folder.is_dir():
+    """1 more than the highest run number of the files in `folder` (1 for a new folder, or one
+    that cannot be read: writing there is refused with the reason by core.files)."""
+    try:
+        names = [p.name for p in folder.iterdir()] if folder.is_dir() else []
+    except OSError:
         return 1
-    numbers = [int(m.group(1)) for p in folder.iterdir() if (m := _RUN_NUMBER.match(p.name))]
+    numbers = [int(m.group(1)) for name in names if (m := _RUN_NUMBER.match(name))]
     return max(numbers, default=0) + 1
 
 
@@ -402,9 +407,10 @@ def read_written(folder: Path, limit: int = 200) -> list[tuple[Path, RunRecord]]
     """The images with a record in `folder` (newest run first), for the gallery after a
     restart; files that are not the studio's, or damaged, are passed over."""
     found = []
-    if not folder.is_dir():
+    try:
+        names = sorted((p for p in folder.iterdir() if _RUN_NUMBER.match(p.name)), reverse=True)
+    except OSError:  # gone, not a folder, or unreadable: nothing of it
         return found
-    names = sorted((p for p in folder.iterdir() if _RUN_NUMBER.match(p.name)), reverse=True)
     for path in names:
         if path.suffix.lower() != ".png" or path.stem.endswith(("-mask", "-source", "-grid")):
             continue

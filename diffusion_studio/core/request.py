@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, get_args
 
 from diffusion_studio.core.errors import InputError
-from diffusion_studio.core.limits import MAX_BATCH
+from diffusion_studio.core.limits import MAX_BATCH, MAX_NETWORK_CALLS, MAX_TRAIN_TIMESTEPS
 
 Sampler = Literal["ddpm", "ddim"]
 TimestepSpacing = Literal["leading", "trailing", "linspace", "quadratic"]
@@ -182,8 +182,18 @@ class SampleRequest:
             raise InputError(f"the batch size must be from 1 to {MAX_BATCH:,}, got {r.batch_size}")
         if not 0 <= r.seed <= MAX_SEED - r.batch_size:
             raise InputError(f"the seed must be between 0 and {MAX_SEED - r.batch_size}")
-        if r.jump_length < 1 or r.jump_n_sample < 1:
-            raise InputError("the jump length and the resample count must be at least 1")
+        if not 1 <= r.num_inference_steps <= MAX_TRAIN_TIMESTEPS:
+            raise InputError(
+                f"steps must be from 1 to {MAX_TRAIN_TIMESTEPS:,}, got {r.num_inference_steps}"
+            )
+        if not 1 <= r.jump_length <= MAX_TRAIN_TIMESTEPS:
+            raise InputError(
+                f"the jump length must be from 1 to {MAX_TRAIN_TIMESTEPS:,}, got {r.jump_length}"
+            )
+        if not 1 <= r.jump_n_sample <= MAX_NETWORK_CALLS:
+            raise InputError(
+                f"the resample count must be from 1 to {MAX_NETWORK_CALLS:,}, got {r.jump_n_sample}"
+            )
         if r.class_label is not None and r.class_label < 0:
             raise InputError(f"the class must be 0 or more, got {r.class_label}")
 

@@ -42,10 +42,10 @@ def _is_number(value: object) -> bool:
 def _config_value(
     config: Mapping[str, Any], key: str, default: float, kind: type, low: float, high: float
 ) -> Any:
-    """config[key] (or the default) as `kind`, checked to be in [low, high]."""
+    """config[key] (or the default, when the key is absent) as `kind`, checked to be in
+    [low, high]; null is refused, not taken for the default (a file that says null for T has
+    lost it)."""
     value = config.get(key, default)
-    if value is None:
-        value = default
     whole = isinstance(value, int) and not isinstance(value, bool)
     if not _is_number(value) or (kind is int and not whole) or not low <= value <= high:
         what = "a whole number" if kind is int else "a number"

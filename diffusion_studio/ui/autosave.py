@@ -105,9 +105,10 @@ def read_snapshot(folder: Path) -> Snapshot | None:
 
 
 def _read_state(path: Path) -> dict:
-    """state.json as a dict, or {} if it is missing, too large or not a JSON object."""
+    """state.json as a dict, or {} if it is missing, too large, not a JSON object, or not a
+    regular file (a FIFO would block the start forever)."""
     try:
-        if path.stat().st_size > MAX_STATE_BYTES:
+        if not path.is_file() or path.stat().st_size > MAX_STATE_BYTES:
             return {}
         state = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError, RecursionError):

@@ -264,6 +264,15 @@ class MainWindow(ModelsMixin, FilesMixin, QMainWindow):
         except InputError as exc:
             self.show_error(str(exc))
             return
+        try:
+            if self.outputs is not None:
+                self.outputs.check()
+        except InputError as exc:
+            self.show_error(
+                f"The result could not be saved: {exc}. Choose another folder (File > Output "
+                "folder...), or turn off File > Save every result to the output folder."
+            )
+            return
         self.clear_error()
         self.sampler.start(self.model, job, self.state.classifier)
 

@@ -16,6 +16,7 @@ from PIL import Image
 from PySide6.QtCore import QSettings, QStandardPaths
 
 from diffusion_studio.core.errors import InputError
+from diffusion_studio.core.files import check_place
 from diffusion_studio.core.images import load_image
 from diffusion_studio.core.record import read_written, write_result
 from diffusion_studio.core.run import RunResult
@@ -62,6 +63,12 @@ class Outputs:
     def today(self) -> Path:
         return self.root / time.strftime("%Y-%m-%d")
 
+    def check(self) -> None:
+        """Raise InputError, before a run, when today's folder cannot be written (a file in
+        its way, a name too long, a link loop, no permission); nothing when writing is off."""
+        if self.enabled:
+            check_place(self.today() / "00001-0.png")
+
     def write(self, result: RunResult) -> list[Path]:
         """Write a finished run (its images with their records, and an inpainting's inputs)
         into today's folder; [] when writing is off. Raises InputError or OSError."""
@@ -72,9 +79,10 @@ class Outputs:
     def recent(self, limit: int = RECENT_IMAGES) -> list[GalleryEntry]:
         """The images of the last runs, newest first, from the newest day folders."""
         entries: list[GalleryEntry] = []
-        if not self.root.is_dir():
+        try:  # a folder that cannot be read (a name too long, a link loop) shows nothing
+            days = sorted((p for p in self.root.iterdir() if p.is_dir()), reverse=True)
+        except OSError:
             return entries
-        days = sorted((p for p in self.root.iterdir() if p.is_dir()), reverse=True)
         for day in days:
             for path, record in read_written(day, limit - len(entries)):
                 try:

@@ -365,8 +365,9 @@ class SamplerPanel(QWidget):
         self.eta_box.setValue(request.eta)
         if request.timestep_spacing:
             self.spacing.setCurrentText(request.timestep_spacing)
-        if request.variance_type:
-            self.variance.setCurrentIndex(self.variance.findData(request.variance_type))
+        found = self.variance.findData(request.variance_type) if request.variance_type else -1
+        if found >= 0:  # one this model does not offer stays as it was: differences says so
+            self.variance.setCurrentIndex(found)
         self.seed.setText(str(request.seed))
         self.batch.setValue(request.batch_size)
         for index in range(self.class_box.count()):

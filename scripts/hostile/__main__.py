@@ -34,7 +34,8 @@ from cases_cli import (
     train_cases,
     weights_cases,
 )
-from cases_window import OPEN_WINDOWS, process_cases, window_cases
+from cases_escapes import escape_cases, record_cases
+from cases_window import OPEN_WINDOWS, open_window, process_cases, window_cases
 from harness import build_workspace, print_table, run_case
 
 
@@ -70,7 +71,9 @@ def main() -> int:
                 *eval_cases(p),
                 *convert_cases(p, root, markers["a pickle's code"]),
                 *classifier_cases(p, root, markers["a pickle's code"]),
+                *escape_cases(p, root),
                 *window_cases(p, root),
+                *record_cases(p, root, open_window),
                 *process_cases(p, root),
             ]
             if args.only:

@@ -23,7 +23,7 @@ from PIL.PngImagePlugin import PngInfo
 OPEN_WINDOWS: list = []  # closed at the end, so that their inference threads stop
 
 
-def _window(root: Path, model: Path, autosave: Path | None = None):
+def open_window(root: Path, model: Path, autosave: Path | None = None):
     from PySide6.QtCore import QSettings
     from PySide6.QtWidgets import QApplication
 
@@ -43,7 +43,7 @@ def window_cases(p: dict[str, Path], root: Path) -> list[Case]:
     from diffusion_studio.core.export import METADATA_KEY
     from diffusion_studio.core.request import SampleRequest
 
-    window = _window(root, p["model"])
+    window = open_window(root, p["model"])
     window.show()
 
     def refused_in_window(action: Callable[[], bool]) -> Check:
@@ -159,7 +159,7 @@ def crash_restore_cases(p: dict[str, Path], root: Path) -> list[Case]:
                 else:
                     data = content.encode() if isinstance(content, str) else content
                     (bad / file).write_bytes(data)  # type: ignore[arg-type]
-            window = _window(root, p["model"], sessions)
+            window = open_window(root, p["model"], sessions)
             offered = []
             window.autosave.ask = lambda snapshot: offered.append(snapshot.folder.name) or False
             window.autosave.offer_restore()

@@ -207,7 +207,7 @@ def bad_inputs(tmp_path: Path, model: Path, source: Path) -> dict[str, tuple[str
         "eta > 1": ("sample --eta 1.5", paths, "eta must be between 0 and 1"),
         "unknown class": ("sample --class hexagon", paths, "circle, square, triangle"),
         "batch 0": ("sample -n 0", paths, "batch size"),
-        "steps not a number": ("sample --steps many", paths, "invalid int value"),
+        "steps not a number": ("sample --steps many", paths, "is not a whole number"),
         "unknown sampler": ("sample --sampler euler", paths, "invalid choice"),
         "no mask": ("inpaint", inpaint, "--mask"),
         "bad out suffix": ("sample", {"model": model, "out": tmp_path / "o.jpg"}, ".png"),

@@ -132,3 +132,26 @@ def test_a_second_holder_of_a_lock_is_refused_at_once(tmp_path) -> None:
         holder.kill()
         holder.wait()
     assert not (tmp_path / ".model.lock").exists()
+
+
+def test_a_place_that_cannot_be_written_is_refused_naming_the_destination(tmp_path) -> None:
+    from diffusion_studio.core.files import check_named, check_place
+
+    (tmp_path / "loop").symlink_to("loop")
+    (tmp_path / "notes.txt").write_text("a person's notes\n")
+    cases = {
+        tmp_path / "loop" / "x.png": "a link on its way points in a loop",
+        tmp_path / "notes.txt" / "x.png": "notes.txt is a file, not a folder",
+        tmp_path / ("n" * 300) / "x.png": "longer than the file system takes",
+        tmp_path / ("n" * 250 + ".png"): "with the temporary name",
+    }
+    for path, says in cases.items():
+        with pytest.raises(InputError, match=says):
+            check_place(path)
+    assert (
+        check_place(tmp_path / "new" / "deeper" / "x.png") == tmp_path / "new" / "deeper" / "x.png"
+    )
+    for name in (".", "", "/", "a/.."):
+        with pytest.raises(InputError, match="names no folder of its own"):
+            check_named(name)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["loop", "notes.txt"]  # none made

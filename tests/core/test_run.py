@@ -100,7 +100,7 @@ def test_guidance_one_is_the_conditional_model(model) -> None:
         ({"seed": -1}, "seed"),
         ({"guidance_scale": -1.0}, "guidance"),
         ({"class_label": 7}, "out of range"),
-        ({"jump_length": 0}, "at least 1"),
+        ({"jump_length": 0}, "the jump length must be from 1"),
     ],
 )
 def test_bad_requests_say_what_to_change(model, change, message) -> None:

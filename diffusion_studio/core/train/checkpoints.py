@@ -37,7 +37,9 @@ def checkpoint_path(folder: Path, step: int) -> Path:
 
 
 def latest_checkpoint(folder: Path) -> Path | None:
-    found = sorted(folder.glob("checkpoint-*.pt")) if folder.is_dir() else []
+    found = (
+        sorted(p for p in folder.glob("checkpoint-*.pt") if p.is_file()) if folder.is_dir() else []
+    )
     return found[-1] if found else None
 
 

@@ -12,7 +12,7 @@ from typing import Any
 import torch
 
 from diffusion_studio.core.errors import InputError
-from diffusion_studio.core.files import check_apart, check_folder_target
+from diffusion_studio.core.files import check_apart, check_folder_target, check_named
 from diffusion_studio.core.model import STUDIO_FILE
 from diffusion_studio.core.model_files import save_model
 from diffusion_studio.core.schedule import NoiseSchedule
@@ -78,10 +78,14 @@ def studio_metadata(
 
 
 def _studio_of(folder: Path) -> dict[str, Any]:
-    """The studio JSON of the model folder `folder` ({} when it has none readable)."""
+    """The studio JSON of the model folder `folder` ({} when it has none readable: missing,
+    not a regular file (a FIFO would block), over 16 MB, not a JSON object)."""
+    file = folder / STUDIO_FILE
     try:
-        studio = json.loads((folder / STUDIO_FILE).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError):
+        if not file.is_file() or file.stat().st_size > 16 * 2**20:
+            return {}
+        studio = json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError):
         return {}
     return studio if isinstance(studio, dict) else {}
 
@@ -122,9 +126,15 @@ def check_output(config: TrainConfig, *, resume: bool, force: bool) -> bool:
     run never writes into a checkpoint folder that holds another run's checkpoints (their
     rotation would delete them).
     """
-    out, checkpoints = Path(config.output), config.checkpoints
+    out = Path(config.output)
+    if not config.checkpoint_dir:  # the default one is named after --out: it needs a name
+        check_apart(out, {"training data": config.data})
+        check_named(out)
+    checkpoints = config.checkpoints
     check_apart(out, {"training data": config.data, "checkpoint folder": checkpoints})
     check_apart(checkpoints, {"training data": config.data}, flag="--checkpoint-dir")
+    check_named(out)
+    check_named(checkpoints, "--checkpoint-dir")
     exists = out.exists() or out.is_symlink()
     overwrite = force or (resume and _written_by_training(out))
     if exists:
@@ -139,8 +149,4 @@ def check_output(config: TrainConfig, *, resume: bool, force: bool) -> bool:
 
 def _written_by_training(folder: Path) -> bool:
     """Whether `folder` is a model that this project's train command wrote."""
-    try:
-        studio = json.loads((folder / STUDIO_FILE).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError):
-        return False
-    return isinstance(studio, dict) and isinstance(studio.get("training"), dict)
+    return isinstance(_studio_of(folder).get("training"), dict)
