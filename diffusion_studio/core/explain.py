@@ -7,11 +7,11 @@ from __future__ import annotations
 from diffusion_studio.core.request import VARIANCE_LABELS, SampleRequest
 from diffusion_studio.core.schedule import NoiseSchedule
 
-X0_HAT = "x̂₀ = (xₜ − √(1 − ᾱₜ) ε_θ(xₜ, t)) / √ᾱₜ"
+X0_HAT = "x₀′ = (xₜ − √(1 − ᾱₜ) ε_θ(xₜ, t)) / √ᾱₜ"
 PREDICTIONS = {
     "epsilon": "the network predicts the noise ε_θ(xₜ, t) (Ho et al. 2020)",
     "v_prediction": "the network predicts v = √ᾱₜ ε − √(1 − ᾱₜ) x₀ (Salimans & Ho 2022), "
-    "from which ε_θ and x̂₀ follow",
+    "from which ε_θ and x₀′ follow",
     "sample": "the network predicts x₀ itself, from which ε_θ follows",
 }
 
@@ -26,18 +26,18 @@ def _timesteps(visited: list[int]) -> str:
 def _ddpm(request: SampleRequest, schedule: NoiseSchedule) -> list[str]:
     variance = request.variance_type or schedule.variance_type
     sigma = {
-        "fixed_small": "σₜ² = β̃ₜ = (1 − ᾱₜ₋₁) / (1 − ᾱₜ) · βₜ (the posterior's)",
+        "fixed_small": "σₜ² = βₜ′ = (1 − ᾱₜ₋₁) / (1 − ᾱₜ) · βₜ (the posterior's, beta-tilde)",
         "fixed_large": "σₜ² = βₜ (the larger choice of the paper)",
-        "learned_range": "σₜ² = exp(v log βₜ + (1 − v) log β̃ₜ), v from the network "
+        "learned_range": "σₜ² = exp(v log βₜ + (1 − v) log βₜ′), v from the network "
         "(Nichol & Dhariwal 2021, eq. 15)",
         "learned": "log σₜ² from the network",
     }[variance]
     return [
         "**DDPM**, ancestral sampling (Ho et al. 2020, Algorithm 2): at every step a sample of "
-        "the posterior q(xₜ₋₁ | xₜ, x̂₀),",
+        "the posterior q(xₜ₋₁ | xₜ, x₀′),",
         "",
-        "    xₜ₋₁ = μ̃ₜ(xₜ, x̂₀) + σₜ z,   z ~ N(0, I)  (no noise on the last step)",
-        "    μ̃ₜ = √ᾱₜ₋₁ βₜ / (1 − ᾱₜ) · x̂₀ + √αₜ (1 − ᾱₜ₋₁) / (1 − ᾱₜ) · xₜ",
+        "    xₜ₋₁ = μₜ(xₜ, x₀′) + σₜ z,   z ~ N(0, I)  (no noise on the last step)",
+        "    μₜ = √ᾱₜ₋₁ βₜ / (1 − ᾱₜ) · x₀′ + √αₜ (1 − ᾱₜ₋₁) / (1 − ᾱₜ) · xₜ",
         f"    {X0_HAT}",
         "",
         f"with {sigma}; variance: {VARIANCE_LABELS[variance]}. On fewer steps than T, βₜ is "
@@ -51,10 +51,10 @@ def _ddim(request: SampleRequest) -> list[str]:
         "η = 0: no noise is drawn, the same xₜ always gives the same image"
         if eta == 0
         else f"η = {eta:g}: σₜ = {eta:g} · √((1 − ᾱₜ₋₁) / (1 − ᾱₜ)) · √(1 − ᾱₜ / ᾱₜ₋₁)"
-        + (" (at η = 1, DDPM's β̃ₜ)" if eta == 1 else "")
+        + (" (at η = 1, DDPM's βₜ′)" if eta == 1 else "")
     )
     eps = (
-        "ε re-derived from the clipped x̂₀ (guided-diffusion's choice)"
+        "ε re-derived from the clipped x₀′ (guided-diffusion's choice)"
         if request.use_clipped_model_output
         else "the network's ε as it came (diffusers' default)"
     )
@@ -62,7 +62,7 @@ def _ddim(request: SampleRequest) -> list[str]:
         "**DDIM** (Song et al. 2021, eq. 12): a step from xₜ to xₜ₋₁ through the predicted "
         "clean image,",
         "",
-        "    xₜ₋₁ = √ᾱₜ₋₁ x̂₀ + √(1 − ᾱₜ₋₁ − σₜ²) ε_θ(xₜ, t) + σₜ z",
+        "    xₜ₋₁ = √ᾱₜ₋₁ x₀′ + √(1 − ᾱₜ₋₁ − σₜ²) ε_θ(xₜ, t) + σₜ z",
         f"    {X0_HAT}",
         "",
         f"with {noise}; {eps}.",
@@ -91,7 +91,8 @@ def explain(
         f"from seed + i) and takes {len(visited)} steps down the model's T = {T} timesteps, "
         f"{spacing} spacing: t = {_timesteps([int(t) for t in visited])}. At each, "
         f"{PREDICTIONS.get(prediction_type, prediction_type)}"
-        + (", and x̂₀ is clipped to [−1, 1]." if schedule.clip_sample else "."),
+        + (", and x₀′ is clipped to [−1, 1]" if schedule.clip_sample else "")
+        + "; x₀′ is the predicted clean image, the live view's predicted x_0.",
         "",
         *(_ddpm(request, schedule) if request.sampler == "ddpm" else _ddim(request)),
     ]
@@ -102,7 +103,7 @@ def explain(
             f"**Classifier-free guidance** (Ho & Salimans 2022) towards {class_name}, w = {w:g}: "
             "the network sees the class c and the null class ∅ (one batch of 2N a step),",
             "",
-            "    ε̃ = ε_θ(xₜ, ∅) + w (ε_θ(xₜ, c) − ε_θ(xₜ, ∅))",
+            "    ε_w = ε_θ(xₜ, ∅) + w (ε_θ(xₜ, c) − ε_θ(xₜ, ∅))",
         ]
     elif class_name is not None:
         lines += [
@@ -115,7 +116,7 @@ def explain(
             f"**Classifier guidance** (Dhariwal & Nichol 2021), s = {request.classifier_scale:g}: "
             "a noise-aware classifier's gradient pushes each step towards the class,",
             "",
-            "    ε̂ = ε − s √(1 − ᾱₜ) ∇ₓ log p_φ(y | xₜ)   (DDIM; DDPM moves its mean by σₜ² s ∇)",
+            "    ε_s = ε − s √(1 − ᾱₜ) ∇ₓ log p_φ(y | xₜ)   (DDIM; DDPM moves its mean by σₜ² s ∇)",
         ]
     if inpaint:
         lines += [

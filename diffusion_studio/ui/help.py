@@ -85,10 +85,15 @@ def shortcuts_markdown(bar: QMenuBar) -> str:
             continue
         rows = _rows(menu, menu_action.text().replace("&", ""))
         if rows:
-            lines += [f"**{menu_action.text().replace('&', '')}**", "", "| | |", "|---|---|"]
+            lines += [
+                f"**{menu_action.text().replace('&', '')}**",
+                "",
+                "| Entry | Keys |",
+                "|---|---|",
+            ]
             lines += [f"| {text} | {keys} |" for text, keys in rows]
             lines.append("")
-    lines += ["**Mouse**", "", "| | |", "|---|---|"]
+    lines += ["**Mouse**", "", "| Action | Mouse |", "|---|---|"]
     lines += [f"| {what} | {how} |" for what, how in GESTURES]
     return "\n".join(lines) + "\n"
 

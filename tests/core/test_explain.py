@@ -12,7 +12,7 @@ SCHEDULE = NoiseSchedule.linear(1000)
 def test_ddim_shows_eq_12_and_its_eta() -> None:
     text = explain(SampleRequest("ddim", 20, eta=0.0), SCHEDULE, "epsilon")
     assert "**DDIM**" in text and "eq. 12" in text
-    assert "xₜ₋₁ = √ᾱₜ₋₁ x̂₀ + √(1 − ᾱₜ₋₁ − σₜ²) ε_θ(xₜ, t) + σₜ z" in text
+    assert "xₜ₋₁ = √ᾱₜ₋₁ x₀′ + √(1 − ᾱₜ₋₁ − σₜ²) ε_θ(xₜ, t) + σₜ z" in text
     assert "η = 0: no noise is drawn" in text
     noisy = explain(SampleRequest("ddim", 20, eta=0.35), SCHEDULE, "epsilon")
     assert "η = 0.35: σₜ = 0.35 · √((1 − ᾱₜ₋₁) / (1 − ᾱₜ))" in noisy
