@@ -35,6 +35,7 @@ from diffusion_studio.core.files import check_folder_target, replace_folder
 from diffusion_studio.core.model import build_unet
 from diffusion_studio.core.model_files import check_finite, load_classifier, load_model, save_model
 from diffusion_studio.core.openai_flags import (
+    Architecture,
     OpenAIFlags,
     check_heads,
     check_image_size,
@@ -44,29 +45,6 @@ from diffusion_studio.core.openai_flags import (
     unchecked,
 )
 from diffusion_studio.core.schedule import NoiseSchedule
-
-
-@dataclass(frozen=True)
-class Architecture:
-    """What a UNetModel state dict's shapes say of its network."""
-
-    in_channels: int
-    out_channels: int
-    model_channels: int
-    channel_mult: tuple[float, ...]
-    num_res_blocks: int
-    attention_levels: frozenset[int]
-    num_classes: int | None
-    resblock_updown: bool
-    use_scale_shift_norm: bool
-
-    @property
-    def learn_sigma(self) -> bool:
-        return self.out_channels == 2 * self.in_channels
-
-    @property
-    def block_channels(self) -> list[int]:
-        return [int(m * self.model_channels) for m in self.channel_mult]
 
 
 @dataclass

@@ -7,7 +7,8 @@ A flag is applied (what the weights cannot show: the image size, the heads, T, t
 what the network predicts and how it sees t), checked (what the weights show: channels, blocks,
 attention, classes, a learned variance...; a mismatch is refused, naming the flag and what the
 weights say), or ignored and said so (fp16, dropout, the losses of training, sampling flags).
-No torch here: `--help` and the window's importer read it cheaply.
+The Architecture a checkpoint's shapes say (core.convert reads it) is here, as what the checked
+flags are held against. No torch here: `--help` and the window's importer read it cheaply.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from __future__ import annotations
 import shlex
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
 from diffusion_studio.core.errors import InputError
 from diffusion_studio.core.limits import MAX_RESOLUTION, MAX_TRAIN_TIMESTEPS
@@ -270,7 +271,12 @@ def flags_from_text(text: str) -> dict[str, Any]:
     return given
 
 
-class _Architecture(Protocol):
+@dataclass(frozen=True)
+class Architecture:
+    """What a UNetModel state dict's shapes say of its network."""
+
+    in_channels: int
+    out_channels: int
     model_channels: int
     channel_mult: tuple[float, ...]
     num_res_blocks: int
@@ -280,7 +286,12 @@ class _Architecture(Protocol):
     use_scale_shift_norm: bool
 
     @property
-    def learn_sigma(self) -> bool: ...
+    def learn_sigma(self) -> bool:
+        return self.out_channels == 2 * self.in_channels
+
+    @property
+    def block_channels(self) -> list[int]:
+        return [int(m * self.model_channels) for m in self.channel_mult]
 
 
 # channel_mult "" in create_model: the multipliers of each image size (improved-diffusion's 32)
@@ -288,7 +299,7 @@ _DEFAULT_MULT = {512: (0.5, 1, 1, 2, 2, 4, 4), 256: (1, 1, 2, 2, 4, 4), 128: (1,
                  64: (1, 2, 3, 4), 32: (1, 2, 2, 2)}  # fmt: skip
 
 
-def check_stated(flags: OpenAIFlags, arch: _Architecture, classifier: bool) -> None:
+def check_stated(flags: OpenAIFlags, arch: Architecture, classifier: bool) -> None:
     """Refuse, in one line, the flags given that the weights contradict, each with what the
     weights say. The flags of the other kind of network are left to `unchecked`."""
     wrong = []
@@ -319,7 +330,7 @@ def unchecked(flags: OpenAIFlags, classifier: bool) -> str | None:
     return f"not checked, as {kind} flags and this checkpoint is not one: {', '.join(other)}"
 
 
-def _read_weights(arch: _Architecture, size: int | None, classifier: bool) -> dict[str, Any]:
+def _read_weights(arch: Architecture, size: int | None, classifier: bool) -> dict[str, Any]:
     read: dict[str, Any] = {
         "num_channels": arch.model_channels,
         "num_res_blocks": arch.num_res_blocks,

@@ -182,18 +182,15 @@ class SampleRequest:
             raise InputError(f"the batch size must be from 1 to {MAX_BATCH:,}, got {r.batch_size}")
         if not 0 <= r.seed <= MAX_SEED - r.batch_size:
             raise InputError(f"the seed must be between 0 and {MAX_SEED - r.batch_size}")
-        if not 1 <= r.num_inference_steps <= MAX_TRAIN_TIMESTEPS:
-            raise InputError(
-                f"steps must be from 1 to {MAX_TRAIN_TIMESTEPS:,}, got {r.num_inference_steps}"
-            )
-        if not 1 <= r.jump_length <= MAX_TRAIN_TIMESTEPS:
-            raise InputError(
-                f"the jump length must be from 1 to {MAX_TRAIN_TIMESTEPS:,}, got {r.jump_length}"
-            )
-        if not 1 <= r.jump_n_sample <= MAX_NETWORK_CALLS:
-            raise InputError(
-                f"the resample count must be from 1 to {MAX_NETWORK_CALLS:,}, got {r.jump_n_sample}"
-            )
+        bounded = (
+            ("num_inference_steps", "steps", MAX_TRAIN_TIMESTEPS),
+            ("jump_length", "the jump length", MAX_TRAIN_TIMESTEPS),
+            ("jump_n_sample", "the resample count", MAX_NETWORK_CALLS),
+        )
+        for name, label, most in bounded:
+            value = getattr(r, name)
+            if not 1 <= value <= most:  # any model's limits: a field can show it
+                raise InputError(f"{label} must be from 1 to {most:,}, got {value}")
         if r.class_label is not None and r.class_label < 0:
             raise InputError(f"the class must be 0 or more, got {r.class_label}")
 

@@ -260,7 +260,7 @@ def _flag_cases(p: dict[str, Path]) -> list[Case]:
 
 def record_cases(p: dict[str, Path], root: Path, window_of: Callable) -> list[Case]:
     """PNG records with bombs as attachments or numbers beyond any field, opened in the window;
-    a bomb among the outputs; crash-restore files that are FIFOs or hold huge numbers."""
+    a bomb among the outputs; an output folder whose name is too long."""
     from PySide6.QtWidgets import QApplication
 
     from diffusion_studio.core.export import METADATA_KEY, save_png
@@ -362,55 +362,10 @@ def record_cases(p: dict[str, Path], root: Path, window_of: Callable) -> list[Ca
             bomb_among_outputs,
         )
     )
-    return cases + _restore_cases(p, root, window_of)
+    return [*cases, _outputs_too_long(p, root)]
 
 
-def _restore_cases(p: dict[str, Path], root: Path, window_of: Callable) -> list[Case]:
-    from diffusion_studio.core.request import SampleRequest
-
-    good_state = json.dumps({"saved_at": 1.0, "request": SampleRequest(seed=4242).to_dict()})
-    huge = json.dumps({"request": {**SampleRequest().to_dict(), "num_inference_steps": 2**40}})
-    hostile = {
-        "state.json a FIFO": {"state.json": "fifo", "mask.png": "white"},
-        "source.png a FIFO": {"source.png": "fifo", "state.json": "{}"},
-        "mask.png a FIFO": {"mask.png": "fifo"},
-        "steps 2**40": {"state.json": huge, "mask.png": "white"},
-    }
-
-    def check_with(files: dict[str, str], where: Path) -> Check:
-        def check() -> tuple[bool, str]:
-            sessions = where / "autosave"
-            good = sessions / "session-1-1"
-            good.mkdir(parents=True)
-            Image.open(p["image"]).convert("RGB").resize((16, 16)).save(good / "source.png")
-            (good / "state.json").write_text(good_state)
-            bad = sessions / "session-2-2"
-            bad.mkdir()
-            for file, content in files.items():
-                if content == "fifo":
-                    os.mkfifo(bad / file)
-                elif content == "white":
-                    Image.new("L", (16, 16), 255).save(bad / file)
-                else:
-                    (bad / file).write_text(content)
-            window = window_of(root, p["model"], sessions)
-            offered = []
-            window.autosave.ask = lambda snapshot: offered.append(snapshot.folder.name) or False
-            window.autosave.offer_restore()
-            window.autosave.offer_restore()
-            window.close()
-            shutil.rmtree(where)
-            return "session-1-1" in offered, f"started; offered {offered}"
-
-        return check
-
-    return [
-        Case("escaping restore", k, None, "the start goes on", check_with(v, root / f"fifo-{i}"))
-        for i, (k, v) in enumerate(hostile.items())
-    ] + [_outputs_too_long(p, root, window_of)]
-
-
-def _outputs_too_long(p: dict[str, Path], root: Path, window_of: Callable) -> Case:
+def _outputs_too_long(p: dict[str, Path], root: Path) -> Case:
     def check() -> tuple[bool, str]:
         from PySide6.QtCore import QSettings
 
@@ -430,7 +385,7 @@ def _outputs_too_long(p: dict[str, Path], root: Path, window_of: Callable) -> Ca
         ok = gallery == [] and not running and "could not be saved" in said
         return ok, f"started; Run refused: {said[:110]}"
 
-    return Case("escaping restore", "an output folder of a name too long", None,
+    return Case("escaping records", "an output folder of a name too long", None,
                 "the window starts; Run says why", check)  # fmt: skip
 
 

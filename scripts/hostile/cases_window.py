@@ -140,6 +140,15 @@ def crash_restore_cases(p: dict[str, Path], root: Path) -> list[Case]:
         "the source an EPS": {"source.png": EPS, "state.json": "{}"},
         "the mask a truncated PNG": {"mask.png": p["image"].read_bytes()[:70]},
         "the mask a bomb": {"mask.png": "bomb"},
+        "state.json a FIFO": {"state.json": "fifo", "mask.png": "white"},
+        "the source a FIFO": {"source.png": "fifo", "state.json": "{}"},
+        "the mask a FIFO": {"mask.png": "fifo"},
+        "a request of 2**40 steps": {
+            "state.json": json.dumps(
+                {"request": {**SampleRequest().to_dict(), "num_inference_steps": 2**40}}
+            ),
+            "mask.png": "white",
+        },
     }
 
     def check_with(files: dict[str, object], base: Path) -> Check:
@@ -156,6 +165,8 @@ def crash_restore_cases(p: dict[str, Path], root: Path) -> list[Case]:
                     Image.new("L", (16, 16), 255).save(bad / file)
                 elif content == "bomb":
                     Image.new("1", (30_000, 30_000)).save(bad / file)
+                elif content == "fifo":  # reading it would block the start forever
+                    os.mkfifo(bad / file)
                 else:
                     data = content.encode() if isinstance(content, str) else content
                     (bad / file).write_bytes(data)  # type: ignore[arg-type]
