@@ -22,9 +22,10 @@ import torch
 from diffusers import DDIMPipeline, DDIMScheduler, UNet2DModel
 
 from diffusion_studio.core.images import to_uint8
+from diffusion_studio.core.job import Job
 from diffusion_studio.core.model import DiffusionModel
 from diffusion_studio.core.request import SampleRequest
-from diffusion_studio.core.run import Job, run
+from diffusion_studio.core.run import run
 from diffusion_studio.core.schedule import NoiseSchedule
 
 

@@ -4,6 +4,8 @@
     diffusion-studio sample  [options]    generate images
     diffusion-studio inpaint [options]    regenerate the masked part of an image (RePaint)
     diffusion-studio info    [--model]    describe a model
+    diffusion-studio compare [options]    a table of settings from one noise
+    diffusion-studio fork PARENT.png --at-step K [options]   continue a run from a step
     diffusion-studio train | train-classifier | eval | convert   (see --help)
 
 Each command is a module here: its parser and its run. Bad input gives one line on stderr and
@@ -18,7 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from diffusion_studio import __version__
-from diffusion_studio.cli import convert, evaluate, generate, train
+from diffusion_studio.cli import convert, evaluate, generate, train, workflows
 from diffusion_studio.cli.common import EXIT_BAD_INPUT, PROG, Parser
 from diffusion_studio.core.errors import InputError, OutputExistsError
 
@@ -30,6 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     gui = commands.add_parser("gui", help="open the studio window (the default)")
     gui.add_argument("files", nargs="*", metavar="FILE", help="images, or PNGs it exported")
     generate.add_parsers(commands)
+    workflows.add_parsers(commands)
     train.add_parsers(commands)
     evaluate.add_parser(commands)
     convert.add_parser(commands)
@@ -52,6 +55,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return evaluate.run(args)
         if args.command == "convert":
             return convert.run(args)
+        if args.command == "compare":
+            return workflows.run_compare(args)
+        if args.command == "fork":
+            return workflows.run_fork(args)
         return generate.generate(args)
     except OutputExistsError as exc:
         return _fail(f"{exc.path} already exists (use --force to overwrite)")

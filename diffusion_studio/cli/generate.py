@@ -16,8 +16,10 @@ from diffusion_studio.core.errors import InputError
 if TYPE_CHECKING:
     from diffusion_studio.core.classifier import Classifier
     from diffusion_studio.core.image_class import ClassSuggestion
+    from diffusion_studio.core.job import Job
     from diffusion_studio.core.model import DiffusionModel, ModelInfo
-    from diffusion_studio.core.run import Job
+    from diffusion_studio.core.workflows import Table
+    from diffusion_studio.core.write import Output
 
 
 def add_parsers(commands: argparse._SubParsersAction) -> None:
@@ -167,35 +169,31 @@ def generate(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from diffusion_studio.core.model_files import load_model
-    from diffusion_studio.core.record import check_outputs, write_grid, write_output
-    from diffusion_studio.core.run import execute, network_calls, validate
+    from diffusion_studio.core.plan import network_calls, validate
+    from diffusion_studio.core.run import execute
+    from diffusion_studio.core.write import check_outputs, write
 
     inpaint = args.command == "inpaint"
     model = load_model(args.model, device=args.device, bf16=args.bf16)
     scales = numbers(args.classifier_scale, float, "--classifier-scale")
     classifier = guiding_classifier(args, model, scales)
     suggestion = _class_from_image(args, model.info)
-    jobs = _jobs(args, model, inpaint, scales, classifier, suggestion)
+    table, jobs = _jobs(args, model, inpaint, scales, classifier, suggestion)
     for job in jobs:  # bad settings are reported before anything about files
         validate(job.request, model, inpaint, classifier)
-    outputs, grid = _plan(args, jobs)
-    check_outputs(
-        [o for plan in outputs for o in plan] + ([(grid, "grid", None)] if grid else []), args.force
-    )
+    outputs = _plan(args, table, jobs)
+    check_outputs(outputs, args.force)
     notes = [f"class {suggestion.describe()} (--class NAME to choose)"] if suggestion else []
     for note in [*notes, *jobs[0].notes]:  # said once the inputs are known to be good
         print(f"{PROG}: {note}", file=sys.stderr)
     calls = network_calls(jobs[0].request, inpaint)
-    results, written = [], []
+    results = []
     with tqdm(total=calls * len(jobs), unit="step", desc=args.command, disable=args.quiet) as bar:
-        for job, plan in zip(jobs, outputs):
-            result = execute(model, job, on_frame=lambda f: bar.update(), classifier=classifier)
-            results.append(result)
-            written += [write_output(result, output, overwrite=args.force) for output in plan]
-    if grid:  # with --class all, a row per class; with several classifier scales, a column each
-        columns = jobs[0].request.batch_size * len(scales) if len(jobs) > 1 else None
-        written.append(write_grid(results, grid, columns=columns, overwrite=args.force))
-    for path in written:
+        for job in jobs:
+            results.append(
+                execute(model, job, on_frame=lambda f: bar.update(), classifier=classifier)
+            )
+    for path in write(outputs, results, overwrite=args.force):
         print(path)
     return 0
 
@@ -232,15 +230,16 @@ def _jobs(
     scales: Sequence[float] = (0.0,),
     classifier: Classifier | None = None,
     suggestion: ClassSuggestion | None = None,
-) -> list[Job]:
-    """The job of the flags, or with --class all one per class (a row each in the grid), and
-    with several classifier scales one per scale (the columns). With no --class a
-    class-conditional model makes its default class, as the window does, and an inpainting the
-    class its image looks like where that is known (`suggestion`); an unconditional model
-    guided by a classifier takes the classifier's classes."""
+) -> tuple[Table, list[Job]]:
+    """The table of the flags (core.workflows.sweep) and its jobs: one cell, or with --class
+    all a row per class, and with several classifier scales a column per scale. With no
+    --class a class-conditional model makes its default class, as the window does, and an
+    inpainting the class its image looks like where that is known (`suggestion`); an
+    unconditional model guided by a classifier takes the classifier's classes."""
+    from diffusion_studio.core.job import Job
     from diffusion_studio.core.model import find_class
     from diffusion_studio.core.request import default_request
-    from diffusion_studio.core.run import Job
+    from diffusion_studio.core.workflows import Axis, sweep
 
     info = model.info
     options = sampler_options(args.sampler, {name: getattr(args, dest) for dest, name in _OPTIONS})
@@ -276,6 +275,11 @@ def _jobs(
     if suggestion is not None:
         labels = [suggestion.label]
     guidance = request.guidance_scale if args.guidance is None else args.guidance
+    base = replace(request, guidance_scale=guidance)
+    rows = [(names[label] if label is not None else "", {"class_label": label}) for label in labels]
+    columns = Axis("classifier_scale", tuple(scales)).entries()
+    table = sweep("sample", base, rows if len(rows) > 1 else [("", rows[0][1])],
+                  columns if len(columns) > 1 else [("", columns[0][1])])  # fmt: skip
     inputs = {}
     if inpaint:
         inputs = {
@@ -286,16 +290,12 @@ def _jobs(
             "invert_mask_file": args.invert_mask,
         }
     guide = classifier.info if classifier else None
-    return [
-        Job.prepare(
-            replace(request, class_label=label, guidance_scale=guidance, classifier_scale=scale),
-            info,
-            classifier=guide,
-            **inputs,
-        )
-        for label in labels
-        for scale in scales
+    one = len(table.cells) == 1  # a plain run is in no table: its record says none
+    jobs = [
+        replace(Job.prepare(request, info, classifier=guide, **inputs), cell=None if one else cell)
+        for cell, request in table.cells
     ]
+    return table, jobs
 
 
 _OPTIONS = (("eta", "eta"), ("use_clipped_model_output", "use_clipped_model_output"),
@@ -325,7 +325,7 @@ def _class_from_image(args: argparse.Namespace, info: ModelInfo) -> ClassSuggest
     (core.image_class); None where the shipped classifier does not know the model's classes
     (with no --class: the model's default class then), an InputError for --class auto."""
     from diffusion_studio.core.image_class import can_suggest, suggest_class
-    from diffusion_studio.core.run import fit_source
+    from diffusion_studio.core.job import fit_source
 
     auto = (args.class_ or "").strip().lower() == "auto"
     if args.command != "inpaint":
@@ -345,17 +345,18 @@ def _class_from_image(args: argparse.Namespace, info: ModelInfo) -> ClassSuggest
     return suggest_class(image, info)
 
 
-def _plan(args: argparse.Namespace, jobs: list[Job]) -> tuple[list[list], Path | None]:
-    """The files of each job (plan_outputs), and the grid's path: decided, and checked, before
-    anything runs."""
-    from diffusion_studio.core.record import next_run_number, plan_outputs
+def _plan(args: argparse.Namespace, table: Table, jobs: list[Job]) -> list[Output]:
+    """The files of every job (plan_outputs) and the grid: decided, and checked, before
+    anything runs. The grid is labelled: a row per class of --class all, a column per
+    classifier scale (each batch's images side by side), each image's seed under it."""
+    from diffusion_studio.core.export import ANIMATIONS
+    from diffusion_studio.core.record import next_run_number
+    from diffusion_studio.core.write import GridFile, GridLabels, plan_outputs
 
     grid = Path(args.grid) if args.grid else None
     if grid is not None and grid.suffix.lower() != ".png":
         raise InputError(f"--grid {grid} should end in .png")
     trajectory = Path(args.save_trajectory) if args.save_trajectory else None
-    from diffusion_studio.core.export import ANIMATIONS
-
     if trajectory is not None and trajectory.suffix.lower() not in ANIMATIONS:
         names = " or ".join(ANIMATIONS)
         raise InputError(f"--save-trajectory {trajectory} should end in {names}")
@@ -366,30 +367,41 @@ def _plan(args: argparse.Namespace, jobs: list[Job]) -> tuple[list[list], Path |
     out = Path(args.out) if args.out else None
     if out is not None and out.suffix.lower() != ".png":
         raise InputError(f"--out {out} should end in .png")
+    outputs: list[Output] = []
     if out is None and (args.outdir or not grid):
         folder = Path(args.outdir or ".")
         first = next_run_number(folder)
-        return [
-            plan_outputs(job, folder, f"{first + k:05d}", trajectory=trajectory)
-            for k, job in enumerate(jobs)
-        ], grid
-    if out is None:  # only the grid (and the steps)
-        return [[(trajectory, "steps", None)] if trajectory else [] for _ in jobs], grid
-    plans = []
-    for job in jobs:
-        stem = out.stem
-        if len(jobs) > 1:  # --class all, or several scales: the class and scale in the name
-            names = job.model.class_names or (job.classifier.class_names if job.classifier else ())
-            if names:
-                stem += "-" + _slug(names[job.request.class_label or 0])
-            if job.request.classifier_scale:
-                stem += f"-cg{job.request.classifier_scale:g}"
-        plans.append(
-            plan_outputs(
-                job, out.parent, stem, single_name=f"{stem}{out.suffix}", trajectory=trajectory
+        for k, job in enumerate(jobs):
+            outputs += plan_outputs(job, folder, f"{first + k:05d}", run=k, trajectory=trajectory)
+    elif out is None:  # only the grid (and the steps)
+        if trajectory:
+            outputs += plan_outputs(jobs[0], ".", "", images=[], trajectory=trajectory)
+    else:
+        for k, job in enumerate(jobs):
+            stem = out.stem
+            if len(jobs) > 1:  # --class all, or several scales: the class and scale in the name
+                names = job.model.class_names or (
+                    job.classifier.class_names if job.classifier else ()
+                )
+                if names:
+                    stem += "-" + _slug(names[job.request.class_label or 0])
+                if job.request.classifier_scale:
+                    stem += f"-cg{job.request.classifier_scale:g}"
+            single = f"{stem}{out.suffix}"
+            outputs += plan_outputs(
+                job, out.parent, stem, run=k, single_name=single, trajectory=trajectory
             )
-        )
-    return plans, grid
+    if grid:
+        batch = jobs[0].request.batch_size
+        seeds = [f"seed {job.request.seed + i}" for job in jobs for i in range(batch)]
+        columns = batch * len(table.columns) if len(jobs) > 1 else None
+        heads = [label for label, _ in table.columns for _ in range(batch)] if columns else []
+        rows = table.row_labels if len(table.rows) > 1 else ()
+        heads = heads if len(table.columns) > 1 else []
+        labelled = len(jobs) > 1  # one request's batch: a plain grid, as its images are
+        labels = GridLabels(rows, tuple(heads), tuple(seeds)) if labelled else None
+        outputs.append(GridFile(grid, columns, labels))
+    return outputs
 
 
 def _slug(text: str) -> str:

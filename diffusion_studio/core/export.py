@@ -215,6 +215,59 @@ def make_grid(
     return grid
 
 
+LABEL_SIZE = 13  # points of the labels' font (Pillow's own, offline)
+MIN_CELL = 96  # small images are enlarged (nearest) to about this, so the labels fit beside
+
+
+def labelled_grid(
+    images: np.ndarray,
+    columns: int,
+    row_labels: Sequence[str],
+    column_labels: Sequence[str],
+    notes: Sequence[str] = (),
+) -> np.ndarray:
+    """A grid of uint8 images (N, H, W, C), `columns` to a row, with its rows named on the
+    left, its columns above and each image's note (if any) under it, in a white margin; RGB.
+    Images under MIN_CELL pixels are enlarged by a whole factor, nearest neighbour, so a pixel
+    stays a pixel."""
+    from PIL import ImageDraw, ImageFont
+
+    count, height, width = images.shape[:3]
+    factor = max(1, -(-MIN_CELL // max(height, width)))
+    cells = np.repeat(np.repeat(to_rgb(images), factor, axis=1), factor, axis=2)
+    font = ImageFont.load_default(size=LABEL_SIZE)
+    line = LABEL_SIZE + 6
+    rows = -(-count // columns)
+    measure = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+
+    def width_of(text: str) -> int:
+        return int(measure.textlength(text, font=font))
+
+    left = 8 + max([0, *(width_of(t) for t in row_labels)]) + 8 * bool(row_labels)
+    top = line + 4 if column_labels else 4
+    under = line if any(notes) else 0
+    cell_h, cell_w, gap = cells.shape[1], cells.shape[2], 6
+    canvas = Image.new(
+        "RGB",
+        (left + columns * (cell_w + gap) + 4, top + rows * (cell_h + under + gap) + 4),
+        "white",
+    )
+    draw = ImageDraw.Draw(canvas)
+    for c, text in enumerate(column_labels[:columns]):
+        x = left + c * (cell_w + gap) + (cell_w - width_of(text)) // 2
+        draw.text((max(left, x), 4), text, fill="black", font=font)
+    for k in range(count):
+        r, c = divmod(k, columns)
+        x, y = left + c * (cell_w + gap), top + r * (cell_h + under + gap)
+        canvas.paste(Image.fromarray(cells[k]), (x, y))
+        if k < len(notes) and notes[k]:
+            draw.text((x, y + cell_h + 3), notes[k], fill=(60, 60, 60), font=font)
+    for r, text in enumerate(row_labels[:rows]):
+        y = top + r * (cell_h + under + gap) + (cell_h - LABEL_SIZE) // 2
+        draw.text((8, y), text, fill="black", font=font)
+    return np.asarray(canvas)
+
+
 def _stack(images: Sequence[np.ndarray]) -> np.ndarray:
     shapes = {np.shape(image) for image in images}
     if len(shapes) > 1:

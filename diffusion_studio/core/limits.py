@@ -39,6 +39,13 @@ MAX_TRAIN_RESOLUTION = 1024
 
 MAX_TRAIN_STEPS = 100_000_000
 
+TRAJECTORY_BUDGET_BYTES = 256 * 1024 * 1024
+"""Most memory the recorded steps of one run take (then every second one is dropped)."""
+
+START_BUDGET_BYTES = 64 * 1024 * 1024
+"""Most memory the fork states of one run's steps take; a run that needs more keeps none, and a
+fork replays its parent up to its step instead."""
+
 LIVE_TENSORS_PER_LEVEL = 12  # activations of a level alive at the peak of a call, measured
 TRAINING_FACTOR = 5  # a training step (forward kept for backward, gradients) over a call
 

@@ -1,18 +1,15 @@
-"""What a run leaves on disk, and reading it back: the RunRecord every written PNG carries,
-and write_result, the one writer of results for the command line and the window alike.
-
-A run's files share a stem, by default its run number in the folder (A1111's 00012-...):
-STEM-SEED.png for each image, STEM-grid.png, STEM-mask.png and STEM-source.png (inpainting),
-STEM-steps.gif or .webp. Two runs never share a stem, so they never collide. The record of an
-inpainting holds its source and mask, so that any output can be made again bit for bit on the
-same device.
+"""What a written PNG says of how it was made, and reading it back: the RunRecord (the request,
+the model by name and hash, an inpainting's source and mask, the lineage of a fork or a cell),
+schema-checked on the way in; the run numbers of a folder and the records found there. The
+writer is core/write.py.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,24 +20,17 @@ from PIL import Image
 from diffusion_studio.core.classifier import ClassifierInfo
 from diffusion_studio.core.errors import InputError
 from diffusion_studio.core.export import (
-    ANIMATIONS,
     METADATA_KEY,
-    make_grid,
     parse_metadata,
     read_attachment,
     read_png_texts,
-    save_animation,
-    save_png,
 )
-from diffusion_studio.core.files import check_file_target
 from diffusion_studio.core.images import to_pil
+from diffusion_studio.core.job import Cell, Job
 from diffusion_studio.core.limits import MAX_RESOLUTION
-from diffusion_studio.core.masks import save_mask
 from diffusion_studio.core.model import ModelInfo
 from diffusion_studio.core.request import SAMPLERS, SampleRequest
-from diffusion_studio.core.run import Job, RunResult, Trajectory
 
-ANIMATION_SUFFIXES = tuple(ANIMATIONS)
 _RUN_NUMBER = re.compile(r"^(\d{5,})-")
 
 
@@ -48,8 +38,9 @@ _RUN_NUMBER = re.compile(r"^(\d{5,})-")
 class RunRecord:
     """What a written PNG says of how it was made: the request of that image alone, the model
     (its name and the short hash of its weights, never its folder: a picture shared must not
-    tell where its maker keeps files), and for an inpainting its source (H, W, C) uint8 and
-    mask (H, W) bool."""
+    tell where its maker keeps files), for an inpainting its source (H, W, C) uint8 and mask
+    (H, W) bool, and its lineage: for a fork the parent's record and the step it went on
+    from, for a cell of a workflow's table its place there."""
 
     request: SampleRequest
     model: str
@@ -59,6 +50,9 @@ class RunRecord:
     mask: np.ndarray | None = None
     classifier: str = ""  # the guiding classifier's name and short hash, when it guided
     classifier_hash: str = ""
+    parent: RunRecord | None = None  # a fork's parent (its source and mask are this one's)
+    at_step: int = 0
+    cell: Cell | None = None
 
     @property
     def inpaint(self) -> bool:
@@ -68,14 +62,21 @@ class RunRecord:
     def of(cls, job: Job, index: int) -> RunRecord:
         from diffusion_studio import __version__
 
-        request = job.request.for_image(index)
-        guide = job.classifier
-        return cls(request, job.model.name, job.model.short_hash, __version__, job.source,
-                   job.mask, guide.name if guide else "",
-                   guide.weights_hash[:10] if guide else "")  # fmt: skip
+        one = job.for_image(index)
+        guide = one.classifier
+        parent = cls.of(one.fork.parent, 0) if one.fork else None
+        return cls(one.request, one.model.name, one.model.short_hash, __version__, one.source,
+                   one.mask, guide.name if guide else "",
+                   guide.weights_hash[:10] if guide else "", parent,
+                   one.fork.at_step if one.fork else 0, one.cell)  # fmt: skip
 
     def metadata(self) -> dict[str, Any]:
         """The JSON part of the record (the source and mask travel as attachments)."""
+        lineage: dict[str, Any] = {}
+        if self.parent is not None:
+            lineage["fork"] = {"parent": self.parent.metadata(), "at_step": self.at_step}
+        if self.cell is not None:
+            lineage["cell"] = dataclasses.asdict(self.cell)
         return {
             "request": self.request.to_dict(),
             "model": self.model,
@@ -84,6 +85,7 @@ class RunRecord:
             "version": self.version,
             **({"classifier": self.classifier, "classifier_hash": self.classifier_hash}
                if self.classifier else {}),
+            **lineage,
         }  # fmt: skip
 
     def attachments(self) -> dict[str, bytes]:
@@ -93,10 +95,17 @@ class RunRecord:
 
     def job(self, model: ModelInfo, classifier: ClassifierInfo | None = None) -> Job:
         """The job that makes this image again with `model` (its source and mask as they were
-        written, at the model's size), and the classifier when it was guided."""
-        return Job.prepare(
+        written, at the model's size), and the classifier when it was guided; a fork's replays
+        its parent up to its step first."""
+        if self.parent is not None:
+            parent = self.parent.job(model, classifier if self.parent.classifier else None)
+            return dataclasses.replace(
+                parent.forked(self.request, self.at_step, classifier), cell=self.cell
+            )
+        job = Job.prepare(
             self.request, model, image=self.source, mask=self.mask, classifier=classifier
         )
+        return dataclasses.replace(job, cell=self.cell)
 
 
 def parameters_text(
@@ -146,7 +155,12 @@ def read_record(path: str | Path) -> RunRecord | None:
         raise InputError(f"the settings in {Path(path).name} are unreadable: {exc}") from None
 
 
-def _record_from(metadata: Mapping[str, Any], texts: Mapping[str, str]) -> RunRecord:
+MAX_LINEAGE = 64  # forks of forks a record may hold
+
+
+def _record_from(
+    metadata: Mapping[str, Any], texts: Mapping[str, str], depth: int = 0
+) -> RunRecord:
     request = metadata.get("request")
     if not isinstance(request, Mapping):
         raise InputError('it has no settings ("request") object')
@@ -177,7 +191,36 @@ def _record_from(metadata: Mapping[str, Any], texts: Mapping[str, str]) -> RunRe
         mask = _image_attachment(texts, "mask", "L") >= 128
         if mask.shape != source.shape[:2] or mask.ndim != 2:
             raise InputError("its mask and source are of different sizes")
-    return RunRecord(SampleRequest.from_dict(request), source=source, mask=mask, **fields)
+    parent, at_step = None, 0
+    fork = metadata.get("fork")
+    if fork is not None:
+        if not isinstance(fork, Mapping) or not isinstance(fork.get("parent"), Mapping):
+            raise InputError("its fork is not an object with a parent")
+        at_step = fork.get("at_step")
+        if isinstance(at_step, bool) or not isinstance(at_step, int) or not at_step >= 0:
+            raise InputError(f"its fork's step is not a whole number of 0 or more: {at_step!r}")
+        if depth >= MAX_LINEAGE:
+            raise InputError(f"it is a fork of more than {MAX_LINEAGE} forks")
+        if fork["parent"].get("inpaint", False) != inpaint:
+            raise InputError("its fork and its parent differ in being an inpainting")
+        parent = _record_from(fork["parent"], texts, depth + 1)
+    return RunRecord(SampleRequest.from_dict(request), source=source, mask=mask, parent=parent,
+                     at_step=at_step, cell=_cell_from(metadata.get("cell")), **fields)  # fmt: skip
+
+
+def _cell_from(data: object) -> Cell | None:
+    if data is None:
+        return None
+    texts = {"workflow": 64, "row_label": 200, "column_label": 200}
+    if not isinstance(data, Mapping) or not all(
+        isinstance(data.get(k, ""), str) and len(data.get(k, "")) <= n for k, n in texts.items()
+    ):
+        raise InputError("its cell is not an object of short texts and whole numbers")
+    place = [data.get(k) for k in ("row", "column")]
+    if not all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 10_000 for v in place):
+        raise InputError("its cell's row and column are not whole numbers under 10,000")
+    return Cell(str(data.get("workflow", "")), place[0], place[1], str(data.get("row_label", "")),
+                str(data.get("column_label", "")))  # fmt: skip
 
 
 def _image_attachment(texts: Mapping[str, str], name: str, mode: str | None) -> np.ndarray:
@@ -205,7 +248,7 @@ def _png_bytes(array: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
-# --- writing a result ---------------------------------------------------------------------------
+# --- the folders results are written to -------------------------------------------------------
 
 
 def next_run_number(folder: Path) -> int:
@@ -217,190 +260,6 @@ def next_run_number(folder: Path) -> int:
         return 1
     numbers = [int(m.group(1)) for name in names if (m := _RUN_NUMBER.match(name))]
     return max(numbers, default=0) + 1
-
-
-def trajectory_frames(trajectory: Trajectory, image: int | None = None) -> list[np.ndarray]:
-    """The animation's frames: x_t beside the predicted x_0, of one image or of the batch."""
-    frames = []
-    for frame in trajectory.frames:
-        x_t, x0 = frame.x_t, frame.x0_pred
-        if image is not None:
-            x_t, x0 = x_t[image : image + 1], x0[image : image + 1]
-        columns = int(np.ceil(np.sqrt(len(x_t))))
-        pair = [make_grid(x_t, columns=columns), make_grid(x0, columns=columns)]
-        frames.append(make_grid(np.stack(pair), columns=2))
-    return frames
-
-
-Output = tuple[Path, str, int | None]
-"""A file of a result: its path, what it holds (image, grid, mask, source, steps), the image."""
-
-
-def plan_outputs(
-    job: Job,
-    folder: str | Path,
-    stem: str,
-    *,
-    images: Sequence[int] | None = None,
-    single_name: str | None = None,
-    grid: str | Path | bool | None = None,
-    trajectory: str | Path | None = None,
-    inputs: bool = True,
-) -> list[Output]:
-    """The files write_result makes for a run of `job`: STEM-SEED.png for each image of
-    `images` (default the whole batch; `single_name` instead when it is one image); with
-    `grid` STEM-grid.png (or that path); the inpainting's STEM-mask.png (white = generate) and
-    STEM-source.png with `inputs`; the steps as an animation with `trajectory` (a suffix of
-    ANIMATION_SUFFIXES for STEM-steps.gif or .webp, or a path), of one image when `images`
-    names one of a batch."""
-    folder = Path(folder)
-    indices = list(range(job.request.batch_size) if images is None else images)
-    outputs: list[Output] = []
-    for i in indices:
-        name = (
-            single_name
-            if single_name and len(indices) == 1
-            else f"{stem}-{job.request.seed + i}.png"
-        )
-        outputs.append((folder / name, "image", i))
-    if grid:
-        outputs.append((folder / f"{stem}-grid.png" if grid is True else Path(grid), "grid", None))
-    if inputs and job.inpaint:
-        outputs += [(folder / f"{stem}-mask.png", "mask", None)]
-        outputs += [(folder / f"{stem}-source.png", "source", None)]
-    if trajectory:
-        one = indices[0] if len(indices) == 1 and job.request.batch_size > 1 else None
-        named = str(trajectory) not in ANIMATION_SUFFIXES
-        path = Path(trajectory) if named else folder / f"{stem}-steps{trajectory}"
-        outputs.append((path, "steps", one))
-    return outputs
-
-
-def check_outputs(outputs: Sequence[Output], overwrite: bool = False) -> None:
-    """Refuse, before a run, a file it would write that exists (unless `overwrite`), or that
-    another output of the same run names too."""
-    paths = [path for path, _, _ in outputs]
-    for path in paths:
-        check_file_target(path, overwrite=overwrite)
-    if len({p.resolve() for p in paths}) != len(paths):
-        raise InputError("two outputs of this run have the same name; choose other names")
-
-
-def write_result(
-    result: RunResult,
-    folder: str | Path,
-    *,
-    stem: str | None = None,
-    upscale: int = 1,
-    overwrite: bool = False,
-    **what: Any,
-) -> list[Path]:
-    """Write a result in `folder`, the files of plan_outputs (`what` is its keywords); STEM
-    defaults to the next run number of the folder. Every path is checked before anything is
-    written; returns the files written."""
-    stem = stem or f"{next_run_number(Path(folder)):05d}"
-    outputs = plan_outputs(result.job, folder, stem, **what)
-    check_outputs(outputs, overwrite)
-    return [write_output(result, output, upscale, overwrite) for output in outputs]
-
-
-def write_grid(
-    results: Sequence[RunResult],
-    path: str | Path,
-    *,
-    columns: int | None = None,
-    overwrite: bool = False,
-) -> Path:
-    """All images of `results` as one PNG, a row per result when `columns` is the batch size
-    (--class all), with the record of the first image and every request in "requests"."""
-    images = np.concatenate([r.images for r in results])
-    columns = columns or int(np.ceil(np.sqrt(len(images))))
-    first = results[0].job
-    record = RunRecord.of(first, 0)
-    metadata = record.metadata()
-    metadata["requests"] = [
-        r.job.request.for_image(i).to_dict() for r in results for i in range(len(r.images))
-    ]
-    parameters = parameters_text(record.request, first.model, first.inpaint, first.classifier)
-    return save_png(
-        path,
-        make_grid(images, columns=columns),
-        metadata=metadata,
-        parameters=parameters,
-        attachments=record.attachments(),
-        overwrite=overwrite,
-    )
-
-
-def write_output(
-    result: RunResult, output: Output, upscale: int = 1, overwrite: bool = False
-) -> Path:
-    """Write one file of plan_outputs for `result`."""
-    path, kind, index = output
-    job = result.job
-    if kind == "grid":
-        return write_grid([result], path, overwrite=overwrite)
-    if kind == "image":
-        record = RunRecord.of(job, index or 0)
-        parameters = parameters_text(record.request, job.model, job.inpaint, job.classifier)
-        return save_png(
-            path,
-            result.images[index or 0],
-            metadata=record.metadata(),
-            parameters=parameters,
-            attachments=record.attachments(),
-            upscale=upscale,
-            overwrite=overwrite,
-        )
-    if kind == "mask":
-        mask = np.repeat(np.repeat(job.mask, upscale, axis=0), upscale, axis=1)
-        return save_mask(mask, path, overwrite=overwrite)
-    if kind == "source":
-        return save_png(path, job.source, upscale=upscale, overwrite=overwrite)
-    frames = trajectory_frames(result.trajectory, index)
-    if upscale > 1:
-        frames = [np.repeat(np.repeat(f, upscale, axis=0), upscale, axis=1) for f in frames]
-    return save_animation(path, frames, overwrite=overwrite)
-
-
-def copy_written(
-    path: Path,
-    folder: Path,
-    stem: str,
-    *,
-    inputs: bool = True,
-    upscale: int = 1,
-    overwrite: bool = False,
-) -> list[Path]:
-    """Write an image the studio wrote before (a file of an earlier session) again in `folder`
-    as STEM-SEED.png with its record, and with `inputs` an inpainting's mask and source."""
-    record = read_record(path)
-    if record is None:
-        raise InputError(f"{path} holds no record of the studio")
-    with Image.open(path, formats=["PNG"]) as im:
-        parameters = im.info.get("parameters")
-        image = np.asarray(im.convert(im.mode if im.mode in ("L", "RGB", "RGBA") else "RGB"))
-    outputs = [folder / f"{stem}-{record.request.seed}.png"]
-    if inputs and record.inpaint:
-        outputs += [folder / f"{stem}-mask.png", folder / f"{stem}-source.png"]
-    for output in outputs:
-        check_file_target(output, overwrite=overwrite)
-    written = [
-        save_png(
-            outputs[0],
-            image,
-            metadata=record.metadata(),
-            parameters=parameters,
-            attachments=record.attachments(),
-            upscale=upscale,
-            overwrite=overwrite,
-        )
-    ]
-    if len(outputs) > 1 and record.mask is not None and record.source is not None:
-        mask = np.repeat(np.repeat(record.mask, upscale, axis=0), upscale, axis=1)
-        written.append(save_mask(mask, outputs[1], overwrite=overwrite))
-        written.append(save_png(outputs[2], record.source, upscale=upscale, overwrite=overwrite))
-    return written
 
 
 def read_written(folder: Path, limit: int = 200) -> list[tuple[Path, RunRecord]]:

@@ -12,7 +12,17 @@ from itertools import pairwise
 import torch
 
 from diffusion_studio.core.errors import InputError
-from diffusion_studio.core.sampling import Generators, ModelFn, Step, Update, randn_like
+from diffusion_studio.core.sampling import (
+    Generators,
+    Merge,
+    ModelFn,
+    Move,
+    Renoise,
+    Step,
+    Update,
+    randn_like,
+    walk,
+)
 from diffusion_studio.core.schedule import NoiseSchedule
 
 
@@ -47,11 +57,6 @@ def count_network_calls(path: Sequence[int]) -> int:
     return sum(1 for cur, nxt in pairwise(path) if nxt < cur)
 
 
-Move = tuple[int, int]
-"""(t, t_next) in training timesteps, -1 = the clean image: down is one network call (a
-reverse step), up re-noises (a jump back)."""
-
-
 def repaint_moves(timesteps: Sequence[int], jump_length: int, jump_n_sample: int) -> list[Move]:
     """RePaint's path over descending `timesteps` as moves between timesteps (the jump
     schedule of get_schedule_jump, in inference steps, mapped to the timesteps)."""
@@ -64,7 +69,36 @@ def repaint_moves(timesteps: Sequence[int], jump_length: int, jump_n_sample: int
     return [(level(cur), level(nxt)) for cur, nxt in pairwise(path)]
 
 
-@torch.inference_mode()
+def known_region(
+    source: torch.Tensor,
+    inpaint_mask: torch.Tensor,
+    schedule: NoiseSchedule,
+    generator: Generators,
+) -> tuple[Merge, Renoise]:
+    """RePaint's two operations on a run's moves (Algorithm 1 with resampling): the merge of
+    the known region after each reverse step (line 5 with the square root of the official
+    code, then line 8), and the re-noising of a jump back up (line 10, q(x_t | x_{t-1}) of the
+    respaced chain). The last level is the clean image, so the known pixels of the result are
+    the source's, exactly.
+
+    source (1 or N, C, H, W) in [-1, 1]; inpaint_mask (1 or N, 1, H, W), 1 = generate."""
+    to_generate = inpaint_mask.bool()
+
+    def merge(x: torch.Tensor, x0_pred: torch.Tensor, t: int) -> tuple[torch.Tensor, torch.Tensor]:
+        if t < 0:
+            known = source
+        else:
+            alpha_bar = schedule.alpha_bar(t)
+            known = alpha_bar**0.5 * source + (1 - alpha_bar) ** 0.5 * randn_like(x, generator)
+        return torch.where(to_generate, x, known), torch.where(to_generate, x0_pred, source)
+
+    def renoise(x: torch.Tensor, t: int, t_up: int) -> torch.Tensor:
+        ratio = schedule.alpha_bar(t_up) / schedule.alpha_bar(t)
+        return ratio**0.5 * x + (1 - ratio) ** 0.5 * randn_like(x, generator)
+
+    return merge, renoise
+
+
 def repaint(
     model_fn: ModelFn,
     x_T: torch.Tensor,
@@ -76,32 +110,7 @@ def repaint(
     generator: Generators,
 ) -> Iterator[Step]:
     """RePaint, Algorithm 1 with resampling, over any sampler `update` (DDPM or DDIM), along
-    `moves` (repaint_moves: the run's call plan).
-
-    source (1 or N, C, H, W) in [-1, 1]; inpaint_mask (1 or N, 1, H, W), 1 = generate. After each
-    reverse step the known region is the source noised to that step's level (Alg. 1 line 5 with
-    the square root of the official code) merged through the mask (line 8); a move up re-noises
-    the whole image with q(x_t | x_{t-1}) of the respaced chain (line 10). The last level is the
-    clean image, so the known pixels of the result are the source's, exactly.
-    """
-    total = sum(1 for t, t_next in moves if t_next < t)
-    to_generate = inpaint_mask.bool()
-
-    def merge_known(x: torch.Tensor, t: int) -> torch.Tensor:
-        if t < 0:
-            return torch.where(to_generate, x, source)
-        alpha_bar = schedule.alpha_bar(t)
-        known = alpha_bar**0.5 * source + (1 - alpha_bar) ** 0.5 * randn_like(x, generator)
-        return torch.where(to_generate, x, known)
-
-    x, index, state = x_T, 0, ()
-    for t, t_next in moves:
-        if t_next > t:  # jump back: x_{t_next} ~ q(x_{t_next} | x_t)
-            ratio = schedule.alpha_bar(t_next) / schedule.alpha_bar(t)
-            x = ratio**0.5 * x + (1 - ratio) ** 0.5 * randn_like(x, generator)
-            state = ()  # a multistep solver's history ends where the chain goes back up
-            continue
-        x, x0_pred, state = update(model_fn(x, t), x, t, t_next, state)
-        x = merge_known(x, t_next)
-        yield Step(index, total, t, x, torch.where(to_generate, x0_pred, source))
-        index += 1
+    `moves` (repaint_moves: the run's call plan): the one loop (sampling.walk) with the known
+    region merged back after every reverse step and the jumps back re-noised."""
+    merge, renoise = known_region(source, inpaint_mask, schedule, generator)
+    return walk(model_fn, x_T, moves, update, merge=merge, renoise=renoise)

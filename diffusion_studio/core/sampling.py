@@ -44,6 +44,9 @@ class Step:
     timestep: the training timestep the network saw.
     x_t: the sample after this step's update, (N, C, H, W); on the last step, the result.
     x0_pred: the model's estimate of the clean image at this step, (N, C, H, W).
+    position: the moves of the call plan done after this step (a run taken up here starts
+    there); state: the solver's state after it. With x_t and the generators' states these are
+    all a run needs to go on from here (core.run.Start).
     """
 
     index: int
@@ -51,6 +54,8 @@ class Step:
     timestep: int
     x_t: torch.Tensor
     x0_pred: torch.Tensor
+    position: int = -1
+    state: SolverState = ()
 
 
 Generators = torch.Generator | Sequence[torch.Generator]
@@ -224,15 +229,59 @@ def previous_timesteps(timesteps: Sequence[int]) -> list[int]:
     return [*timesteps[1:], -1]
 
 
+Move = tuple[int, int]
+"""(t, t_next) in training timesteps, -1 = the clean image: down is one network call (a
+reverse step), up re-noises (RePaint's jumps back)."""
+
+Renoise = Callable[[torch.Tensor, int, int], torch.Tensor]
+"""(x_t, t, t_up) -> x_{t_up} ~ q(x_{t_up} | x_t): a move up."""
+
+Merge = Callable[[torch.Tensor, torch.Tensor, int], tuple[torch.Tensor, torch.Tensor]]
+"""(x_{t_next}, x0_pred, t_next) -> both with the known region put back (RePaint)."""
+
+
 @torch.inference_mode()
+def walk(
+    model_fn: ModelFn,
+    x: torch.Tensor,
+    moves: Sequence[Move],
+    update: Update,
+    *,
+    position: int = 0,
+    calls_done: int = 0,
+    state: SolverState = (),
+    renoise: Renoise | None = None,
+    merge: Merge | None = None,
+) -> Iterator[Step]:
+    """The one loop of every run: along `moves` from `position` (x at that point, after
+    `calls_done` network calls, with the solver's `state`), one Step per move down. A move up
+    re-noises (`renoise`) and ends a multistep solver's history; after a move down `merge`
+    puts a known region back. A plain run is moves down from x_T, from position 0."""
+    total = sum(1 for t, t_next in moves if t_next < t)
+    index = calls_done
+    for done, (t, t_next) in enumerate(moves[position:], start=position + 1):
+        if t_next > t:
+            if renoise is None:
+                raise ValueError("a move up needs renoise")
+            x, state = renoise(x, t, t_next), ()
+            continue
+        x, x0_pred, state = update(model_fn(x, t), x, t, t_next, state)
+        if merge is not None:
+            x, x0_pred = merge(x, x0_pred, t_next)
+        yield Step(index, total, t, x, x0_pred, done, state)
+        index += 1
+
+
+def descent(timesteps: Sequence[int]) -> list[Move]:
+    """The moves of a plain run over descending `timesteps`: each to the next, the last to -1."""
+    return list(zip(timesteps, previous_timesteps(timesteps)))
+
+
 def sample(
     model_fn: ModelFn, x_T: torch.Tensor, timesteps: Sequence[int], update: Update
 ) -> Iterator[Step]:
     """Run a reverse process from x_T over descending `timesteps`, one Step per network call."""
-    x, state = x_T, ()
-    for index, (t, t_prev) in enumerate(zip(timesteps, previous_timesteps(timesteps))):
-        x, x0_pred, state = update(model_fn(x, t), x, t, t_prev, state)
-        yield Step(index, len(timesteps), t, x, x0_pred)
+    return walk(model_fn, x_T, descent(timesteps), update)
 
 
 def make_update(

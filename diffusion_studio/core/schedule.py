@@ -263,7 +263,10 @@ class NoiseSchedule:
         return x_0, eps
 
     def timesteps(
-        self, num_inference_steps: int, spacing: TimestepSpacing | None = None
+        self,
+        num_inference_steps: int,
+        spacing: TimestepSpacing | None = None,
+        top: int | None = None,
     ) -> list[int]:
         """A descending sub-sequence of S = num_inference_steps training timesteps.
 
@@ -271,9 +274,15 @@ class NoiseSchedule:
         only). quadratic is the DDIM paper's CIFAR10 choice, tau_i = floor(c i^2) (App. D.2), with
         c chosen so the last is T - 1 and equal neighbours pushed apart so all S are distinct.
         Trailing and quadratic give exactly S distinct steps starting at T - 1, for every S.
+
+        With `top` (a fork: a run taken up at timestep `top`), the steps are spaced over 0..top
+        as if T were top + 1, and start at top: leading, which would start below it, is
+        trailing there.
         """
         T, S = self.num_train_timesteps, num_inference_steps
         spacing = spacing or self.timestep_spacing
+        if top is not None:
+            T, spacing = top + 1, ("trailing" if spacing == "leading" else spacing)
         if not 1 <= S <= T:
             raise InputError(
                 f"steps must be between 1 and {T} (the model's training steps), got {S}"

@@ -26,9 +26,9 @@ from diffusion_studio.core.errors import InputError
 from diffusion_studio.core.export import save_png
 from diffusion_studio.core.files import atomic_write
 from diffusion_studio.core.images import load_image
+from diffusion_studio.core.job import fit_source
 from diffusion_studio.core.masks import load_mask, resize_mask, save_mask
 from diffusion_studio.core.request import SampleRequest
-from diffusion_studio.core.run import fit_source
 from diffusion_studio.ui.state import StudioState
 
 SAVE_DELAY_MS = 250  # a burst of changes (a stroke, a slider drag) is written once

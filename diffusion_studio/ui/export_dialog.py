@@ -25,14 +25,9 @@ from PySide6.QtWidgets import (
 
 from diffusion_studio.core.errors import InputError
 from diffusion_studio.core.export import ANIMATIONS
-from diffusion_studio.core.record import (
-    check_outputs,
-    copy_written,
-    next_run_number,
-    plan_outputs,
-    write_output,
-)
-from diffusion_studio.core.run import RunResult
+from diffusion_studio.core.record import next_run_number
+from diffusion_studio.core.result import RunResult
+from diffusion_studio.core.write import Output, copied_outputs, plan_outputs, write
 from diffusion_studio.ui.gallery import GalleryEntry
 
 
@@ -46,7 +41,7 @@ class ExportOptions:
 
 
 def export_entries(entries: list[GalleryEntry], options: ExportOptions) -> list[Path]:
-    """Write the entries with core.record's one naming scheme: each run its own number in the
+    """Write the entries with core.write's one naming scheme: each run its own number in the
     folder (RUN-SEED.png, RUN-mask.png, RUN-source.png, RUN-steps.gif), so N results are N
     sets and never collide. The upscale applies to every file."""
     runs: dict[int, tuple[RunResult | None, list[GalleryEntry]]] = {}
@@ -54,39 +49,21 @@ def export_entries(entries: list[GalleryEntry], options: ExportOptions) -> list[
         key = id(entry.result) if entry.result is not None else id(entry)
         runs.setdefault(key, (entry.result, []))[1].append(entry)
     number = next_run_number(options.folder)
-    plans = []
+    outputs: list[Output] = []
+    results: list[RunResult] = []
     for k, (result, group) in enumerate(runs.values()):
         stem = f"{number + k:05d}"
-        if result is None:
-            plans.append((None, group[0], stem))
+        if result is None:  # an image of an earlier session, from its file
+            outputs += copied_outputs(group[0].path, options.folder, stem,
+                                      inputs=options.with_inputs)  # fmt: skip
             continue
         steps = options.trajectory if result.trajectory.frames else ""
         images = sorted(entry.index for entry in group)
-        outputs = plan_outputs(
-            result.job,
-            options.folder,
-            stem,
-            images=images,
-            trajectory=steps,
-            inputs=options.with_inputs,
-        )
-        check_outputs(outputs, options.overwrite)
-        plans.append((result, outputs, stem))
-    written = []
-    for result, outputs, stem in plans:
-        if result is None:  # an image of an earlier session, from its file
-            written += copy_written(
-                outputs.path,
-                options.folder,
-                stem,
-                inputs=options.with_inputs,
-                upscale=options.upscale,
-                overwrite=options.overwrite,
-            )
-            continue
-        for output in outputs:
-            written.append(write_output(result, output, options.upscale, options.overwrite))
-    return written
+        outputs += plan_outputs(result.job, options.folder, stem, run=len(results),
+                                images=images, trajectory=steps,
+                                inputs=options.with_inputs)  # fmt: skip
+        results.append(result)
+    return write(outputs, results, upscale=options.upscale, overwrite=options.overwrite)
 
 
 class ExportDialog(QDialog):

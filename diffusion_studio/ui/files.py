@@ -11,9 +11,9 @@ from PySide6.QtWidgets import QFileDialog, QMessageBox
 
 from diffusion_studio.core.errors import InputError
 from diffusion_studio.core.image_class import suggest_class
+from diffusion_studio.core.job import fit_source
 from diffusion_studio.core.masks import load_mask, save_mask
 from diffusion_studio.core.record import RunRecord, read_record
-from diffusion_studio.core.run import fit_source
 from diffusion_studio.ui.export_dialog import ExportDialog
 from diffusion_studio.ui.gallery import GalleryEntry
 

@@ -19,7 +19,7 @@ from diffusion_studio.core.images import to_rgb
 from diffusion_studio.core.limits import format_bytes
 from diffusion_studio.core.record import RunRecord
 from diffusion_studio.core.request import SAMPLERS, SampleRequest
-from diffusion_studio.core.run import RunResult
+from diffusion_studio.core.result import RunResult
 
 THUMBNAIL = 96
 SESSION_BUDGET_BYTES = 1024 * 1024 * 1024  # the trajectories the gallery keeps for scrubbing

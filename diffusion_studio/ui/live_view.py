@@ -12,7 +12,7 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QGraphicsItem, QHBoxLayout, QLabel, QSlider, QVBoxLayout, QWidget
 
 from diffusion_studio.core.images import to_rgb
-from diffusion_studio.core.run import Trajectory
+from diffusion_studio.core.result import Trajectory
 from diffusion_studio.core.schedule import NoiseSchedule
 from diffusion_studio.ui.worker import Shown, compose
 

@@ -28,9 +28,11 @@ from PySide6.QtWidgets import (
 
 from diffusion_studio import __version__
 from diffusion_studio.core.errors import InputError
+from diffusion_studio.core.job import Job
 from diffusion_studio.core.model import DiffusionModel, pick_device
+from diffusion_studio.core.plan import call_plan, validate
 from diffusion_studio.core.request import SampleRequest, default_request
-from diffusion_studio.core.run import Job, RunResult, call_plan, validate
+from diffusion_studio.core.result import RunResult
 from diffusion_studio.ui.autosave import Autosave
 from diffusion_studio.ui.background import Background
 from diffusion_studio.ui.banner import ErrorBanner

@@ -18,8 +18,9 @@ from PySide6.QtCore import QSettings, QStandardPaths
 from diffusion_studio.core.errors import InputError
 from diffusion_studio.core.files import check_place
 from diffusion_studio.core.images import load_image
-from diffusion_studio.core.record import read_written, write_result
-from diffusion_studio.core.run import RunResult
+from diffusion_studio.core.record import next_run_number, read_written
+from diffusion_studio.core.result import RunResult
+from diffusion_studio.core.write import plan_outputs, write
 from diffusion_studio.ui.gallery import GalleryEntry
 
 RECENT_IMAGES = 200  # the images of earlier sessions the gallery shows at start
@@ -74,7 +75,9 @@ class Outputs:
         into today's folder; [] when writing is off. Raises InputError or OSError."""
         if not self.enabled:
             return []
-        return write_result(result, self.today())
+        folder = self.today()
+        stem = f"{next_run_number(folder):05d}"
+        return write(plan_outputs(result.job, folder, stem), [result])
 
     def recent(self, limit: int = RECENT_IMAGES) -> list[GalleryEntry]:
         """The images of the last runs, newest first, from the newest day folders."""

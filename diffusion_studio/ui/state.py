@@ -8,9 +8,9 @@ import numpy as np
 from PySide6.QtCore import QObject, Signal
 
 from diffusion_studio.core.classifier import Classifier
+from diffusion_studio.core.job import Job
 from diffusion_studio.core.model import DiffusionModel
 from diffusion_studio.core.request import SampleRequest
-from diffusion_studio.core.run import Job
 
 
 class StudioState(QObject):

@@ -23,8 +23,10 @@ from PySide6.QtCore import QObject, QThread, QTimer, Signal, Slot
 from diffusion_studio.core.classifier import Classifier
 from diffusion_studio.core.errors import InputError
 from diffusion_studio.core.export import make_grid
+from diffusion_studio.core.job import Job
 from diffusion_studio.core.model import DiffusionModel
-from diffusion_studio.core.run import Frame, Job, execute
+from diffusion_studio.core.result import Frame
+from diffusion_studio.core.run import execute
 
 SCREEN_INTERVAL_S = 1 / 60  # frames reach the widgets at most this often
 

@@ -18,6 +18,7 @@ from diffusion_studio.core.images import fit_to_size, load_image
 from diffusion_studio.core.masks import save_mask
 from diffusion_studio.core.request import SampleRequest
 from diffusion_studio.core.resources import sample_images
+from tests.helpers import CLASS_NAMES
 
 
 def run(capsys, command: str, **paths) -> tuple[int, str, str]:
@@ -316,7 +317,11 @@ def test_class_all_makes_a_row_per_class(capsys, tmp_path, tiny_model_dir) -> No
     names = [Path(p).name for p in stdout.split()]
     assert names[:2] == ["s-circle-5.png", "s-circle-6.png"] and names[-1] == "g.png"
     assert len(names) == 3 * 2 + 1
-    assert pixels(tmp_path / "g.png").shape == (3 * 16 + 2 * 2, 2 * 16 + 2, 3)  # 3 rows, 2 columns
+    grid = read_png_metadata(tmp_path / "g.png")["grid"]  # 3 rows, 2 columns, labelled
+    assert grid["rows"] == CLASS_NAMES and grid["notes"] == ["seed 5", "seed 6"] * 3
+    assert grid["cells"] == [[r, c] for r in range(3) for c in range(2)]
+    image = pixels(tmp_path / "g.png")
+    assert image.shape[0] >= 3 * 96 and (image[:, :20] < 128).any()  # cells enlarged; names drawn
     triangle = SampleRequest.from_dict(read_png_metadata(tmp_path / "s-triangle-6.png")["request"])
     assert (triangle.class_label, triangle.seed) == (2, 6)
     assert len(read_png_metadata(tmp_path / "g.png")["requests"]) == 3 * 2  # one per image
@@ -357,7 +362,8 @@ def test_classifier_scales_make_the_columns_of_a_grid(
     assert code == 0
     names = [Path(p).name for p in stdout.split()]
     assert names[:2] == ["s-circle.png", "s-circle-cg20.png"] and len(names) == 3 * 2 + 1
-    assert pixels(tmp_path / "g.png").shape == (3 * 16 + 2 * 2, 2 * 16 + 2, 3)  # classes x scales
+    grid = read_png_metadata(tmp_path / "g.png")["grid"]  # classes x scales
+    assert grid["rows"] == CLASS_NAMES and grid["columns"] == ["cg=0", "cg=20"]
     assert not np.array_equal(
         pixels(tmp_path / "s-circle.png"), pixels(tmp_path / "s-circle-cg20.png")
     )

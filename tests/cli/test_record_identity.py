@@ -14,8 +14,9 @@ from PIL import Image
 from diffusion_studio.cli import main
 from diffusion_studio.core.errors import InputError
 from diffusion_studio.core.export import METADATA_KEY, save_png
-from diffusion_studio.core.record import copy_written, read_record
+from diffusion_studio.core.record import read_record
 from diffusion_studio.core.resources import sample_images
+from diffusion_studio.core.write import copied_outputs, write
 
 
 def short_hash(folder) -> str:
@@ -45,7 +46,7 @@ def test_an_earlier_record_with_a_folder_still_reads(tmp_path) -> None:
     path = save_png(tmp_path / "00001-3.png", np.zeros((8, 8, 3), np.uint8), metadata=old)
     record = read_record(path)
     assert record.model == "tiny" and record.model_hash == ""
-    copied = copy_written(path, tmp_path / "again", "00001")
+    copied = write(copied_outputs(path, tmp_path / "again", "00001"))
     assert b"/home/someone" not in copied[0].read_bytes()
 
 

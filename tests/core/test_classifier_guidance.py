@@ -11,10 +11,11 @@ import pytest
 import torch
 
 from diffusion_studio.core.errors import InputError
+from diffusion_studio.core.job import Job
 from diffusion_studio.core.masks import preset_mask
 from diffusion_studio.core.model_files import load_classifier, load_model, save_model
 from diffusion_studio.core.request import SampleRequest
-from diffusion_studio.core.run import Job, execute
+from diffusion_studio.core.run import execute
 from diffusion_studio.core.schedule import NoiseSchedule
 from tests.helpers import CLASS_NAMES, make_classifier
 

@@ -12,10 +12,11 @@ import pytest
 import torch
 
 from diffusion_studio.core.convert import convert_checkpoint, scheduler_config
+from diffusion_studio.core.job import Job
 from diffusion_studio.core.model import DiffusionModel
 from diffusion_studio.core.openai_flags import PRESETS, flags_for
 from diffusion_studio.core.request import SampleRequest
-from diffusion_studio.core.run import Job, run
+from diffusion_studio.core.run import run
 from diffusion_studio.core.schedule import NoiseSchedule
 
 with warnings.catch_warnings():

@@ -5,9 +5,9 @@ from __future__ import annotations
 import dataclasses
 
 from diffusion_studio.core.image_class import can_suggest, suggest_class
+from diffusion_studio.core.job import fit_source
 from diffusion_studio.core.model_files import load_model
 from diffusion_studio.core.resources import sample_images
-from diffusion_studio.core.run import fit_source
 
 
 def sample(name: str):

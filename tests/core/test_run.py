@@ -9,10 +9,12 @@ import pytest
 import torch
 
 from diffusion_studio.core.errors import InputError
+from diffusion_studio.core.job import Job
 from diffusion_studio.core.masks import preset_mask
 from diffusion_studio.core.model_files import load_model
+from diffusion_studio.core.plan import call_plan, network_calls
 from diffusion_studio.core.request import SampleRequest
-from diffusion_studio.core.run import Job, call_plan, network_calls, run
+from diffusion_studio.core.run import run
 
 
 @pytest.fixture(scope="module")
@@ -143,7 +145,7 @@ def test_request_round_trips_through_a_dict() -> None:
 
 
 def test_the_trajectory_stays_within_its_budget_and_keeps_the_last_step() -> None:
-    from diffusion_studio.core.run import Frame, Trajectory
+    from diffusion_studio.core.result import Frame, Trajectory
 
     pixels = np.zeros((8, 16, 16, 3), np.uint8)
     frame_bytes = 2 * pixels.nbytes

@@ -17,9 +17,10 @@ from PIL import Image
 from safetensors.torch import load_file
 
 from diffusion_studio.core.errors import InputError
+from diffusion_studio.core.job import Job
 from diffusion_studio.core.model_files import load_model
 from diffusion_studio.core.request import SampleRequest
-from diffusion_studio.core.run import Job, run
+from diffusion_studio.core.run import run
 from diffusion_studio.core.train import loop, output
 from diffusion_studio.core.train.checkpoints import latest_checkpoint
 from diffusion_studio.core.train.loop import (

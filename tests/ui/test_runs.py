@@ -16,11 +16,12 @@ import pytest
 from PySide6.QtCore import QSettings
 
 from diffusion_studio.cli import main
+from diffusion_studio.core.job import Job
 from diffusion_studio.core.model_files import load_model
 from diffusion_studio.core.record import read_record
 from diffusion_studio.core.request import SampleRequest
 from diffusion_studio.core.resources import sample_images
-from diffusion_studio.core.run import Frame, Job, RunResult, Trajectory
+from diffusion_studio.core.result import Frame, RunResult, Trajectory
 from diffusion_studio.ui import worker as worker_module
 from diffusion_studio.ui.export_dialog import ExportOptions, export_entries
 from diffusion_studio.ui.gallery import Gallery

@@ -23,10 +23,11 @@ from diffusion_studio.core.classifier import Classifier
 from diffusion_studio.core.errors import InputError
 from diffusion_studio.core.files import atomic_write, check_file_target
 from diffusion_studio.core.images import fit_to_size, to_pil, to_tensor, to_uint8
+from diffusion_studio.core.job import Job
 from diffusion_studio.core.model import DiffusionModel
 from diffusion_studio.core.request import FIXED_VARIANCES, SAMPLERS, SampleRequest
 from diffusion_studio.core.resources import resources_dir
-from diffusion_studio.core.run import Job, run
+from diffusion_studio.core.run import run
 from diffusion_studio.core.train.data import TrainingData
 
 CLASSIFIER_WEIGHTS = "classifier.safetensors"

@@ -1,0 +1,182 @@
+"""A job: everything one run needs but the network, as data, made by `Job.prepare`, the one
+place that loads and fits the source image and the mask, for the window and the command line
+alike."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from diffusion_studio.core.classifier import ClassifierInfo
+from diffusion_studio.core.errors import InputError
+from diffusion_studio.core.images import fit_to_size, load_image, to_channels, to_pil
+from diffusion_studio.core.limits import MAX_NETWORK_CALLS
+from diffusion_studio.core.masks import (
+    PRESETS,
+    fit_mask,
+    invert_mask,
+    load_mask,
+    parse_preset,
+    preset_mask,
+)
+from diffusion_studio.core.model import ModelInfo
+from diffusion_studio.core.request import SampleRequest
+
+
+@dataclass(frozen=True, eq=False)
+class Fork:
+    """A run continued from a step of another: its parent's job and the network calls of the
+    parent done before it (0: from x_T, with other settings)."""
+
+    parent: Job
+    at_step: int
+
+
+@dataclass(frozen=True)
+class Cell:
+    """Where a job stands in a workflow's table (a compare, a class grid): its row and column,
+    by index and by label."""
+
+    workflow: str
+    row: int
+    column: int
+    row_label: str = ""
+    column_label: str = ""
+
+
+@dataclass(frozen=True, eq=False)
+class Job:
+    """Everything one run needs but the network: the request (spacing and variance resolved
+    to the model's when it left them open), the model's identity, and for inpainting the
+    source (H, W, C) uint8 and the inpaint_mask (H, W) bool, True = generate, both at the
+    model's size. `notes` says what was done to fit the inputs, for a person. A fork's
+    request is the continuation's (its num_inference_steps: the calls after the fork); a
+    cell says where the job stands in a workflow's table."""
+
+    request: SampleRequest
+    model: ModelInfo
+    source: np.ndarray | None = None
+    mask: np.ndarray | None = None
+    notes: tuple[str, ...] = ()
+    classifier: ClassifierInfo | None = None  # the guiding classifier, when the scale is > 0
+    fork: Fork | None = None
+    cell: Cell | None = None
+
+    @property
+    def inpaint(self) -> bool:
+        return self.source is not None
+
+    def for_image(self, index: int) -> Job:
+        """The job that makes image `index` of this batch alone (and, for a fork, from the same
+        image of its parent)."""
+        fork = self.fork and Fork(self.fork.parent.for_image(index), self.fork.at_step)
+        return dataclasses.replace(self, request=self.request.for_image(index), fork=fork)
+
+    def forked(
+        self, request: SampleRequest, at_step: int, classifier: ClassifierInfo | None = None
+    ) -> Job:
+        """A fork of this job at `at_step` (network calls done) with `request`'s settings
+        (spacing and variance resolved as prepare does), its inputs the same; guided by
+        `classifier` (default this job's) when its classifier scale asks for one."""
+        request = _resolved(request, self.model)
+        request.check()
+        if not 0 <= at_step <= MAX_NETWORK_CALLS:
+            raise InputError(f"a fork's step is from 0 on, got {at_step}")
+        guide = (classifier or self.classifier) if request.classifier_scale else None
+        if request.classifier_scale and guide is None:
+            raise InputError("a classifier scale needs a classifier (--classifier FOLDER)")
+        return Job(request, self.model, self.source, self.mask, (), guide,
+                   Fork(self, at_step))  # fmt: skip
+
+    @classmethod
+    def prepare(
+        cls,
+        request: SampleRequest,
+        model: ModelInfo,
+        *,
+        image: str | Path | np.ndarray | None = None,
+        mask: str | Path | np.ndarray | None = None,
+        mask_preset: str | None = None,
+        mask_seed: int | None = None,
+        invert_mask_file: bool = False,
+        classifier: ClassifierInfo | None = None,
+    ) -> Job:
+        """The job of `request` for `model`: an image (a file, or an (H, W, C) uint8 array) is
+        centre-cropped and resized to the model's size and given its channels; the mask (a
+        file, white = generate, or with invert_mask_file white = keep; an (H, W) bool array;
+        or a preset drawn with mask_seed, default the request's seed) fitted the same way.
+        An image needs a mask and a mask an image. A classifier is kept only when the request's
+        classifier scale uses it. Raises InputError naming the file."""
+        request = _resolved(request, model)
+        request.check()
+        if request.classifier_scale and classifier is None:
+            raise InputError("a classifier scale needs a classifier (--classifier FOLDER)")
+        guide = classifier if request.classifier_scale else None
+        has_mask = mask is not None or mask_preset is not None
+        if (image is None) != (not has_mask):
+            raise InputError("inpainting needs both a source image and a mask")
+        if image is None:
+            return cls(request, model, classifier=guide)
+        source, original, note = fit_source(image, model)
+        size = model.resolution
+        if mask_seed is not None and mask_preset is None:
+            raise InputError("a mask seed draws a random preset; a mask file has none")
+        if mask_preset is not None:
+            preset, side = parse_preset(mask_preset)
+            if mask_seed is not None and not PRESETS[preset].random:
+                raise InputError(f"a mask seed draws a random preset; {mask_preset} is not one")
+            if invert_mask_file:
+                raise InputError("inverting is for a mask file (white = keep), not a preset")
+            seed = request.seed if mask_seed is None else mask_seed
+            inpaint_mask = preset_mask(preset, size, seed=seed, side=side)
+        else:
+            inpaint_mask = fit_inpaint_mask(mask, size, original, invert_mask_file)
+        return cls(request, model, source, inpaint_mask, (note,) if note else (), guide)
+
+
+def _resolved(request: SampleRequest, model: ModelInfo) -> SampleRequest:
+    """The request with the spacing and variance it left open set to the model's."""
+    return dataclasses.replace(
+        request,
+        timestep_spacing=request.timestep_spacing or model.timestep_spacing,
+        variance_type=request.variance_type or model.variance_type,
+    )
+
+
+def fit_source(
+    image: str | Path | np.ndarray, model: ModelInfo
+) -> tuple[np.ndarray, tuple[int, int], str | None]:
+    """A source image (a file, or an (H, W, C) uint8 array) at the model's size and channels:
+    (the image, its original (height, width), a note for a person when it was cropped or
+    resized). The one place images are fitted, for the command line and the window alike."""
+    if isinstance(image, np.ndarray):
+        original = image.shape[:2]
+        picture = to_pil(to_channels(image, model.in_channels))
+    else:
+        picture = load_image(image, channels=model.in_channels)
+        original = (picture.height, picture.width)
+    fitted, note = fit_to_size(picture, model.resolution)
+    return np.asarray(fitted).reshape(*model.resolution, model.in_channels), original, note
+
+
+def fit_inpaint_mask(
+    mask: str | Path | np.ndarray,
+    size: tuple[int, int],
+    original: tuple[int, int],
+    invert: bool = False,
+) -> np.ndarray:
+    """A mask (a file, white = generate, or with `invert` white = keep; or an (H, W) array,
+    nonzero = generate) fitted to `size` as its image of `original` size was."""
+    if isinstance(mask, np.ndarray):
+        loaded, what = (invert_mask(mask) if invert else mask != 0), "the mask"
+    else:
+        loaded, what = load_mask(mask, invert=invert), f"the mask {mask}"
+    if loaded.shape not in (original, size):
+        raise InputError(
+            f"{what} is {loaded.shape[1]}x{loaded.shape[0]}, but the image is "
+            f"{original[1]}x{original[0]}: they must be the same size"
+        )
+    return fit_mask(loaded, size)

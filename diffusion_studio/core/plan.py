@@ -1,0 +1,374 @@
+"""A run built once and driven from any state: the call plan (the moves through the
+timesteps), the checks a request must pass for a model, and the Plan (the network callable,
+the update, the generators, RePaint's merge) with the Start it is driven from. A fork is a
+plan of its own taken up at a Start of its parent's."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import torch
+
+from diffusion_studio.core.classifier import Classifier
+from diffusion_studio.core.errors import InputError
+from diffusion_studio.core.images import to_tensor
+from diffusion_studio.core.job import Job
+from diffusion_studio.core.limits import (
+    MAX_NETWORK_CALLS,
+    TRAJECTORY_BUDGET_BYTES,
+    activation_bytes,
+    format_bytes,
+    memory_budget,
+    repaint_calls,
+)
+from diffusion_studio.core.masks import mask_to_tensor
+from diffusion_studio.core.model import DiffusionModel
+from diffusion_studio.core.repaint import known_region, repaint_moves
+from diffusion_studio.core.request import LEARNED_VARIANCES, SampleRequest
+from diffusion_studio.core.sampling import (
+    ClassifierGrad,
+    Merge,
+    ModelFn,
+    Move,
+    Renoise,
+    SolverState,
+    Step,
+    Update,
+    descent,
+    make_update,
+    randn_like,
+    walk,
+)
+from diffusion_studio.core.schedule import NoiseSchedule
+
+START_BUDGET_BYTES = 64 * 1024 * 1024  # the fork states a run of one image may keep
+
+
+@dataclass(frozen=True)
+class CallPlan:
+    """The path of a run through the timesteps, as moves (t, t_next), -1 = the clean image:
+    a move down is one network call, a move up (RePaint's jumps back) re-noises. The same plan
+    drives the run, its progress bar and the live view's timeline."""
+
+    moves: tuple[Move, ...]
+
+    @property
+    def calls(self) -> list[int]:
+        """The timestep of each network call, in order."""
+        return [t for t, t_next in self.moves if t_next < t]
+
+
+def call_plan(request: SampleRequest, schedule: NoiseSchedule, inpaint: bool) -> CallPlan:
+    timesteps = schedule.timesteps(request.num_inference_steps, request.timestep_spacing)
+    if inpaint:
+        return CallPlan(tuple(repaint_moves(timesteps, request.jump_length, request.jump_n_sample)))
+    return CallPlan(tuple(descent(timesteps)))
+
+
+def network_calls(request: SampleRequest, inpaint: bool) -> int:
+    """How many network calls a run of this request makes, counted, not built."""
+    if not inpaint:
+        return request.num_inference_steps
+    return repaint_calls(request.num_inference_steps, request.jump_length, request.jump_n_sample)
+
+
+def validate(
+    request: SampleRequest,
+    model: DiffusionModel,
+    inpaint: bool = False,
+    classifier: Classifier | None = None,
+) -> None:
+    """Raise InputError, with what to change, for a request this model (and classifier) cannot
+    run: its values, and the network calls and memory it needs (checked before anything is
+    made). With classifier guidance the class is the classifier's."""
+    request.check()
+    r, T, info = request, model.schedule.num_train_timesteps, model.info
+    if not 1 <= r.num_inference_steps <= T:
+        raise InputError(
+            f"steps must be between 1 and {T} (the model's training steps), "
+            f"got {r.num_inference_steps}"
+        )
+    if r.classifier_scale:
+        if classifier is None:
+            raise InputError("a classifier scale needs a classifier (--classifier FOLDER)")
+        unfit = classifier.mismatch(model)
+        if unfit:
+            raise InputError(f"the classifier does not fit the model: {unfit}")
+        if r.class_label is not None and not 0 <= r.class_label < len(classifier.class_names):
+            raise InputError(
+                f"class index {r.class_label} is out of range 0..{len(classifier.class_names) - 1}"
+            )
+    if r.class_label is not None and (info.conditional or not r.classifier_scale):
+        model.class_index(r.class_label)
+    if r.variance_type in LEARNED_VARIANCES and not info.learns_variance:
+        raise InputError(
+            f"{info.name} does not learn its variance: choose fixed_small or fixed_large"
+        )
+    if info.conditional and info.null_class is None:
+        if r.class_label is None:
+            raise InputError(f"{info.name} has no null class: choose a class")
+        if r.guidance_scale != 1.0:
+            raise InputError(f"{info.name} was trained without a null class, so guidance must be 1")
+    check_resources(request, model, inpaint, classifier)
+
+
+def check_resources(
+    request: SampleRequest,
+    model: DiffusionModel,
+    inpaint: bool,
+    classifier: Classifier | None = None,
+    trajectory_bytes: int = TRAJECTORY_BUDGET_BYTES,
+) -> None:
+    """Refuse a run whose network calls or memory are over the limits (core/limits.py): the
+    activations of the batch (twice with guidance), the classifier's with its backward pass,
+    and the trajectory it may record."""
+    calls = network_calls(request, inpaint)
+    if calls > MAX_NETWORK_CALLS:
+        raise InputError(
+            f"this RePaint run would make {calls:,} network calls; the limit is "
+            f"{MAX_NETWORK_CALLS:,}: lower the resample count (--jump-n-sample) or the steps"
+        )
+    height, width = model.info.resolution
+    guided = model.info.conditional and request.guidance_scale not in (0.0, 1.0)
+    images = request.batch_size * (2 if guided else 1)
+    frame = 2 * request.batch_size * height * width * model.info.in_channels  # x_t and x0
+    need = images * activation_bytes(model.unet.config, height, width) + min(
+        frame * calls, max(trajectory_bytes, 2 * frame)
+    )
+    if classifier is not None and request.classifier_scale:  # forward kept for the backward
+        need += 2 * request.batch_size * activation_bytes(classifier.network.config, height, width)
+    budget = memory_budget(model.device.type, model.device.index)
+    if need > budget:
+        raise InputError(
+            f"{request.batch_size} images of {width}x{height} need about {format_bytes(need)} "
+            f"on {model.device}, and {format_bytes(budget)} is free: generate fewer at a time "
+            "(a smaller batch, -n)"
+        )
+
+
+@dataclass(frozen=True, eq=False)
+class Start:
+    """Where a run is taken up: after `position` moves of its call plan and `calls_done`
+    network calls, at x (N, C, H, W) float32, with the solver's state and each image's
+    generator state (torch.Generator.get_state). A run starts at Plan.begin(); a fork at the
+    Start of a step of its parent, so that, its settings unchanged, it ends on the parent's
+    image bit for bit."""
+
+    position: int
+    calls_done: int
+    x: torch.Tensor
+    state: SolverState
+    generator_states: tuple[torch.Tensor, ...]
+
+    @property
+    def nbytes(self) -> int:
+        tensors = (self.x, *self.state, *self.generator_states)
+        return sum(t.numel() * t.element_size() for t in tensors)
+
+
+@dataclass(eq=False)
+class Plan:
+    """A run built once, and validated once (build_plan): its job, the moves of its call
+    plan, the network callable, the update, one generator per image and, for an inpainting,
+    RePaint's merge and re-noising. `steps` drives it from any Start."""
+
+    job: Job
+    moves: tuple[Move, ...]
+    model_fn: ModelFn
+    update: Update
+    generators: list[torch.Generator]
+    shape: tuple[int, int, int, int]
+    device: torch.device
+    merge: Merge | None = None
+    renoise: Renoise | None = None
+
+    @property
+    def calls(self) -> list[int]:
+        """The timestep of each network call, in order."""
+        return [t for t, t_next in self.moves if t_next < t]
+
+    def level(self, position: int) -> int:
+        """The timestep x is at after `position` moves (-1: the clean image)."""
+        return self.moves[position][0] if position < len(self.moves) else -1
+
+    def position_after(self, calls_done: int) -> int:
+        """The moves done once `calls_done` network calls are (0 for none)."""
+        downs = [k + 1 for k, (t, t_next) in enumerate(self.moves) if t_next < t]
+        return downs[calls_done - 1] if calls_done else 0
+
+    def steps_left(self, calls_done: int) -> int:
+        """The timesteps of this plan from the level x is at after `calls_done` calls down:
+        the steps a fork there takes to go on as this run does (RePaint's jumps included)."""
+        level = self.level(self.position_after(calls_done))
+        return sum(1 for t in set(self.calls) if t <= level)
+
+    def begin(self) -> Start:
+        """Position 0: x_T, image i drawn from the seed + i."""
+        seed = self.job.request.seed
+        for i, generator in enumerate(self.generators):
+            generator.manual_seed(seed + i)
+        x_T = randn_like(torch.empty(self.shape, device=self.device), self.generators)
+        return Start(0, 0, x_T, (), tuple(g.get_state() for g in self.generators))
+
+    def steps(self, start: Start | None = None) -> Iterator[Step]:
+        """The Steps from `start` (default the beginning) to the end of the plan."""
+        start = start or self.begin()
+        for generator, state in zip(self.generators, start.generator_states):
+            generator.set_state(state)
+        x = start.x.to(self.device)
+        state = tuple(s.to(self.device) if isinstance(s, torch.Tensor) else s for s in start.state)
+        return walk(self.model_fn, x, self.moves, self.update, position=start.position,
+                    calls_done=start.calls_done, state=state, merge=self.merge,
+                    renoise=self.renoise)  # fmt: skip
+
+    def capture(self, step: Step) -> Start:
+        """The Start after `step`, to take the run up there later: call it as the step comes
+        out of `steps`, before the next (the generators move on with it)."""
+        state = tuple(s.detach().clone() if isinstance(s, torch.Tensor) else s for s in step.state)
+        return Start(step.position, step.index + 1, step.x_t.detach().clone(), state,
+                     tuple(g.get_state() for g in self.generators))  # fmt: skip
+
+    def replay(self, calls_done: int) -> Start:
+        """The Start after `calls_done` network calls, by running them: the same job on the same
+        device draws the same numbers, so this is the state the run had there."""
+        if not 0 <= calls_done < len(self.calls):
+            raise InputError(
+                f"a run of {len(self.calls)} steps continues from step 0 to "
+                f"{len(self.calls) - 1}, not {calls_done}"
+            )
+        if calls_done == 0:
+            return self.begin()
+        for step in self.steps():
+            if step.index + 1 == calls_done:
+                return self.capture(step)
+        raise AssertionError("unreachable: the plan has fewer calls than it says")
+
+
+def build_plan(
+    model: DiffusionModel,
+    job: Job,
+    classifier: Classifier | None = None,
+    guidance_norms: list[float] | None = None,
+    at: Start | None = None,
+) -> tuple[Plan, Start | None]:
+    """The plan of a job, validated against the model once; for a fork, its plan and its
+    Start: `at` (the parent's state at the fork's step, kept by its trajectory), or else the
+    parent replayed up to that step. With the job's classifier (loaded) its gradient guides
+    every step, and the RMS of each step's scaled gradient is appended to `guidance_norms`,
+    for the live view."""
+    _check_fits(model, job, classifier)
+    if job.fork is None:
+        validate(job.request, model, job.inpaint, _guide(job, classifier))  # before any list
+        moves = call_plan(job.request, model.schedule, job.inpaint).moves
+        return _assemble(model, job, moves, classifier, guidance_norms), None
+    parent, _ = build_plan(model, job.fork.parent, classifier)
+    if at is None or at.calls_done != job.fork.at_step:
+        at = parent.replay(job.fork.at_step)
+    return fork_plan(model, parent, at, job, classifier, guidance_norms)
+
+
+def fork_plan(
+    model: DiffusionModel,
+    parent: Plan,
+    at: Start,
+    job: Job,
+    classifier: Classifier | None = None,
+    guidance_norms: list[float] | None = None,
+) -> tuple[Plan, Start]:
+    """A fork: the parent's run taken up at `at` with the job's settings (sampler, eta,
+    guidance, class, classifier scale) for its num_inference_steps timesteps from the level x
+    is at. With as many as the parent had left there (Plan.steps_left), its spacing and its
+    jumps, the fork goes down the parent's own remaining moves; otherwise they are respaced
+    from that level (trailing, linspace or quadratic, counted in training steps from there),
+    with RePaint's jumps for an inpainting."""
+    request, schedule = job.request, model.schedule
+    validate(request, model, job.inpaint, _guide(job, classifier))
+    level = parent.level(at.position)
+    if level < 0:
+        raise InputError("the run is finished there: fork from an earlier step")
+    before = parent.job.request
+    same = (request.timestep_spacing, request.jump_length, request.jump_n_sample) == (
+        before.timestep_spacing, before.jump_length, before.jump_n_sample)  # fmt: skip
+    if same and request.num_inference_steps == parent.steps_left(at.calls_done):
+        moves = parent.moves[at.position :]
+    else:
+        if request.num_inference_steps > level + 1:
+            raise InputError(
+                f"from timestep {level} a fork takes at most {level + 1} steps, "
+                f"not {request.num_inference_steps}"
+            )
+        timesteps = schedule.timesteps(request.num_inference_steps, request.timestep_spacing,
+                                       top=level)  # fmt: skip
+        moves = (
+            repaint_moves(timesteps, request.jump_length, request.jump_n_sample)
+            if job.inpaint
+            else descent(timesteps)
+        )
+    plan = _assemble(model, job, tuple(moves), classifier, guidance_norms)
+    same_solver = request.sampler == parent.job.request.sampler
+    return plan, Start(0, 0, at.x, at.state if same_solver else (), at.generator_states)
+
+
+def _check_fits(model: DiffusionModel, job: Job, classifier: Classifier | None) -> None:
+    info, request = model.info, job.request
+    if request.classifier_scale and (classifier is None or job.classifier is None):
+        raise InputError("this job is classifier-guided: give its classifier")
+    if (
+        classifier is not None
+        and job.classifier is not None
+        and classifier.path != job.classifier.path
+    ):
+        raise InputError(
+            f"the job was prepared for the classifier {job.classifier.name}, not {classifier.name}"
+        )
+    if (job.model.resolution, job.model.in_channels) != (info.resolution, info.in_channels):
+        raise InputError(
+            f"the job was prepared for {job.model.name} ({job.model.resolution}), "
+            f"not for {info.name}: prepare it again"
+        )
+
+
+def _assemble(
+    model: DiffusionModel,
+    job: Job,
+    moves: tuple[Move, ...],
+    classifier: Classifier | None,
+    guidance_norms: list[float] | None,
+) -> Plan:
+    request, info = job.request, model.info
+    guide = _guide(job, classifier)
+    schedule, device = model.schedule, model.device
+    generators = [
+        torch.Generator("cpu").manual_seed(request.seed + i) for i in range(request.batch_size)
+    ]
+    gradient = None
+    if guide is not None:
+        guide.to(device)
+        labels = torch.full((request.batch_size,), request.class_label, device=device)
+        gradient = _measured(guide.gradient(labels, request.classifier_scale), guidance_norms)
+    update = make_update(request.sampler, schedule, generators, request.options(), gradient)
+    model_fn = model.model_fn(request.class_label, request.guidance_scale, request.batch_size)
+    (height, width), channels = info.resolution, info.in_channels
+    shape = (request.batch_size, channels, height, width)
+    merge = renoise = None
+    if job.source is not None and job.mask is not None:
+        source, inpaint_mask = to_tensor(job.source, device), mask_to_tensor(job.mask, device)
+        merge, renoise = known_region(source, inpaint_mask, schedule, generators)
+    return Plan(job, moves, model_fn, update, generators, shape, device, merge, renoise)
+
+
+def _guide(job: Job, classifier: Classifier | None) -> Classifier | None:
+    return classifier if job.request.classifier_scale else None
+
+
+def _measured(gradient: ClassifierGrad, norms: list[float] | None) -> ClassifierGrad:
+    if norms is None:
+        return gradient
+
+    def measured(x_t: torch.Tensor, t: int) -> torch.Tensor:
+        term = gradient(x_t, t)
+        norms.append(float(term.float().pow(2).mean().sqrt()))
+        return term
+
+    return measured
