@@ -8,7 +8,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from diffusion_studio.cli.common import PROG, number, numbers, whole
+from diffusion_studio.cli.common import PROG, number, whole
 from diffusion_studio.core.errors import InputError
 
 AXIS_FLAGS = {  # the swept settings: flag dest -> (axis name, kind)
@@ -90,11 +90,17 @@ def run_compare(args: argparse.Namespace) -> int:
     from diffusion_studio.cli.generate import guiding_classifier
     from diffusion_studio.core.model_files import load_model
     from diffusion_studio.core.plan import network_calls, validate
-    from diffusion_studio.core.record import next_run_number
     from diffusion_studio.core.request import default_request
     from diffusion_studio.core.run import execute
-    from diffusion_studio.core.workflows import axes_from, compare, product, split_axes, sweep
-    from diffusion_studio.core.write import GridFile, GridLabels, check_outputs, plan_outputs, write
+    from diffusion_studio.core.workflows import (
+        axes_from,
+        compare,
+        comparison_outputs,
+        product,
+        split_axes,
+        sweep,
+    )
+    from diffusion_studio.core.write import check_outputs, write
 
     model = load_model(args.model, device=args.device)
     values = _swept(args)
@@ -123,13 +129,7 @@ def run_compare(args: argparse.Namespace) -> int:
     folder, grid = Path(args.out), Path(args.grid) if args.grid else None
     if grid is not None and grid.suffix.lower() != ".png":
         raise InputError(f"--grid {grid} should end in .png")
-    first = next_run_number(folder)
-    outputs = []
-    for k, job in enumerate(comparison.jobs):
-        cell = job.cell
-        stem = f"{first:05d}-r{cell.row}c{cell.column}" if cell else f"{first:05d}-{k}"
-        outputs += plan_outputs(job, folder, stem, run=k)
-    check_outputs([*outputs, *([GridFile(grid)] if grid else [])], args.force)
+    check_outputs(comparison_outputs(comparison, folder, grid=grid or False), args.force)
     calls = sum(network_calls(job.request, False) for job in comparison.jobs)
     print(f"{PROG}: {len(comparison.jobs)} runs, {calls:,} network calls", file=sys.stderr)
     results = []
@@ -139,14 +139,7 @@ def run_compare(args: argparse.Namespace) -> int:
                 execute(model, job, on_frame=lambda f: bar.update(), classifier=classifier)
             )
     images = [r.images[0] for r in results]
-    if grid is not None:  # the reference, when it is no cell, is a last row of its own
-        extra = comparison.reference >= comparison.cells
-        reference = comparison.jobs[comparison.reference].cell
-        rows = (*table.row_labels, *([f"{reference.column_label}"] if extra else []))
-        runs = tuple(range(comparison.cells + extra))
-        notes = comparison.notes(images) + (["reference"] if extra else [])
-        labels = GridLabels(rows, table.column_labels, tuple(notes))
-        outputs.append(GridFile(grid, len(table.columns), labels, runs))
+    outputs = comparison_outputs(comparison, folder, images, grid=grid or False)
     for path in write(outputs, results, overwrite=args.force):
         print(path)
     print(_rms_table(table, comparison.distances(images), comparison), file=sys.stderr)
@@ -154,26 +147,16 @@ def run_compare(args: argparse.Namespace) -> int:
 
 
 def _swept(args: argparse.Namespace) -> dict[str, list]:
-    from diffusion_studio.core.request import SAMPLERS, TIMESTEP_SPACINGS, VARIANCE_TYPES
+    from diffusion_studio.core.workflows import parse_axis
 
     values: dict[str, list] = {}
-    for dest, (_, kind) in AXIS_FLAGS.items():
+    for dest, (axis, _) in AXIS_FLAGS.items():
         text = getattr(args, dest)
-        flag = "--" + dest.replace("_", "-")
-        if text is None:
-            continue
-        if kind is str:
-            items = [part.strip() for part in text.split(",") if part.strip()]
-            allowed = {"sampler": tuple(SAMPLERS), "spacing": TIMESTEP_SPACINGS,
-                       "variance": VARIANCE_TYPES}[dest]  # fmt: skip
-            wrong = [item for item in items if item not in allowed]
-            if not items or wrong or len(items) > 100:
-                raise InputError(f"{flag} takes names among {', '.join(allowed)}, got {text!r}")
-        else:
-            items = numbers(text, kind, flag)
-        if len(set(items)) != len(items):
-            raise InputError(f"{flag} names a value twice: {text!r}")
-        values[dest] = items
+        if text is not None:
+            try:
+                values[dest] = list(parse_axis(axis, text))
+            except InputError as exc:
+                raise InputError(f"--{dest.replace('_', '-')}: {exc}") from None
     values.setdefault("guidance", [])
     return values
 

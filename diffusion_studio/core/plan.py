@@ -190,18 +190,11 @@ class Plan:
 
     def level(self, position: int) -> int:
         """The timestep x is at after `position` moves (-1: the clean image)."""
-        return self.moves[position][0] if position < len(self.moves) else -1
-
-    def position_after(self, calls_done: int) -> int:
-        """The moves done once `calls_done` network calls are (0 for none)."""
-        downs = [k + 1 for k, (t, t_next) in enumerate(self.moves) if t_next < t]
-        return downs[calls_done - 1] if calls_done else 0
+        return level_at(self.moves, position)
 
     def steps_left(self, calls_done: int) -> int:
-        """The timesteps of this plan from the level x is at after `calls_done` calls down:
-        the steps a fork there takes to go on as this run does (RePaint's jumps included)."""
-        level = self.level(self.position_after(calls_done))
-        return sum(1 for t in set(self.calls) if t <= level)
+        """The steps a fork after `calls_done` calls takes to go on as this run does."""
+        return steps_left(self.moves, calls_done)
 
     def begin(self) -> Start:
         """Position 0: x_T, image i drawn from the seed + i."""
@@ -277,37 +270,75 @@ def fork_plan(
     guidance_norms: list[float] | None = None,
 ) -> tuple[Plan, Start]:
     """A fork: the parent's run taken up at `at` with the job's settings (sampler, eta,
-    guidance, class, classifier scale) for its num_inference_steps timesteps from the level x
-    is at. With as many as the parent had left there (Plan.steps_left), its spacing and its
-    jumps, the fork goes down the parent's own remaining moves; otherwise they are respaced
-    from that level (trailing, linspace or quadratic, counted in training steps from there),
-    with RePaint's jumps for an inpainting."""
-    request, schedule = job.request, model.schedule
+    guidance, class, classifier scale), along fork_moves."""
+    request = job.request
     validate(request, model, job.inpaint, _guide(job, classifier))
-    level = parent.level(at.position)
-    if level < 0:
-        raise InputError("the run is finished there: fork from an earlier step")
-    before = parent.job.request
-    same = (request.timestep_spacing, request.jump_length, request.jump_n_sample) == (
-        before.timestep_spacing, before.jump_length, before.jump_n_sample)  # fmt: skip
-    if same and request.num_inference_steps == parent.steps_left(at.calls_done):
-        moves = parent.moves[at.position :]
-    else:
-        if request.num_inference_steps > level + 1:
-            raise InputError(
-                f"from timestep {level} a fork takes at most {level + 1} steps, "
-                f"not {request.num_inference_steps}"
-            )
-        timesteps = schedule.timesteps(request.num_inference_steps, request.timestep_spacing,
-                                       top=level)  # fmt: skip
-        moves = (
-            repaint_moves(timesteps, request.jump_length, request.jump_n_sample)
-            if job.inpaint
-            else descent(timesteps)
-        )
-    plan = _assemble(model, job, tuple(moves), classifier, guidance_norms)
+    moves = fork_moves(parent.moves, parent.job.request, at.calls_done, request, model.schedule,
+                       job.inpaint)  # fmt: skip
+    plan = _assemble(model, job, moves, classifier, guidance_norms)
     same_solver = request.sampler == parent.job.request.sampler
     return plan, Start(0, 0, at.x, at.state if same_solver else (), at.generator_states)
+
+
+def fork_moves(
+    parent: tuple[Move, ...],
+    before: SampleRequest,
+    calls_done: int,
+    request: SampleRequest,
+    schedule: NoiseSchedule,
+    inpaint: bool,
+) -> tuple[Move, ...]:
+    """The moves of a fork after `calls_done` calls of a parent of moves `parent` (and request
+    `before`): its num_inference_steps timesteps from the level x is at there. With as many as
+    the parent had left (steps_left), its spacing and its jumps, the parent's own remaining
+    moves; otherwise respaced from that level (trailing, linspace or quadratic, counted in
+    training steps from there), with RePaint's jumps for an inpainting."""
+    position = position_after(parent, calls_done)
+    level = level_at(parent, position)
+    if level < 0:
+        raise InputError("the run is finished there: fork from an earlier step")
+    same = (request.timestep_spacing, request.jump_length, request.jump_n_sample) == (
+        before.timestep_spacing, before.jump_length, before.jump_n_sample)  # fmt: skip
+    if same and request.num_inference_steps == steps_left(parent, calls_done):
+        return parent[position:]
+    if request.num_inference_steps > level + 1:
+        raise InputError(
+            f"from timestep {level} a fork takes at most {level + 1} steps, "
+            f"not {request.num_inference_steps}"
+        )
+    timesteps = schedule.timesteps(request.num_inference_steps, request.timestep_spacing,
+                                   top=level)  # fmt: skip
+    if inpaint:
+        return tuple(repaint_moves(timesteps, request.jump_length, request.jump_n_sample))
+    return tuple(descent(timesteps))
+
+
+def moves_of(job: Job, schedule: NoiseSchedule) -> tuple[Move, ...]:
+    """The moves of a job's run, counted without running anything: its call plan, or for a
+    fork its parent's taken up at its step (fork_moves)."""
+    if job.fork is None:
+        return call_plan(job.request, schedule, job.inpaint).moves
+    parent = job.fork.parent
+    return fork_moves(moves_of(parent, schedule), parent.request, job.fork.at_step, job.request,
+                      schedule, job.inpaint)  # fmt: skip
+
+
+def level_at(moves: tuple[Move, ...], position: int) -> int:
+    """The timestep x is at after `position` moves (-1: the clean image)."""
+    return moves[position][0] if position < len(moves) else -1
+
+
+def position_after(moves: tuple[Move, ...], calls_done: int) -> int:
+    """The moves done once `calls_done` network calls are (0 for none)."""
+    downs = [k + 1 for k, (t, t_next) in enumerate(moves) if t_next < t]
+    return downs[calls_done - 1] if calls_done else 0
+
+
+def steps_left(moves: tuple[Move, ...], calls_done: int) -> int:
+    """The timesteps of a run's moves from the level x is at after `calls_done` calls down:
+    the steps a fork there takes to go on as the run does (RePaint's jumps included)."""
+    level = level_at(moves, position_after(moves, calls_done))
+    return len({t for t, t_next in moves if t_next < t and t <= level})
 
 
 def _check_fits(model: DiffusionModel, job: Job, classifier: Classifier | None) -> None:

@@ -15,7 +15,8 @@ import dataclasses
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -24,6 +25,9 @@ from diffusion_studio.core.errors import InputError
 from diffusion_studio.core.job import Cell, Job
 from diffusion_studio.core.model import ModelInfo
 from diffusion_studio.core.request import SAMPLERS, SampleRequest
+
+if TYPE_CHECKING:
+    from diffusion_studio.core.write import Output
 
 Settings = Mapping[str, Any]
 Entry = tuple[str, Settings]
@@ -141,6 +145,38 @@ def _label_of(label: str, settings: Settings, request: SampleRequest) -> str:
 # --- combining a compare --------------------------------------------------------------------
 
 
+def comparison_outputs(
+    comparison: Comparison,
+    folder: Path,
+    images: Sequence[np.ndarray] | None = None,
+    grid: Path | bool = True,
+) -> list[Output]:
+    """The files of a comparison: each job's PNG (RUN-rRcC-SEED.png, RUN the next run number
+    of `folder`) and the labelled grid (`grid`, or RUN-compare.png), its rows and columns
+    named, each cell's distance to the reference under it (from `images`, one per job; none
+    yet when the files are planned before the run). The reference, when it is no cell, is a
+    last row of its own."""
+    from diffusion_studio.core.record import next_run_number
+    from diffusion_studio.core.write import GridFile, GridLabels, plan_outputs
+
+    first = next_run_number(folder)
+    outputs: list[Output] = []
+    for k, job in enumerate(comparison.jobs):
+        cell = job.cell
+        stem = f"{first:05d}-r{cell.row}c{cell.column}" if cell else f"{first:05d}-{k}"
+        outputs += plan_outputs(job, folder, stem, run=k)
+    if grid:
+        table = comparison.table
+        extra = comparison.jobs[-1].cell if comparison.extra else None
+        rows = table.row_labels + ((extra.column_label,) if extra else ())
+        notes = comparison.notes(images) if images is not None else []
+        labels = GridLabels(rows, table.column_labels, tuple(notes))
+        path = grid if isinstance(grid, Path) else folder / f"{first:05d}-compare.png"
+        runs = tuple(range(len(comparison.jobs)))
+        outputs.append(GridFile(path, len(table.columns), labels, runs))
+    return outputs
+
+
 def rms(image: np.ndarray, reference: np.ndarray) -> float:
     """Root-mean-square difference of two uint8 images, in pixel values (0 to 255)."""
     difference = image.astype(np.float64) - reference.astype(np.float64)
@@ -167,9 +203,14 @@ class Comparison:
     def cells(self) -> int:
         return len(self.table.cells)
 
+    @property
+    def extra(self) -> bool:
+        """Whether the default reference is a job of its own, after the cells."""
+        return len(self.jobs) > self.cells
+
     def distances(self, images: Sequence[np.ndarray]) -> list[float]:
-        """Each cell's RMS to the reference, in pixel values (`images`: one per job)."""
-        return [rms(image, images[self.reference]) for image in images[: self.cells]]
+        """Each job's RMS to the reference, in pixel values (`images`: one per job)."""
+        return [rms(image, images[self.reference]) for image in images]
 
     def notes(self, images: Sequence[np.ndarray]) -> list[str]:
         return [
@@ -215,6 +256,37 @@ def compare(
     return Comparison(table, (*jobs, dataclasses.replace(extra, cell=cell)), len(jobs))
 
 
+def parse_axis(name: str, text: str) -> tuple[Any, ...]:
+    """The values of axis `name` written as a person types them, comma-separated ("10,20,50",
+    "ddpm,ddim"): InputError naming the axis for a value that is not one."""
+    from diffusion_studio.core.request import TIMESTEP_SPACINGS, VARIANCE_TYPES
+
+    if name not in AXES:
+        raise InputError(f"unknown setting {name!r}; use one of {', '.join(AXES)}")
+    parts = [part.strip() for part in text.split(",") if part.strip()]
+    names = {"sampler": tuple(SAMPLERS), "spacing": TIMESTEP_SPACINGS,
+             "variance": VARIANCE_TYPES}  # fmt: skip
+    values: list[Any] = []
+    for part in parts:
+        if name in names:
+            if part.lower() not in names[name]:
+                raise InputError(f"{part!r} is none of {', '.join(names[name])}")
+            values.append(part.lower())
+            continue
+        try:
+            value = int(part) if name == "steps" else float(part)
+        except ValueError:
+            value = None
+        if value is None or not part.isascii() or not math.isfinite(value):
+            raise InputError(f"{part!r} is not a number")
+        values.append(value)
+    if not 1 <= len(values) <= 100:
+        raise InputError("takes 1 to 100 values, separated by commas")
+    if len(set(values)) != len(values):
+        raise InputError("names a value twice")
+    return tuple(values)
+
+
 def axes_from(values: Mapping[str, Sequence[Any]]) -> list[Axis]:
     """The axes of the settings given several values (in AXES' order)."""
     return [Axis(name, tuple(values[name])) for name in AXES if len(values.get(name, ())) > 1]
@@ -239,6 +311,7 @@ __all__ = [
     "applied",
     "axes_from",
     "compare",
+    "parse_axis",
     "product",
     "reference_request",
     "rms",

@@ -22,6 +22,7 @@ from diffusion_studio.core.request import SAMPLERS, SampleRequest
 from diffusion_studio.core.result import RunResult
 
 THUMBNAIL = 96
+USER = Qt.ItemDataRole.UserRole
 SESSION_BUDGET_BYTES = 1024 * 1024 * 1024  # the trajectories the gallery keeps for scrubbing
 
 
@@ -91,11 +92,16 @@ class Gallery(QListWidget):
         self.budget_bytes = SESSION_BUDGET_BYTES
         self._results: list[RunResult] = []  # oldest first, those whose trajectory is kept
 
-    def add_result(self, result: RunResult) -> None:
-        """The run's images, first of the batch leftmost, before the older ones; the new run
-        is selected alone."""
+    def add_result(self, result: RunResult, beside: GalleryEntry | None = None) -> None:
+        """The run's images, first of the batch leftmost, before the older ones (a fork's
+        beside its parent, `beside`); the new run is selected alone."""
+        row = 0
+        if beside is not None:
+            rows = [i for i in range(self.count()) if self.item(i).data(USER) is beside]
+            row = rows[0] if rows else 0
         items = [
-            self._insert(GalleryEntry.of(result, i), 0) for i in reversed(range(len(result.images)))
+            self._insert(GalleryEntry.of(result, i), row)
+            for i in reversed(range(len(result.images)))
         ]
         self._results.append(result)
         self._keep_to_budget()
@@ -118,7 +124,7 @@ class Gallery(QListWidget):
             Qt.AspectRatioMode.KeepAspectRatio,
             Qt.TransformationMode.FastTransformation,
         )
-        item = QListWidgetItem(QIcon(pixmap), f"seed {entry.request.seed}")
+        item = QListWidgetItem(QIcon(pixmap), label_of(entry))
         item.setData(Qt.ItemDataRole.UserRole, entry)
         item.setToolTip(describe(entry))
         self.insertItem(row, item)
@@ -175,6 +181,16 @@ class Gallery(QListWidget):
         menu.exec(self.mapToGlobal(position))
 
 
+def label_of(entry: GalleryEntry) -> str:
+    """A thumbnail's caption: its seed, a fork's step, a compare cell's place."""
+    record = entry.record
+    if record.parent is not None:
+        return f"fork @{record.at_step}"
+    if record.cell is not None and record.cell.workflow == "compare":
+        return f"cell {record.cell.row},{record.cell.column}"
+    return f"seed {entry.request.seed}"
+
+
 def describe(entry: GalleryEntry) -> str:
     request, record = entry.request, entry.record
     what = "RePaint" if record.inpaint else "sample"
@@ -185,6 +201,12 @@ def describe(entry: GalleryEntry) -> str:
         f"{what} with {record.model}",
         f"{sampler}, {request.num_inference_steps} steps, seed {request.seed}",
     ]
+    if record.parent is not None:
+        lines.append(f"a fork after step {record.at_step} of a run of "
+                     f"{record.parent.request.num_inference_steps} steps")  # fmt: skip
+    if record.cell is not None and (record.cell.row_label or record.cell.column_label):
+        place = ", ".join(t for t in (record.cell.row_label, record.cell.column_label) if t)
+        lines.append(f"{record.cell.workflow}: {place}")
     if request.class_label is not None:
         names = entry.result.job.model.class_names if entry.result else ()
         name = (

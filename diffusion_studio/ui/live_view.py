@@ -9,7 +9,16 @@ import time
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import QGraphicsItem, QHBoxLayout, QLabel, QSlider, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QGraphicsItem,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QSlider,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
 
 from diffusion_studio.core.images import to_rgb
 from diffusion_studio.core.result import Trajectory
@@ -165,6 +174,7 @@ class LiveView(QWidget):
     """x_t | predicted x_0, the schedule and path plots, and the scrub slider."""
 
     scrubbed = Signal(int)  # the frame shown, an index into the trajectory
+    fork_requested = Signal(int)  # continue the run shown from this frame (its index)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -178,6 +188,25 @@ class LiveView(QWidget):
         self.scrub.setToolTip("Scrub through every recorded step of the run")
         self.caption = QLabel("No run yet: paint a mask or not, then Run (Ctrl+Enter).")
         self.caption.setWordWrap(True)
+        self.fork_steps = QSpinBox(minimum=1, maximum=100_000, suffix=" steps")
+        self.fork_steps.setToolTip(
+            "The steps after this one, respaced from its timestep (as many as the run had left: "
+            "it goes on as it did)"
+        )
+        self.fork_button = QPushButton("Continue from this step")
+        self.fork_button.setToolTip(
+            "Go on from the step shown with the panel's settings (sampler, eta, guidance, class, "
+            "classifier scale): unchanged, the run ends as it did; the fork goes in the gallery "
+            "beside it"
+        )
+        fork = QHBoxLayout()
+        fork.addWidget(self.fork_button)
+        fork.addWidget(self.fork_steps)
+        fork.addStretch(1)
+        self.fork_bar = QWidget()
+        self.fork_bar.setLayout(fork)
+        fork.setContentsMargins(0, 0, 0, 0)
+        self.fork_bar.setVisible(False)
         images = QHBoxLayout()
         images.addWidget(self.x_t)
         images.addWidget(self.x0)
@@ -189,8 +218,10 @@ class LiveView(QWidget):
         layout.addLayout(images, 3)
         layout.addWidget(self.caption)
         layout.addWidget(self.scrub)
+        layout.addWidget(self.fork_bar)
         layout.addLayout(plots, 1)
         self.scrub.valueChanged.connect(self._on_scrub)
+        self.fork_button.clicked.connect(lambda: self.fork_requested.emit(self.scrub.value()))
         self._trajectory: Trajectory | None = None
         self._image: int | None = None
         self._plotted = 0.0
@@ -199,6 +230,7 @@ class LiveView(QWidget):
         """A new run: the path of its network calls, no scrubbing until it ends (the slider
         follows the steps meanwhile); the guidance plot when a classifier guides it."""
         self._trajectory = None
+        self.fork_bar.setVisible(False)
         self.guidance.reset()
         self.guidance.setVisible(guided)
         self.scrub.setEnabled(False)
@@ -230,6 +262,7 @@ class LiveView(QWidget):
     def show_image(self, image) -> None:
         """A result without its steps (an image of an earlier session): it alone."""
         self._trajectory = None
+        self.fork_bar.setVisible(False)
         self.scrub.setEnabled(False)
         self.x_t.show_image(image)
         self.x0.clear_image()
@@ -250,6 +283,7 @@ class LiveView(QWidget):
         self.scrub.setValue(len(frames) - 1)
         self.scrub.blockSignals(False)
         self.scrub.setEnabled(len(frames) > 1)
+        self.fork_bar.setVisible(len(frames) > 1)
         self._on_scrub(len(frames) - 1)
 
     def _on_scrub(self, position: int) -> None:
@@ -264,6 +298,7 @@ class LiveView(QWidget):
             f"step {frame.index + 1} / {frame.total}, t = {frame.timestep}  "
             f"(scrubbing {recorded} recorded steps, {memory:.1f} MB)"
         )
+        self.fork_button.setEnabled(position < recorded - 1)  # the last step: nothing left
         self.scrubbed.emit(position)
 
     @property

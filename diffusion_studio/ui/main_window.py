@@ -30,13 +30,14 @@ from diffusion_studio import __version__
 from diffusion_studio.core.errors import InputError
 from diffusion_studio.core.job import Job
 from diffusion_studio.core.model import DiffusionModel, pick_device
-from diffusion_studio.core.plan import call_plan, validate
+from diffusion_studio.core.plan import moves_of, validate
 from diffusion_studio.core.request import SampleRequest, default_request
 from diffusion_studio.core.result import RunResult
 from diffusion_studio.ui.autosave import Autosave
 from diffusion_studio.ui.background import Background
 from diffusion_studio.ui.banner import ErrorBanner
 from diffusion_studio.ui.canvas_panel import CanvasPanel
+from diffusion_studio.ui.compare_view import CompareView
 from diffusion_studio.ui.fields import guard_wheel
 from diffusion_studio.ui.files import FilesMixin
 from diffusion_studio.ui.forward_view import ForwardView
@@ -48,6 +49,7 @@ from diffusion_studio.ui.outputs import Outputs
 from diffusion_studio.ui.sampler_panel import SamplerPanel
 from diffusion_studio.ui.state import StudioState
 from diffusion_studio.ui.worker import Sampler, Shown
+from diffusion_studio.ui.workflows import WorkflowsMixin
 
 APP_NAME = "Diffusion Studio"
 
@@ -73,7 +75,7 @@ class FieldsScroll(QScrollArea):
         return super().eventFilter(watched, event)
 
 
-class MainWindow(ModelsMixin, FilesMixin, QMainWindow):
+class MainWindow(ModelsMixin, FilesMixin, WorkflowsMixin, QMainWindow):
     """Model panel and sampler panel on the left; the canvas and the live view in the middle;
     the gallery below; the status bar says device, step k/N, steps per second and ETA."""
 
@@ -176,6 +178,8 @@ class MainWindow(ModelsMixin, FilesMixin, QMainWindow):
         self.tabs = QTabWidget()
         self.tabs.addTab(studio, "Studio")
         self.tabs.addTab(self.forward, "Forward process")
+        self.compare_view = CompareView()
+        self.tabs.addTab(self.compare_view, "Compare")
         central = QWidget()  # the error banner above the tabs: in sight on either of them
         central_layout = QVBoxLayout(central)
         central_layout.setContentsMargins(0, 0, 0, 0)
@@ -220,6 +224,18 @@ class MainWindow(ModelsMixin, FilesMixin, QMainWindow):
         )
         self.gallery.export_requested.connect(self._export_entries)
         self.gallery.said.connect(lambda text: self.statusBar().showMessage(text, 8000))
+        view = self.compare_view
+        view.run_requested.connect(self.run_compare)
+        view.export_requested.connect(self.export_comparison)
+        view.reference_chosen.connect(self.choose_reference)
+        view.changed.connect(self.update_compare_cost)
+        self.panel.changed.connect(self.update_compare_cost)
+        self.sampler.started.connect(self._compare_started)
+        self.sampler.frame.connect(self._compare_frame)
+        self.sampler.finished.connect(self._compare_finished)
+        self.sampler.queue_done.connect(self._compare_done)
+        self.live.fork_requested.connect(self.fork_from_here)
+        self.live.scrubbed.connect(self._on_scrubbed)
 
     def _on_canvas_changed(self) -> None:
         inpainting = self.canvas.source is not None and self.canvas.has_mask
@@ -280,7 +296,7 @@ class MainWindow(ModelsMixin, FilesMixin, QMainWindow):
 
     @Slot(object)
     def _on_started(self, job: Job) -> None:
-        timesteps = call_plan(job.request, self.model.schedule, job.inpaint).calls
+        timesteps = [t for t, t_next in moves_of(job, self.model.schedule) if t_next < t]
         self.live.start_run(timesteps, guided=job.classifier is not None)
         self.progress.setRange(0, len(timesteps))
         self.progress.setValue(0)
@@ -301,7 +317,11 @@ class MainWindow(ModelsMixin, FilesMixin, QMainWindow):
     @Slot(object)
     def _on_finished(self, result: RunResult) -> None:
         self._write(result)
-        self.gallery.add_result(result)
+        beside = self._fork_parent if result.job.fork is not None else None
+        self._fork_parent = None
+        self.gallery.add_result(result, beside=beside)
+        self._inspected = self.gallery.current_entry()
+        self.live.start_run(result.calls, guided=result.job.classifier is not None)
         self.live.show_trajectory(result.trajectory)
         seconds = result.seconds
         self.statusBar().showMessage(
@@ -329,6 +349,7 @@ class MainWindow(ModelsMixin, FilesMixin, QMainWindow):
         """Show a gallery image's run, scrubbable."""
         if self.sampler.running:
             return
+        self._inspected = entry
         if entry.result is not None and entry.result.trajectory.frames:
             self.live.start_run(entry.result.calls)
             self.live.show_trajectory(entry.result.trajectory, image=entry.index)

@@ -133,6 +133,7 @@ def build_menus(w: MenuHost) -> Actions:
     add(view, "Model's view of the canvas", tools.model_view.toggle, "Ctrl+M")
     add(view, "Studio", lambda: w.tabs.setCurrentIndex(0), "Ctrl+1")
     add(view, "Forward process", lambda: w.tabs.setCurrentIndex(1), "Ctrl+2")
+    add(view, "Compare", lambda: w.tabs.setCurrentIndex(2), "Ctrl+3")
 
     help_menu = bar.addMenu("&Help")
     add(help_menu, "What this run does", lambda: w.show_help("run"), Keys.HelpContents)

@@ -10,9 +10,11 @@ calls (a queued slot could not run while the loop holds the worker thread).
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 import weakref
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -25,6 +27,7 @@ from diffusion_studio.core.errors import InputError
 from diffusion_studio.core.export import make_grid
 from diffusion_studio.core.job import Job
 from diffusion_studio.core.model import DiffusionModel
+from diffusion_studio.core.plan import Start
 from diffusion_studio.core.result import Frame
 from diffusion_studio.core.run import execute
 
@@ -33,11 +36,14 @@ SCREEN_INTERVAL_S = 1 / 60  # frames reach the widgets at most this often
 
 @dataclass(frozen=True, eq=False)
 class Shown:
-    """A frame as the live view draws it: the batch's x_t and x_0 already composed as grids."""
+    """A frame as the live view draws it: the batch's x_t and x_0 already composed as grids;
+    `job`, the index of its job in the queue (a frame may reach the GUI after the next job has
+    begun)."""
 
     frame: Frame
     x_t: np.ndarray
     x0_pred: np.ndarray
+    job: int = 0
 
 
 def compose(frame: Frame, image: int | None = None) -> Shown:
@@ -51,22 +57,26 @@ def compose(frame: Frame, image: int | None = None) -> Shown:
 
 @dataclass(frozen=True, eq=False)
 class Order:
-    """A run as the GUI hands it to the worker: the model, the job, its cancel event and the
-    guiding classifier (the job's, or None)."""
+    """Runs as the GUI hands them to the worker: the model, a queue of jobs run one after
+    the other under one cancel event, the guiding classifier (the jobs', or None), and the
+    state the first job (a fork) starts from, when its parent's trajectory kept it."""
 
     model: DiffusionModel
-    job: Job
+    jobs: tuple[Job, ...]
     cancel: threading.Event
     classifier: Classifier | None = None
+    at: Start | None = None
 
 
 class SamplingWorker(QObject):
     """Lives in the inference thread. Only `run` executes there; the rest is thread-safe."""
 
     frame_ready = Signal()  # a new latest frame is waiting in take_frame()
-    finished = Signal(object)  # RunResult
+    job_started = Signal(int)  # the index of the job of the queue that starts
+    finished = Signal(object)  # RunResult, one per job
+    done = Signal()  # the queue is through
     failed = Signal(str)
-    cancelled = Signal(int)  # the number of network calls done
+    cancelled = Signal(int)  # the number of network calls done in the job cancelled
 
     def __init__(self) -> None:
         super().__init__()
@@ -78,8 +88,8 @@ class SamplingWorker(QObject):
             shown, self._latest = self._latest, None
             return shown
 
-    def _offer(self, frame: Frame) -> None:
-        shown = compose(frame)
+    def _offer(self, frame: Frame, job: int) -> None:
+        shown = dataclasses.replace(compose(frame), job=job)
         with self._lock:
             waiting = self._latest is not None
             self._latest = shown
@@ -88,37 +98,47 @@ class SamplingWorker(QObject):
 
     @Slot(object)
     def run(self, order: Order) -> None:
-        done = [0]
+        for index in range(len(order.jobs)):
+            self.job_started.emit(index)
+            if not self._run_one(order, index, order.at if index == 0 else None):
+                return
+        self.done.emit()
+
+    def _run_one(self, order: Order, index: int, at: Start | None) -> bool:
+        """Run job `index` of the queue; False when the queue stops (failed or cancelled)."""
+        done, job = [0], order.jobs[index]
 
         def on_frame(frame: Frame) -> None:
             done[0] = frame.index + 1
-            self._offer(frame)
+            self._offer(frame, index)
 
         try:
             result = execute(
                 order.model,
-                order.job,
+                job,
                 on_frame=on_frame,
                 cancel=order.cancel,
                 classifier=order.classifier,
+                at=at,
             )
         except InputError as exc:
             self.failed.emit(str(exc))
-            return
+            return False
         except torch.OutOfMemoryError:
             if torch.cuda.is_available():
                 torch.cuda.empty_cache()
             self.failed.emit(
                 f"out of memory on {order.model.device}: lower the batch size, or run on the CPU"
             )
-            return
+            return False
         except Exception as exc:  # any failure must reach the window, or it waits forever
             self.failed.emit(f"the run failed: {type(exc).__name__}: {exc}")
-            return
+            return False
         if result is None:
             self.cancelled.emit(done[0])
-        else:
-            self.finished.emit(result)
+            return False
+        self.finished.emit(result)
+        return True
 
 
 class Sampler(QObject):
@@ -130,10 +150,11 @@ class Sampler(QObject):
 
     instances: ClassVar[weakref.WeakSet[Sampler]] = weakref.WeakSet()  # tests check they stop
 
-    started = Signal(object)  # Job
+    started = Signal(object)  # Job: each job of the queue as it starts
     frame = Signal(object)  # Shown
     progress = Signal(int, int, float)  # network calls done, total, calls per second
-    finished = Signal(object)  # RunResult
+    finished = Signal(object)  # RunResult: each job's, as it ends
+    queue_done = Signal()  # the last job of the queue has ended
     failed = Signal(str)
     cancelled = Signal(int)
     running_changed = Signal(bool)
@@ -147,11 +168,14 @@ class Sampler(QObject):
         self._worker.moveToThread(self._thread)
         self._start.connect(self._worker.run)
         self._worker.frame_ready.connect(self._on_frame_ready)
+        self._worker.job_started.connect(self._on_job_started)
+        self._worker.done.connect(self._on_done)
         self._worker.finished.connect(self._on_finished)
         self._worker.failed.connect(self._on_failed)
         self._worker.cancelled.connect(self._on_cancelled)
         self._thread.start()
         self._running = False
+        self._jobs: tuple[Job, ...] = ()
         self._cancel = threading.Event()
         self._run_started = 0.0
         self._last_draw = 0.0
@@ -163,16 +187,22 @@ class Sampler(QObject):
     def running(self) -> bool:
         return self._running
 
-    def start(self, model: DiffusionModel, job: Job, classifier: Classifier | None = None) -> None:
-        """Run `job` on `model`; the job gets its own cancel event, so a Cancel pressed at
-        once, before the worker has even started, is not lost."""
+    def start(
+        self,
+        model: DiffusionModel,
+        jobs: Job | Sequence[Job],
+        classifier: Classifier | None = None,
+        at: Start | None = None,
+    ) -> None:
+        """Run a job, or a queue of jobs one after the other, on `model` (the first from `at`,
+        a fork's kept state); the queue gets its own cancel event, so a Cancel pressed at once,
+        before the worker has even started, is not lost, and it stops the whole queue."""
         if self._running:
             raise RuntimeError("a run is already going")
+        self._jobs = (jobs,) if isinstance(jobs, Job) else tuple(jobs)
         self._cancel = threading.Event()
-        self._run_started = time.perf_counter()
         self._set_running(True)
-        self.started.emit(job)
-        self._start.emit(Order(model, job, self._cancel, classifier))
+        self._start.emit(Order(model, self._jobs, self._cancel, classifier, at))
 
     def cancel(self) -> None:
         self._cancel.set()
@@ -195,6 +225,9 @@ class Sampler(QObject):
             if not self._draw_later.isActive():
                 self._draw_later.start(max(1, round(wait * 1000)))
             return
+        self._draw_latest()
+
+    def _draw_latest(self) -> None:
         self._last_draw = time.perf_counter()
         shown = self._worker.take_frame()
         if shown is None:
@@ -204,12 +237,21 @@ class Sampler(QObject):
         self.frame.emit(shown)
         self.progress.emit(frame.index + 1, frame.total, (frame.index + 1) / max(elapsed, 1e-9))
 
+    @Slot(int)
+    def _on_job_started(self, index: int) -> None:
+        self._run_started = time.perf_counter()
+        self.started.emit(self._jobs[index])
+
     @Slot(object)
     def _on_finished(self, result: object) -> None:
         self._draw_later.stop()
-        self._set_running(False)
-        self._on_frame_ready()  # the last frame, if the GUI had not drawn it yet
+        self._draw_latest()  # the last frame, if the GUI had not drawn it yet
         self.finished.emit(result)
+
+    @Slot()
+    def _on_done(self) -> None:
+        self._set_running(False)
+        self.queue_done.emit()
 
     @Slot(str)
     def _on_failed(self, message: str) -> None:

@@ -123,6 +123,6 @@ def test_a_compare_cell_is_the_plain_run_of_its_settings(model) -> None:
         assert np.array_equal(image_of(model, job), image_of(model, plain))
     images = [image_of(model, job)[0] for job in comparison.jobs]
     distances = comparison.distances(images)
-    assert len(distances) == 6 and distances[2] > distances[3] > 0  # DDIM eta 0: 4, 10 steps
+    assert len(distances) == 7 and distances[2] > distances[3] > 0 == distances[6]  # 4, 10 steps
     with pytest.raises(InputError, match="not in the table"):
         compare(table, model.info, 100, reference=(3, 0))

@@ -126,7 +126,7 @@ def test_ten_thousand_fast_steps_are_drawn_at_most_at_screen_rate(qtbot, studio,
     window = studio()
     job = window.current_job()
 
-    def fast(model, job, on_frame, cancel, classifier):  # far faster than the screen: 5 kHz
+    def fast(model, job, on_frame, cancel, classifier, at):  # far faster than the screen: 5 kHz
         pixels = np.zeros((1, 16, 16, 3), np.uint8)
         for i in range(10_000):
             on_frame(Frame(i, 10_000, 0, pixels, pixels))

@@ -73,9 +73,12 @@ def test_undo_and_redo(window) -> None:
     assert not canvas.can_redo
 
 
-def run_and_wait(qtbot, window):
+def run_and_wait(qtbot, window, start=None):
+    """Start a run (Run, or `start`) and wait until it is through: its result, once the
+    window is idle again."""
     with qtbot.waitSignal(window.sampler.finished, timeout=RUN_TIMEOUT_MS) as blocker:
-        window.actions.run.trigger()
+        (start or window.actions.run.trigger)()
+    qtbot.waitUntil(lambda: not window.sampler.running, timeout=RUN_TIMEOUT_MS)
     return blocker.args[0]
 
 
