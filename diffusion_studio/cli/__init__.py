@@ -16,13 +16,29 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from diffusion_studio import __version__
 from diffusion_studio.cli import convert, evaluate, generate, train, workflows
 from diffusion_studio.cli.common import EXIT_BAD_INPUT, PROG, Parser
 from diffusion_studio.core.errors import InputError, OutputExistsError
+
+MODULES = (generate, workflows, train, evaluate, convert)
+"""The command modules, each with add_parsers(commands) for its parsers."""
+
+Run = Callable[[argparse.Namespace, list[str]], int]
+COMMANDS: dict[str, Run] = {  # a command: what runs it (with the arguments as given)
+    "sample": lambda args, argv: generate.generate(args),
+    "inpaint": lambda args, argv: generate.generate(args),
+    "info": lambda args, argv: generate.info(args),
+    "compare": lambda args, argv: workflows.run_compare(args),
+    "fork": lambda args, argv: workflows.run_fork(args),
+    "train": train.run,
+    "train-classifier": train.run,
+    "eval": lambda args, argv: evaluate.run(args),
+    "convert": lambda args, argv: convert.run(args),
+}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -31,11 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", parser_class=Parser, metavar="COMMAND")
     gui = commands.add_parser("gui", help="open the studio window (the default)")
     gui.add_argument("files", nargs="*", metavar="FILE", help="images, or PNGs it exported")
-    generate.add_parsers(commands)
-    workflows.add_parsers(commands)
-    train.add_parsers(commands)
-    evaluate.add_parser(commands)
-    convert.add_parser(commands)
+    for module in MODULES:
+        module.add_parsers(commands)
     return parser
 
 
@@ -47,19 +60,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command in (None, "gui"):
         return _open_window(getattr(args, "files", []))
     try:
-        if args.command == "info":
-            return generate.info(args)
-        if args.command in ("train", "train-classifier"):
-            return train.run(args, argv)
-        if args.command == "eval":
-            return evaluate.run(args)
-        if args.command == "convert":
-            return convert.run(args)
-        if args.command == "compare":
-            return workflows.run_compare(args)
-        if args.command == "fork":
-            return workflows.run_fork(args)
-        return generate.generate(args)
+        return COMMANDS[args.command](args, argv)
     except OutputExistsError as exc:
         return _fail(f"{exc.path} already exists (use --force to overwrite)")
     except InputError as exc:

@@ -18,7 +18,7 @@ ROLES = {
 }
 
 
-def add_parser(commands: argparse._SubParsersAction) -> None:
+def add_parsers(commands: argparse._SubParsersAction) -> None:
     convert = commands.add_parser(
         "convert",
         help="an OpenAI guided-/improved-diffusion checkpoint (.pt), a model or an ADM "

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from dataclasses import replace
 
 from diffusion_studio.cli.common import numbers, whole
 from diffusion_studio.cli.generate import guiding_classifier
@@ -14,7 +13,7 @@ from diffusion_studio.core.errors import InputError
 MAX_EVAL_SAMPLES = 1_000_000
 
 
-def add_parser(commands: argparse._SubParsersAction) -> None:
+def add_parsers(commands: argparse._SubParsersAction) -> None:
     from diffusion_studio.core.request import SAMPLERS
 
     evaluate = commands.add_parser(
@@ -87,16 +86,20 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
     from tqdm import tqdm
 
     from diffusion_studio.core.model_files import load_model
     from diffusion_studio.core.plan import validate
+    from diffusion_studio.core.request import SampleRequest
     from diffusion_studio.core.train.evaluate import (
         evaluate_setting,
         evaluation_rows,
         format_table,
         load_eval_classifier,
     )
+    from diffusion_studio.core.workflows import Axis, sweep
 
     if not 1 <= args.n <= MAX_EVAL_SAMPLES:
         raise InputError(f"-n must be from 1 to {MAX_EVAL_SAMPLES:,} samples, got {args.n}")
@@ -119,27 +122,26 @@ def run(args: argparse.Namespace) -> int:
     if args.batch is not None and args.batch < 1:
         raise InputError("--batch must be at least 1")
     batch = min(args.batch or (32 if model.device.type == "cpu" else 256), args.n)
+    # the DDIM paper's Table 1 (core.workflows.sweep): a row per sampler setting, guidance
+    # and classifier scale, a column per number of steps
+    rows = []
+    for name, settings in evaluation_rows(args.sampler, etas):
+        for g in guidances:
+            for c in scales:
+                label = name + (f" cfg={g:g}" if len(guidances) > 1 else "")
+                label += f" cg={c:g}" if len(scales) > 1 or c else ""
+                # the class of each sample is set when sampling; a guided one needs one here
+                guided = {
+                    "guidance_scale": g,
+                    "classifier_scale": c,
+                    "class_label": 0 if c else None,
+                }
+                rows.append((label, {**settings, **guided}))
+    base = SampleRequest(timestep_spacing=args.spacing, seed=args.seed)
+    table = sweep("eval", base, rows, Axis("steps", tuple(steps)).entries())
     grid = [
-        (
-            name
-            + (f" cfg={g:g}" if len(guidances) > 1 else "")
-            + (f" cg={c:g}" if len(scales) > 1 or c else ""),
-            [
-                replace(
-                    request,
-                    num_inference_steps=s,
-                    guidance_scale=g,
-                    classifier_scale=c,
-                    class_label=0 if c else None,  # each sample's class is set when sampling
-                    timestep_spacing=args.spacing,
-                    seed=args.seed,
-                )
-                for s in steps
-            ],
-        )
-        for name, request in evaluation_rows(args.sampler, etas)
-        for g in guidances
-        for c in scales
+        (label, [request for cell, request in table.cells if cell.row == r])
+        for r, label in enumerate(table.row_labels)
     ]
     for _, settings in grid:  # every setting is checked before the first is run
         for setting in settings:

@@ -13,6 +13,7 @@ from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -352,29 +353,28 @@ def score(
     return Score(accuracy, frechet_distance(fake, real))
 
 
-def evaluation_rows(sampler: str, etas: Sequence[float]) -> list[tuple[str, SampleRequest]]:
+def evaluation_rows(sampler: str, etas: Sequence[float]) -> list[tuple[str, dict[str, Any]]]:
     """The rows of the DDIM paper's Table 1 for `sampler` (a name of the sampler table, or
-    "both" for all of it): a row per eta for a sampler that takes one, a row per variance for
-    one that takes a variance (DDPM: beta-tilde, and beta, the paper's sigma-hat), else one.
-    DDPM with beta-tilde is DDIM at eta = 1, so it gets no row beside that one."""
+    "both" for all of it), as a label and the request fields it sets (core.workflows.sweep's
+    rows): a row per eta for a sampler that takes one, a row per variance for one that takes a
+    variance (DDPM: beta-tilde, and beta, the paper's sigma-hat), else one. DDPM with
+    beta-tilde is DDIM at eta = 1, so it gets no row beside that one."""
     names = list(SAMPLERS) if sampler == "both" else [sampler]
     short = {"fixed_small": "beta~", "fixed_large": "beta"}
-    rows = []
+    rows: list[tuple[str, dict[str, Any]]] = []
     for name in sorted(names, key=lambda n: "eta" not in SAMPLERS[n].options):
         spec = SAMPLERS[name]
         if "eta" in spec.options:
-            rows += [
-                (f"{spec.label} eta={eta:g}", SampleRequest(sampler=name, eta=eta)) for eta in etas
-            ]
+            rows += [(f"{spec.label} eta={eta:g}", {"sampler": name, "eta": eta}) for eta in etas]
         elif "variance_type" in spec.options:
             same_as_eta_1 = len(names) > 1 and any(eta == 1 for eta in etas)
             for variance in FIXED_VARIANCES:
                 if variance == "fixed_small" and same_as_eta_1:
                     continue
-                request = SampleRequest(sampler=name, variance_type=variance)  # type: ignore[arg-type]
-                rows.append((f"{spec.label} {short.get(variance, variance)}", request))
+                settings = {"sampler": name, "variance_type": variance}
+                rows.append((f"{spec.label} {short.get(variance, variance)}", settings))
         else:
-            rows.append((spec.label, SampleRequest(sampler=name)))  # type: ignore[arg-type]
+            rows.append((spec.label, {"sampler": name}))
     return rows
 
 
