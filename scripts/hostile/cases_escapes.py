@@ -34,7 +34,93 @@ def escape_cases(p: dict[str, Path], root: Path) -> list[Case]:
         *_convert_cases(base),
         *_weights_cases(p, base),
         *_flag_cases(p),
+        *_workflow_cases(p, base),
     ]
+
+
+def _workflow_cases(p: dict[str, Path], base: Path) -> list[Case]:
+    """compare's axes and reference, fork's parent and step, and records whose lineage (a
+    fork's parent, a cell) is hostile."""
+    from diffusion_studio.core.export import save_png
+    from diffusion_studio.core.request import SampleRequest
+
+    m = q(str(p["model"]))
+    compare = f"compare --model {m} --quiet --out {q(str(base / 'cmp'))}"
+    many = ",".join(str(k) for k in range(1, 101))
+    etas = ",".join(f"0.{k:02d}" for k in range(100))
+    refused = {
+        "--steps x": "--steps 5,x",
+        "--steps 0": "--steps 0,5",
+        "--steps 10,10": "--steps 10,10",
+        "--steps beyond T": "--steps 5,101",
+        "--eta 2": "--eta 0,2",
+        "--eta NaN": "--eta 0,nan",
+        "--sampler euler": "--sampler ddim,euler",
+        "--eta with DDPM alone": "--sampler ddpm --eta 0,1",
+        "--reference 9,9": "--steps 2,3 --reference 9,9",
+        "--reference a,b": "--steps 2,3 --reference a,b",
+        "--columns not swept": "--steps 2,3 --columns eta",
+        "20,000 cells": f"--sampler ddpm,ddim --steps {many} --eta {etas}",
+        "--grid .jpg": "--steps 2,3 --grid t.jpg",
+        "--out a person's file": "--steps 2,3 --out thesis.txt",
+        "--steps in full-width digits": "--steps ２,３",
+    }
+    cases = [Case("compare", k, f"{compare} {v}") for k, v in refused.items()]
+    good_compare = f"{compare} --steps 2,3 --eta 0,1 --grid g.png"
+    cases.append(Case("compare", "two by two (good)", good_compare, WRITTEN, wants=("g.png",)))
+    good = SampleRequest(
+        sampler="ddpm", num_inference_steps=6, seed=2, class_label=1, guidance_scale=2.0
+    ).to_dict()
+    image = np.zeros((16, 16, 3), np.uint8)
+
+    def record(name: str, **metadata: object) -> str:
+        path = base / f"{name}.png"
+        metadata = {"model": "tiny", "version": "0.1.0", "request": good, **metadata}
+        save_png(path, image, metadata=metadata)
+        return q(str(path))
+
+    parent = record("parent")
+    deep: dict = {"request": good}
+    for _ in range(70):
+        deep = {"request": good, "fork": {"parent": deep, "at_step": 1}}
+    Image.new("RGB", (4, 4)).save(base / "norecord.png")
+    fork = f"fork --model {m} --out {q(str(base / 'child.png'))}"
+    lineage = {
+        "a fork of 70 forks": record("deep", fork=deep["fork"]),
+        "a fork's parent a list": record("f1", fork={"parent": [1]}),
+        "a fork's step -3": record("f2", fork={"parent": {"request": good}, "at_step": -3}),
+        "a fork whose parent is an inpainting and it not": record(
+            "f3", fork={"parent": {"request": good, "inpaint": True}, "at_step": 1}
+        ),
+        "a cell of row -1": record("c1", cell={"row": -1, "column": 0}),
+        "a cell label of 10,000 characters": record(
+            "c2", cell={"row": 0, "column": 0, "row_label": "x" * 10_000}
+        ),
+        "a PNG without a record": q(str(base / "norecord.png")),
+        "not a PNG": q(str(base / "a-file.txt")),
+    }
+    refused = {k: f"{fork} {v} --at-step 1" for k, v in lineage.items()}
+    refused |= {
+        "--at-step -1": f"{fork} {parent} --at-step -1",
+        "--at-step the last": f"{fork} {parent} --at-step 6",
+        "--at-step 2**40": f"{fork} {parent} --at-step {2**40}",
+        "--steps beyond the step's timestep": f"{fork} {parent} --at-step 5 --steps 90",
+        "--eta with DDPM": f"{fork} {parent} --at-step 2 --eta 0.5",
+        "another model's PNG": f"fork --model {q(str(p['uncond']))} {parent} --at-step 2 "
+        f"--out {q(str(base / 'c.png'))}",
+    }
+    cases += [Case("fork", k, v) for k, v in refused.items()]
+    good_fork = f"{fork} {parent} --at-step 3"
+    cases.append(
+        Case(
+            "fork",
+            "unchanged, from step 3 (good)",
+            good_fork,
+            WRITTEN,
+            wants=("escapes/child.png",),
+        )
+    )
+    return cases
 
 
 def _config_cases(p: dict[str, Path], base: Path) -> list[Case]:
