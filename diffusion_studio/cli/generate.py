@@ -169,7 +169,8 @@ def generate(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from diffusion_studio.core.model_files import load_model
-    from diffusion_studio.core.plan import network_calls, validate
+    from diffusion_studio.core.moves import network_calls
+    from diffusion_studio.core.plan import validate
     from diffusion_studio.core.run import execute
     from diffusion_studio.core.write import check_outputs, write
 

@@ -89,7 +89,8 @@ def run_compare(args: argparse.Namespace) -> int:
 
     from diffusion_studio.cli.generate import guiding_classifier
     from diffusion_studio.core.model_files import load_model
-    from diffusion_studio.core.plan import network_calls, validate
+    from diffusion_studio.core.moves import network_calls
+    from diffusion_studio.core.plan import validate
     from diffusion_studio.core.request import default_request
     from diffusion_studio.core.run import execute
     from diffusion_studio.core.workflows import (

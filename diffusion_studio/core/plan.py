@@ -20,11 +20,11 @@ from diffusion_studio.core.limits import (
     activation_bytes,
     format_bytes,
     memory_budget,
-    repaint_calls,
 )
 from diffusion_studio.core.masks import mask_to_tensor
 from diffusion_studio.core.model import DiffusionModel
-from diffusion_studio.core.repaint import known_region, repaint_moves
+from diffusion_studio.core.moves import call_plan, fork_moves, level_at, network_calls, steps_left
+from diffusion_studio.core.repaint import known_region
 from diffusion_studio.core.request import LEARNED_VARIANCES, SampleRequest
 from diffusion_studio.core.sampling import (
     ClassifierGrad,
@@ -35,42 +35,10 @@ from diffusion_studio.core.sampling import (
     SolverState,
     Step,
     Update,
-    descent,
     make_update,
     randn_like,
     walk,
 )
-from diffusion_studio.core.schedule import NoiseSchedule
-
-START_BUDGET_BYTES = 64 * 1024 * 1024  # the fork states a run of one image may keep
-
-
-@dataclass(frozen=True)
-class CallPlan:
-    """The path of a run through the timesteps, as moves (t, t_next), -1 = the clean image:
-    a move down is one network call, a move up (RePaint's jumps back) re-noises. The same plan
-    drives the run, its progress bar and the live view's timeline."""
-
-    moves: tuple[Move, ...]
-
-    @property
-    def calls(self) -> list[int]:
-        """The timestep of each network call, in order."""
-        return [t for t, t_next in self.moves if t_next < t]
-
-
-def call_plan(request: SampleRequest, schedule: NoiseSchedule, inpaint: bool) -> CallPlan:
-    timesteps = schedule.timesteps(request.num_inference_steps, request.timestep_spacing)
-    if inpaint:
-        return CallPlan(tuple(repaint_moves(timesteps, request.jump_length, request.jump_n_sample)))
-    return CallPlan(tuple(descent(timesteps)))
-
-
-def network_calls(request: SampleRequest, inpaint: bool) -> int:
-    """How many network calls a run of this request makes, counted, not built."""
-    if not inpaint:
-        return request.num_inference_steps
-    return repaint_calls(request.num_inference_steps, request.jump_length, request.jump_n_sample)
 
 
 def validate(
@@ -278,67 +246,6 @@ def fork_plan(
     plan = _assemble(model, job, moves, classifier, guidance_norms)
     same_solver = request.sampler == parent.job.request.sampler
     return plan, Start(0, 0, at.x, at.state if same_solver else (), at.generator_states)
-
-
-def fork_moves(
-    parent: tuple[Move, ...],
-    before: SampleRequest,
-    calls_done: int,
-    request: SampleRequest,
-    schedule: NoiseSchedule,
-    inpaint: bool,
-) -> tuple[Move, ...]:
-    """The moves of a fork after `calls_done` calls of a parent of moves `parent` (and request
-    `before`): its num_inference_steps timesteps from the level x is at there. With as many as
-    the parent had left (steps_left), its spacing and its jumps, the parent's own remaining
-    moves; otherwise respaced from that level (trailing, linspace or quadratic, counted in
-    training steps from there), with RePaint's jumps for an inpainting."""
-    position = position_after(parent, calls_done)
-    level = level_at(parent, position)
-    if level < 0:
-        raise InputError("the run is finished there: fork from an earlier step")
-    same = (request.timestep_spacing, request.jump_length, request.jump_n_sample) == (
-        before.timestep_spacing, before.jump_length, before.jump_n_sample)  # fmt: skip
-    if same and request.num_inference_steps == steps_left(parent, calls_done):
-        return parent[position:]
-    if request.num_inference_steps > level + 1:
-        raise InputError(
-            f"from timestep {level} a fork takes at most {level + 1} steps, "
-            f"not {request.num_inference_steps}"
-        )
-    timesteps = schedule.timesteps(request.num_inference_steps, request.timestep_spacing,
-                                   top=level)  # fmt: skip
-    if inpaint:
-        return tuple(repaint_moves(timesteps, request.jump_length, request.jump_n_sample))
-    return tuple(descent(timesteps))
-
-
-def moves_of(job: Job, schedule: NoiseSchedule) -> tuple[Move, ...]:
-    """The moves of a job's run, counted without running anything: its call plan, or for a
-    fork its parent's taken up at its step (fork_moves)."""
-    if job.fork is None:
-        return call_plan(job.request, schedule, job.inpaint).moves
-    parent = job.fork.parent
-    return fork_moves(moves_of(parent, schedule), parent.request, job.fork.at_step, job.request,
-                      schedule, job.inpaint)  # fmt: skip
-
-
-def level_at(moves: tuple[Move, ...], position: int) -> int:
-    """The timestep x is at after `position` moves (-1: the clean image)."""
-    return moves[position][0] if position < len(moves) else -1
-
-
-def position_after(moves: tuple[Move, ...], calls_done: int) -> int:
-    """The moves done once `calls_done` network calls are (0 for none)."""
-    downs = [k + 1 for k, (t, t_next) in enumerate(moves) if t_next < t]
-    return downs[calls_done - 1] if calls_done else 0
-
-
-def steps_left(moves: tuple[Move, ...], calls_done: int) -> int:
-    """The timesteps of a run's moves from the level x is at after `calls_done` calls down:
-    the steps a fork there takes to go on as the run does (RePaint's jumps included)."""
-    level = level_at(moves, position_after(moves, calls_done))
-    return len({t for t, t_next in moves if t_next < t and t <= level})
 
 
 def _check_fits(model: DiffusionModel, job: Job, classifier: Classifier | None) -> None:

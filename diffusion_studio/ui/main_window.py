@@ -30,7 +30,8 @@ from diffusion_studio import __version__
 from diffusion_studio.core.errors import InputError
 from diffusion_studio.core.job import Job
 from diffusion_studio.core.model import DiffusionModel, pick_device
-from diffusion_studio.core.plan import moves_of, validate
+from diffusion_studio.core.moves import moves_of
+from diffusion_studio.core.plan import validate
 from diffusion_studio.core.request import SampleRequest, default_request
 from diffusion_studio.core.result import RunResult
 from diffusion_studio.ui.autosave import Autosave
@@ -224,18 +225,7 @@ class MainWindow(ModelsMixin, FilesMixin, WorkflowsMixin, QMainWindow):
         )
         self.gallery.export_requested.connect(self._export_entries)
         self.gallery.said.connect(lambda text: self.statusBar().showMessage(text, 8000))
-        view = self.compare_view
-        view.run_requested.connect(self.run_compare)
-        view.export_requested.connect(self.export_comparison)
-        view.reference_chosen.connect(self.choose_reference)
-        view.changed.connect(self.update_compare_cost)
-        self.panel.changed.connect(self.update_compare_cost)
-        self.sampler.started.connect(self._compare_started)
-        self.sampler.frame.connect(self._compare_frame)
-        self.sampler.finished.connect(self._compare_finished)
-        self.sampler.queue_done.connect(self._compare_done)
-        self.live.fork_requested.connect(self.fork_from_here)
-        self.live.scrubbed.connect(self._on_scrubbed)
+        self._connect_workflows()
 
     def _on_canvas_changed(self) -> None:
         inpainting = self.canvas.source is not None and self.canvas.has_mask

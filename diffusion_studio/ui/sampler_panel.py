@@ -28,7 +28,7 @@ from PySide6.QtWidgets import (
 from diffusion_studio.core.classifier import ClassifierInfo
 from diffusion_studio.core.image_class import ClassSuggestion
 from diffusion_studio.core.model import ModelInfo, available_devices
-from diffusion_studio.core.plan import network_calls
+from diffusion_studio.core.moves import network_calls
 from diffusion_studio.core.request import (
     FIXED_VARIANCES,
     MAX_SEED,

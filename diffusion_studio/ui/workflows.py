@@ -12,7 +12,8 @@ from PySide6.QtWidgets import QFileDialog
 
 from diffusion_studio.core.errors import InputError
 from diffusion_studio.core.job import Job
-from diffusion_studio.core.plan import moves_of, network_calls, steps_left, validate
+from diffusion_studio.core.moves import moves_of, network_calls, steps_left
+from diffusion_studio.core.plan import validate
 from diffusion_studio.core.result import RunResult
 from diffusion_studio.core.workflows import (
     Axis,
@@ -38,6 +39,20 @@ class WorkflowsMixin:
     _running_cell: int | None = None
     _fork_parent: GalleryEntry | None = None
     _inspected: GalleryEntry | None = None
+
+    def _connect_workflows(self) -> None:
+        view = self.compare_view
+        view.run_requested.connect(self.run_compare)
+        view.export_requested.connect(self.export_comparison)
+        view.reference_chosen.connect(self.choose_reference)
+        view.changed.connect(self.update_compare_cost)
+        self.panel.changed.connect(self.update_compare_cost)
+        self.sampler.started.connect(self._compare_started)
+        self.sampler.frame.connect(self._compare_frame)
+        self.sampler.finished.connect(self._compare_finished)
+        self.sampler.queue_done.connect(self._compare_done)
+        self.live.fork_requested.connect(self.fork_from_here)
+        self.live.scrubbed.connect(self._on_scrubbed)
 
     # --- compare ------------------------------------------------------------------------
 

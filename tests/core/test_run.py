@@ -12,7 +12,7 @@ from diffusion_studio.core.errors import InputError
 from diffusion_studio.core.job import Job
 from diffusion_studio.core.masks import preset_mask
 from diffusion_studio.core.model_files import load_model
-from diffusion_studio.core.plan import call_plan, network_calls
+from diffusion_studio.core.moves import call_plan, network_calls
 from diffusion_studio.core.request import SampleRequest
 from diffusion_studio.core.run import run
 
