@@ -130,9 +130,16 @@ class WorkflowsMixin:
         if self.comparison is None or self._running_cell is None:
             return
         self._running_cell = None
-        if len(self._compare_results) == len(self.comparison.jobs):
-            images = [self._compare_results[k].images[0] for k in range(len(self.comparison.jobs))]
+        runs = len(self.comparison.jobs)
+        if len(self._compare_results) == runs:
+            images = [self._compare_results[k].images[0] for k in range(runs)]
             self.compare_view.set_notes(self.comparison.notes(images))
+            seconds = sum(r.seconds for r in self._compare_results.values())
+            self.statusBar().showMessage(
+                f"Compare finished: {runs} runs in {seconds:.1f} s, each cell's RMS to the "
+                "reference under it",
+                10000,
+            )
 
     def choose_reference(self, k: int) -> None:
         """Measure every cell against cell `k` (the person's choice)."""
