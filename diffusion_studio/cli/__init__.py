@@ -4,6 +4,7 @@
     diffusion-studio sample  [options]    generate images
     diffusion-studio inpaint [options]    regenerate the masked part of an image (RePaint)
     diffusion-studio info    [--model]    describe a model
+    diffusion-studio upscale | colorize --image PATH [options]   the course's other tasks
     diffusion-studio compare [options]    a table of settings from one noise
     diffusion-studio fork PARENT.png --at-step K [options]   continue a run from a step
     diffusion-studio train | train-classifier | eval | convert   (see --help)
@@ -20,17 +21,19 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from diffusion_studio import __version__
-from diffusion_studio.cli import convert, evaluate, generate, train, workflows
+from diffusion_studio.cli import convert, evaluate, generate, restore, train, workflows
 from diffusion_studio.cli.common import EXIT_BAD_INPUT, PROG, Parser
 from diffusion_studio.core.errors import InputError, OutputExistsError
 
-MODULES = (generate, workflows, train, evaluate, convert)
+MODULES = (generate, restore, workflows, train, evaluate, convert)
 """The command modules, each with add_parsers(commands) for its parsers."""
 
 Run = Callable[[argparse.Namespace, list[str]], int]
 COMMANDS: dict[str, Run] = {  # a command: what runs it (with the arguments as given)
     "sample": lambda args, argv: generate.generate(args),
     "inpaint": lambda args, argv: generate.generate(args),
+    "upscale": lambda args, argv: generate.generate(args),
+    "colorize": lambda args, argv: generate.generate(args),
     "info": lambda args, argv: generate.info(args),
     "compare": lambda args, argv: workflows.run_compare(args),
     "fork": lambda args, argv: workflows.run_fork(args),

@@ -13,11 +13,14 @@ from typing import TYPE_CHECKING
 from diffusion_studio.cli.common import PROG, number, numbers, whole
 from diffusion_studio.core.errors import InputError
 
+IMAGE_COMMANDS = ("inpaint", "upscale", "colorize")  # the commands of a source image
+
 if TYPE_CHECKING:
-    from diffusion_studio.core.classifier import Classifier
+    from diffusion_studio.core.classifier import Classifier, ClassifierInfo
     from diffusion_studio.core.image_class import ClassSuggestion
     from diffusion_studio.core.job import Job
     from diffusion_studio.core.model import DiffusionModel, ModelInfo
+    from diffusion_studio.core.request import SampleRequest
     from diffusion_studio.core.workflows import Table
     from diffusion_studio.core.write import Output
 
@@ -37,7 +40,7 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
         )
         sub.add_argument("--device", default="auto", help="auto (CUDA, MPS, CPU), cpu, cuda, mps")
     for sub in (sample, inpaint):
-        _add_sampler_options(sub)
+        add_sampler_options(sub)
     inpaint.add_argument("--image", required=True, metavar="PATH", help="the source image")
     masks = inpaint.add_mutually_exclusive_group(required=True)
     masks.add_argument("--mask", metavar="PATH", help="a mask image: white = generate")
@@ -46,6 +49,13 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     names = [f"{n}[-{'|-'.join(HALF_SIDES)}]" if s.sided else n for n, s in PRESETS.items()]
     masks.add_argument("--mask-preset", metavar="NAME", help=", ".join(names))
     inpaint.add_argument(
+        "--consistency",
+        choices=("repaint", "ddnm"),
+        default="repaint",
+        help="how the known pixels are kept: RePaint's merge of x_t after each step (default), "
+        "or DDNM's projection of the predicted x_0 (Wang et al. 2023)",
+    )
+    inpaint.add_argument(
         "--invert-mask",
         action="store_true",
         help="the mask is white = keep (RePaint's files): invert it",
@@ -53,23 +63,28 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     inpaint.add_argument(
         "--mask-seed", type=whole, metavar="N", help="seed of a random preset (default: --seed)"
     )
-    inpaint.add_argument(
+    add_jump_options(inpaint, 10)
+
+
+def add_jump_options(sub: argparse.ArgumentParser, resamples: int) -> None:
+    """RePaint's resampling (DDNM+'s time travel): --jump-length and --jump-n-sample."""
+    sub.add_argument(
         "--jump-length",
         type=whole,
         metavar="N",
         default=10,
-        help="RePaint: steps to jump back when resampling (default 10)",
+        help="steps to jump back when resampling (RePaint; DDNM+'s time travel) (default 10)",
     )
-    inpaint.add_argument(
+    sub.add_argument(
         "--jump-n-sample",
         type=whole,
         metavar="N",
-        default=10,
-        help="RePaint: times each jump is resampled; 1 = no resampling (default 10)",
+        default=resamples,
+        help=f"times each jump is resampled; 1 = none (default {resamples})",
     )
 
 
-def _add_sampler_options(sub: argparse.ArgumentParser) -> None:
+def add_sampler_options(sub: argparse.ArgumentParser) -> None:
     from diffusion_studio.core.request import (
         OPTION_TIPS,
         SAMPLERS,
@@ -174,20 +189,20 @@ def generate(args: argparse.Namespace) -> int:
     from diffusion_studio.core.run import execute
     from diffusion_studio.core.write import check_outputs, write
 
-    inpaint = args.command == "inpaint"
+    inpaint = args.command in IMAGE_COMMANDS  # a source image, and RePaint's flags
     model = load_model(args.model, device=args.device, bf16=args.bf16)
     scales = numbers(args.classifier_scale, float, "--classifier-scale")
     classifier = guiding_classifier(args, model, scales)
     suggestion = _class_from_image(args, model.info)
     table, jobs = _jobs(args, model, inpaint, scales, classifier, suggestion)
     for job in jobs:  # bad settings are reported before anything about files
-        validate(job.request, model, inpaint, classifier)
+        validate(job.request, model, job.jumps, classifier)
     outputs = _plan(args, table, jobs)
     check_outputs(outputs, args.force)
     notes = [f"class {suggestion.describe()} (--class NAME to choose)"] if suggestion else []
     for note in [*notes, *jobs[0].notes]:  # said once the inputs are known to be good
         print(f"{PROG}: {note}", file=sys.stderr)
-    calls = network_calls(jobs[0].request, inpaint)
+    calls = network_calls(jobs[0].request, jobs[0].jumps)
     results = []
     with tqdm(total=calls * len(jobs), unit="step", desc=args.command, disable=args.quiet) as bar:
         for job in jobs:
@@ -237,7 +252,6 @@ def _jobs(
     --class a class-conditional model makes its default class, as the window does, and an
     inpainting the class its image looks like where that is known (`suggestion`); an
     unconditional model guided by a classifier takes the classifier's classes."""
-    from diffusion_studio.core.job import Job
     from diffusion_studio.core.model import find_class
     from diffusion_studio.core.request import default_request
     from diffusion_studio.core.workflows import Axis, sweep
@@ -281,22 +295,34 @@ def _jobs(
     columns = Axis("classifier_scale", tuple(scales)).entries()
     table = sweep("sample", base, rows if len(rows) > 1 else [("", rows[0][1])],
                   columns if len(columns) > 1 else [("", columns[0][1])])  # fmt: skip
-    inputs = {}
-    if inpaint:
-        inputs = {
-            "image": args.image,
-            "mask": args.mask,
-            "mask_preset": args.mask_preset,
-            "mask_seed": args.mask_seed,
-            "invert_mask_file": args.invert_mask,
-        }
     guide = classifier.info if classifier else None
     one = len(table.cells) == 1  # a plain run is in no table: its record says none
     jobs = [
-        replace(Job.prepare(request, info, classifier=guide, **inputs), cell=None if one else cell)
+        replace(_prepare(args, request, info, guide), cell=None if one else cell)
         for cell, request in table.cells
     ]
     return table, jobs
+
+
+def _prepare(
+    args: argparse.Namespace, request: SampleRequest, info: ModelInfo, guide: ClassifierInfo | None
+) -> Job:
+    """The job of one cell, as the command makes it: a sample, an inpainting (RePaint or
+    DDNM), an enlargement or a colorization of --image."""
+    from diffusion_studio.core.job import Job
+
+    if args.command == "inpaint":
+        return Job.prepare(request, info, classifier=guide, image=args.image, mask=args.mask,
+                           mask_preset=args.mask_preset, mask_seed=args.mask_seed,
+                           invert_mask_file=args.invert_mask,
+                           consistency=args.consistency)  # fmt: skip
+    if args.command == "upscale":
+        job = Job.upscale(request, info, args.image, args.factor, args.method)
+    elif args.command == "colorize":
+        job = Job.colorize(request, info, args.image)
+    else:
+        return Job.prepare(request, info, classifier=guide)
+    return replace(job, classifier=guide if job.request.classifier_scale else None)
 
 
 _OPTIONS = (("eta", "eta"), ("use_clipped_model_output", "use_clipped_model_output"),
@@ -329,9 +355,12 @@ def _class_from_image(args: argparse.Namespace, info: ModelInfo) -> ClassSuggest
     from diffusion_studio.core.job import fit_source
 
     auto = (args.class_ or "").strip().lower() == "auto"
-    if args.command != "inpaint":
+    if args.command not in IMAGE_COMMANDS:
         if auto:
-            raise InputError("--class auto reads the class from the image: it is for inpaint")
+            raise InputError(
+                "--class auto reads the class from the image: it is for inpaint, upscale and "
+                "colorize"
+            )
         return None
     if not info.class_names or not (auto or args.class_ is None):
         return None

@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
@@ -47,6 +48,35 @@ class Cell:
     column_label: str = ""
 
 
+Operator = Literal["mask", "average", "luminance"]
+
+
+@dataclass(frozen=True, eq=False)
+class Restore:
+    """A job restored by DDNM's null-space projection (core.restore): the degradation
+    ("mask": the job's source and mask are the observation; "average": factor x factor
+    blocks; "luminance": grey) and, for the last two, the observation (H', W', C') uint8."""
+
+    operator: Operator
+    factor: int = 1
+    observation: np.ndarray | None = None
+
+    def check(self, model: ModelInfo) -> None:
+        """InputError unless the observation is what this operator makes of `model`'s images:
+        1/factor of its size in its channels (average), its size in one channel (luminance)."""
+        height, width = model.resolution
+        wanted = {
+            "average": (height // self.factor, width // self.factor, model.in_channels),
+            "luminance": (height, width, 1),
+        }.get(self.operator)
+        if wanted is None:
+            return
+        got = None if self.observation is None else self.observation.shape
+        if got != wanted:
+            raise InputError(f"the {self.operator} restoration's observation is {got}, "
+                             f"{model.name} needs {wanted}")  # fmt: skip
+
+
 @dataclass(frozen=True, eq=False)
 class Job:
     """Everything one run needs but the network: the request (spacing and variance resolved
@@ -64,16 +94,72 @@ class Job:
     classifier: ClassifierInfo | None = None  # the guiding classifier, when the scale is > 0
     fork: Fork | None = None
     cell: Cell | None = None
+    restore: Restore | None = None
 
     @property
     def inpaint(self) -> bool:
-        return self.source is not None
+        """RePaint's merge of the known region after every step (not DDNM's projection)."""
+        return self.source is not None and self.restore is None
+
+    @property
+    def jumps(self) -> bool:
+        """Whether the run's moves have RePaint's jumps back (its resampling, DDNM+'s time
+        travel): an inpainting or a restoration, with jump_n_sample above 1."""
+        return self.source is not None or self.restore is not None
 
     def for_image(self, index: int) -> Job:
         """The job that makes image `index` of this batch alone (and, for a fork, from the same
         image of its parent)."""
         fork = self.fork and Fork(self.fork.parent.for_image(index), self.fork.at_step)
         return dataclasses.replace(self, request=self.request.for_image(index), fork=fork)
+
+    @classmethod
+    def upscale(
+        cls,
+        request: SampleRequest,
+        model: ModelInfo,
+        image: str | Path | np.ndarray,
+        factor: int,
+        method: Literal["grid", "ddnm"] = "ddnm",
+    ) -> Job:
+        """Super-resolution of `image` by `factor` (2 or 4), fitted first to 1/factor of the
+        model's size: "grid" puts its pixels on the stride-`factor` grid and lets RePaint
+        fill the rest (the course's every-second-pixel mask); "ddnm" keeps its block averages
+        exactly (DDNM, A = factor x factor averaging)."""
+        if factor not in (2, 4):
+            raise InputError(f"the factor is 2 or 4, got {factor}")
+        height, width = model.resolution
+        if height % factor or width % factor:
+            raise InputError(f"{model.name} makes {width}x{height}: no whole 1/{factor} of it")
+        small, _, note = fit_source(image, dataclasses.replace(
+            model, resolution=(height // factor, width // factor)))  # fmt: skip
+        request = _resolved(request, model)
+        request.check()
+        notes = (note,) if note else ()
+        if method == "ddnm":
+            return cls(request, model, notes=notes, restore=Restore("average", factor, small))
+        if method != "grid":
+            raise InputError(f"the method is grid or ddnm, got {method!r}")
+        source = small.repeat(factor, axis=0).repeat(factor, axis=1)
+        rows, cols = np.indices((height, width))
+        known = (rows % factor == 0) & (cols % factor == 0)
+        return cls(request, model, source, ~known, notes)
+
+    @classmethod
+    def colorize(
+        cls, request: SampleRequest, model: ModelInfo, image: str | Path | np.ndarray
+    ) -> Job:
+        """Colorization of a grey picture (any picture: its luminance is taken), fitted to the
+        model's size; the result's luminance is the picture's (DDNM, A = luminance)."""
+        if model.in_channels != 3:
+            raise InputError(f"colorizing needs an RGB model; {model.name} has "
+                             f"{model.in_channels} channel(s)")  # fmt: skip
+        picture, _, note = fit_source(image, model)
+        grey = np.asarray(to_pil(picture).convert("L"))[..., None]
+        request = _resolved(request, model)
+        request.check()
+        return cls(request, model, notes=(note,) if note else (),
+                   restore=Restore("luminance", 1, grey))  # fmt: skip
 
     def forked(
         self, request: SampleRequest, at_step: int, classifier: ClassifierInfo | None = None
@@ -89,7 +175,7 @@ class Job:
         if request.classifier_scale and guide is None:
             raise InputError("a classifier scale needs a classifier (--classifier FOLDER)")
         return Job(request, self.model, self.source, self.mask, (), guide,
-                   Fork(self, at_step))  # fmt: skip
+                   Fork(self, at_step), restore=self.restore)  # fmt: skip
 
     @classmethod
     def prepare(
@@ -103,13 +189,15 @@ class Job:
         mask_seed: int | None = None,
         invert_mask_file: bool = False,
         classifier: ClassifierInfo | None = None,
+        consistency: Literal["repaint", "ddnm"] = "repaint",
     ) -> Job:
         """The job of `request` for `model`: an image (a file, or an (H, W, C) uint8 array) is
         centre-cropped and resized to the model's size and given its channels; the mask (a
         file, white = generate, or with invert_mask_file white = keep; an (H, W) bool array;
         or a preset drawn with mask_seed, default the request's seed) fitted the same way.
-        An image needs a mask and a mask an image. A classifier is kept only when the request's
-        classifier scale uses it. Raises InputError naming the file."""
+        An image needs a mask and a mask an image; the known region is kept by RePaint's merge,
+        or with `consistency` "ddnm" by DDNM's projection of x_0. A classifier is kept only when
+        the request's classifier scale uses it. Raises InputError naming the file."""
         request = _resolved(request, model)
         request.check()
         if request.classifier_scale and classifier is None:
@@ -134,7 +222,11 @@ class Job:
             inpaint_mask = preset_mask(preset, size, seed=seed, side=side)
         else:
             inpaint_mask = fit_inpaint_mask(mask, size, original, invert_mask_file)
-        return cls(request, model, source, inpaint_mask, (note,) if note else (), guide)
+        if consistency not in ("repaint", "ddnm"):
+            raise InputError(f"the consistency is repaint or ddnm, got {consistency!r}")
+        restore = Restore("mask") if consistency == "ddnm" else None
+        return cls(request, model, source, inpaint_mask, (note,) if note else (), guide,
+                   restore=restore)  # fmt: skip
 
 
 def _resolved(request: SampleRequest, model: ModelInfo) -> SampleRequest:

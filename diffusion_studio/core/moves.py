@@ -30,16 +30,18 @@ class CallPlan:
         return [t for t, t_next in self.moves if t_next < t]
 
 
-def call_plan(request: SampleRequest, schedule: NoiseSchedule, inpaint: bool) -> CallPlan:
+def call_plan(request: SampleRequest, schedule: NoiseSchedule, jumps: bool) -> CallPlan:
+    """The moves of a run of `request`: down its timesteps, with RePaint's jumps back when
+    `jumps` (an inpainting, or a restoration's time travel)."""
     timesteps = schedule.timesteps(request.num_inference_steps, request.timestep_spacing)
-    if inpaint:
+    if jumps:
         return CallPlan(tuple(repaint_moves(timesteps, request.jump_length, request.jump_n_sample)))
     return CallPlan(tuple(descent(timesteps)))
 
 
-def network_calls(request: SampleRequest, inpaint: bool) -> int:
+def network_calls(request: SampleRequest, jumps: bool) -> int:
     """How many network calls a run of this request makes, counted, not built."""
-    if not inpaint:
+    if not jumps:
         return request.num_inference_steps
     return repaint_calls(request.num_inference_steps, request.jump_length, request.jump_n_sample)
 
@@ -50,13 +52,13 @@ def fork_moves(
     calls_done: int,
     request: SampleRequest,
     schedule: NoiseSchedule,
-    inpaint: bool,
+    jumps: bool,
 ) -> tuple[Move, ...]:
     """The moves of a fork after `calls_done` calls of a parent of moves `parent` (and request
     `before`): its num_inference_steps timesteps from the level x is at there. With as many as
     the parent had left (steps_left), its spacing and its jumps, the parent's own remaining
     moves; otherwise respaced from that level (trailing, linspace or quadratic, counted in
-    training steps from there), with RePaint's jumps for an inpainting."""
+    training steps from there), with RePaint's jumps when the job has them (`jumps`)."""
     position = position_after(parent, calls_done)
     level = level_at(parent, position)
     if level < 0:
@@ -72,7 +74,7 @@ def fork_moves(
         )
     timesteps = schedule.timesteps(request.num_inference_steps, request.timestep_spacing,
                                    top=level)  # fmt: skip
-    if inpaint:
+    if jumps:
         return tuple(repaint_moves(timesteps, request.jump_length, request.jump_n_sample))
     return tuple(descent(timesteps))
 
@@ -81,10 +83,10 @@ def moves_of(job: Job, schedule: NoiseSchedule) -> tuple[Move, ...]:
     """The moves of a job's run, counted without running anything: its call plan, or for a
     fork its parent's taken up at its step (fork_moves)."""
     if job.fork is None:
-        return call_plan(job.request, schedule, job.inpaint).moves
+        return call_plan(job.request, schedule, job.jumps).moves
     parent = job.fork.parent
     return fork_moves(moves_of(parent, schedule), parent.request, job.fork.at_step, job.request,
-                      schedule, job.inpaint)  # fmt: skip
+                      schedule, job.jumps)  # fmt: skip
 
 
 def level_at(moves: tuple[Move, ...], position: int) -> int:

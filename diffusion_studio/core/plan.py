@@ -24,8 +24,9 @@ from diffusion_studio.core.limits import (
 from diffusion_studio.core.masks import mask_to_tensor
 from diffusion_studio.core.model import DiffusionModel
 from diffusion_studio.core.moves import call_plan, fork_moves, level_at, network_calls, steps_left
-from diffusion_studio.core.repaint import known_region
+from diffusion_studio.core.repaint import jump_back, known_region
 from diffusion_studio.core.request import LEARNED_VARIANCES, SampleRequest
+from diffusion_studio.core.restore import projected, restoration
 from diffusion_studio.core.sampling import (
     ClassifierGrad,
     Merge,
@@ -220,8 +221,8 @@ def build_plan(
     for the live view."""
     _check_fits(model, job, classifier)
     if job.fork is None:
-        validate(job.request, model, job.inpaint, _guide(job, classifier))  # before any list
-        moves = call_plan(job.request, model.schedule, job.inpaint).moves
+        validate(job.request, model, job.jumps, _guide(job, classifier))  # before any list
+        moves = call_plan(job.request, model.schedule, job.jumps).moves
         return _assemble(model, job, moves, classifier, guidance_norms), None
     parent, _ = build_plan(model, job.fork.parent, classifier)
     if at is None or at.calls_done != job.fork.at_step:
@@ -240,9 +241,9 @@ def fork_plan(
     """A fork: the parent's run taken up at `at` with the job's settings (sampler, eta,
     guidance, class, classifier scale), along fork_moves."""
     request = job.request
-    validate(request, model, job.inpaint, _guide(job, classifier))
+    validate(request, model, job.jumps, _guide(job, classifier))
     moves = fork_moves(parent.moves, parent.job.request, at.calls_done, request, model.schedule,
-                       job.inpaint)  # fmt: skip
+                       job.jumps)  # fmt: skip
     plan = _assemble(model, job, moves, classifier, guidance_norms)
     same_solver = request.sampler == parent.job.request.sampler
     return plan, Start(0, 0, at.x, at.state if same_solver else (), at.generator_states)
@@ -290,9 +291,13 @@ def _assemble(
     (height, width), channels = info.resolution, info.in_channels
     shape = (request.batch_size, channels, height, width)
     merge = renoise = None
-    if job.source is not None and job.mask is not None:
+    if job.jumps:
+        renoise = jump_back(schedule, generators)
+    if job.restore is not None:  # DDNM: every predicted x_0 projected onto the observation
+        model_fn = projected(model_fn, schedule, restoration(job, device))
+    elif job.source is not None and job.mask is not None:  # RePaint: the known region merged
         source, inpaint_mask = to_tensor(job.source, device), mask_to_tensor(job.mask, device)
-        merge, renoise = known_region(source, inpaint_mask, schedule, generators)
+        merge = known_region(source, inpaint_mask, schedule, generators)
     return Plan(job, moves, model_fn, update, generators, shape, device, merge, renoise)
 
 

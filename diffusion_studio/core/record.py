@@ -26,7 +26,7 @@ from diffusion_studio.core.export import (
     read_png_texts,
 )
 from diffusion_studio.core.images import to_pil
-from diffusion_studio.core.job import Cell, Job
+from diffusion_studio.core.job import Cell, Job, Restore
 from diffusion_studio.core.limits import MAX_RESOLUTION
 from diffusion_studio.core.model import ModelInfo
 from diffusion_studio.core.request import SAMPLERS, SampleRequest
@@ -53,6 +53,7 @@ class RunRecord:
     parent: RunRecord | None = None  # a fork's parent (its source and mask are this one's)
     at_step: int = 0
     cell: Cell | None = None
+    restore: Restore | None = None  # DDNM's restoration: its operator and observation
 
     @property
     def inpaint(self) -> bool:
@@ -68,7 +69,7 @@ class RunRecord:
         return cls(one.request, one.model.name, one.model.short_hash, __version__, one.source,
                    one.mask, guide.name if guide else "",
                    guide.weights_hash[:10] if guide else "", parent,
-                   one.fork.at_step if one.fork else 0, one.cell)  # fmt: skip
+                   one.fork.at_step if one.fork else 0, one.cell, one.restore)  # fmt: skip
 
     def metadata(self) -> dict[str, Any]:
         """The JSON part of the record (the source and mask travel as attachments)."""
@@ -77,6 +78,8 @@ class RunRecord:
             lineage["fork"] = {"parent": self.parent.metadata(), "at_step": self.at_step}
         if self.cell is not None:
             lineage["cell"] = dataclasses.asdict(self.cell)
+        if self.restore is not None:
+            lineage["restore"] = {"operator": self.restore.operator, "factor": self.restore.factor}
         return {
             "request": self.request.to_dict(),
             "model": self.model,
@@ -89,9 +92,15 @@ class RunRecord:
         }  # fmt: skip
 
     def attachments(self) -> dict[str, bytes]:
-        if self.source is None or self.mask is None:
-            return {}
-        return {"source": _png_bytes(self.source), "mask": _png_bytes(self.mask * np.uint8(255))}
+        files = {}
+        if self.source is not None and self.mask is not None:
+            files = {
+                "source": _png_bytes(self.source),
+                "mask": _png_bytes(self.mask * np.uint8(255)),
+            }
+        if self.restore is not None and self.restore.observation is not None:
+            files["observation"] = _png_bytes(self.restore.observation)
+        return files
 
     def job(self, model: ModelInfo, classifier: ClassifierInfo | None = None) -> Job:
         """The job that makes this image again with `model` (its source and mask as they were
@@ -102,9 +111,15 @@ class RunRecord:
             return dataclasses.replace(
                 parent.forked(self.request, self.at_step, classifier), cell=self.cell
             )
-        job = Job.prepare(
-            self.request, model, image=self.source, mask=self.mask, classifier=classifier
-        )
+        restore = self.restore
+        if restore is not None and restore.operator != "mask":
+            restore.check(model)
+            job = Job.prepare(self.request, model, classifier=classifier)
+            job = dataclasses.replace(job, restore=restore)
+        else:
+            consistency = "ddnm" if restore is not None else "repaint"
+            job = Job.prepare(self.request, model, image=self.source, mask=self.mask,
+                              classifier=classifier, consistency=consistency)  # fmt: skip
         return dataclasses.replace(job, cell=self.cell)
 
 
@@ -205,7 +220,33 @@ def _record_from(
             raise InputError("its fork and its parent differ in being an inpainting")
         parent = _record_from(fork["parent"], texts, depth + 1)
     return RunRecord(SampleRequest.from_dict(request), source=source, mask=mask, parent=parent,
-                     at_step=at_step, cell=_cell_from(metadata.get("cell")), **fields)  # fmt: skip
+                     at_step=at_step, cell=_cell_from(metadata.get("cell")),
+                     restore=_restore_from(metadata.get("restore"), texts, inpaint),
+                     **fields)  # fmt: skip
+
+
+def _restore_from(data: object, texts: Mapping[str, str], inpaint: bool) -> Restore | None:
+    if data is None:
+        return None
+    if not isinstance(data, Mapping) or data.get("operator") not in (
+        "mask",
+        "average",
+        "luminance",
+    ):
+        raise InputError("its restoration is not one of mask, average or luminance")
+    factor = data.get("factor", 1)
+    if isinstance(factor, bool) or factor not in (1, 2, 4):
+        raise InputError(f"its restoration's factor is not 1, 2 or 4: {factor!r}")
+    operator = data["operator"]
+    if operator == "mask":
+        if not inpaint:
+            raise InputError("it is a DDNM inpainting without its image and mask")
+        return Restore("mask")
+    mode = "L" if operator == "luminance" else None
+    observation = _image_attachment(texts, "observation", mode)
+    if mode == "L":
+        observation = observation[..., None]
+    return Restore(operator, factor, observation)
 
 
 def _cell_from(data: object) -> Cell | None:

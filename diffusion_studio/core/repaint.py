@@ -74,12 +74,10 @@ def known_region(
     inpaint_mask: torch.Tensor,
     schedule: NoiseSchedule,
     generator: Generators,
-) -> tuple[Merge, Renoise]:
-    """RePaint's two operations on a run's moves (Algorithm 1 with resampling): the merge of
-    the known region after each reverse step (line 5 with the square root of the official
-    code, then line 8), and the re-noising of a jump back up (line 10, q(x_t | x_{t-1}) of the
-    respaced chain). The last level is the clean image, so the known pixels of the result are
-    the source's, exactly.
+) -> Merge:
+    """RePaint's merge of the known region after each reverse step (Algorithm 1, line 5 with
+    the square root of the official code, then line 8). The last level is the clean image, so
+    the known pixels of the result are the source's, exactly.
 
     source (1 or N, C, H, W) in [-1, 1]; inpaint_mask (1 or N, 1, H, W), 1 = generate."""
     to_generate = inpaint_mask.bool()
@@ -92,11 +90,18 @@ def known_region(
             known = alpha_bar**0.5 * source + (1 - alpha_bar) ** 0.5 * randn_like(x, generator)
         return torch.where(to_generate, x, known), torch.where(to_generate, x0_pred, source)
 
+    return merge
+
+
+def jump_back(schedule: NoiseSchedule, generator: Generators) -> Renoise:
+    """A jump back up (RePaint's resampling, DDNM+'s time travel): x_{t_up} ~ q(x_{t_up} | x_t)
+    of the respaced chain (RePaint's Algorithm 1, line 10)."""
+
     def renoise(x: torch.Tensor, t: int, t_up: int) -> torch.Tensor:
         ratio = schedule.alpha_bar(t_up) / schedule.alpha_bar(t)
         return ratio**0.5 * x + (1 - ratio) ** 0.5 * randn_like(x, generator)
 
-    return merge, renoise
+    return renoise
 
 
 def repaint(
@@ -112,5 +117,5 @@ def repaint(
     """RePaint, Algorithm 1 with resampling, over any sampler `update` (DDPM or DDIM), along
     `moves` (repaint_moves: the run's call plan): the one loop (sampling.walk) with the known
     region merged back after every reverse step and the jumps back re-noised."""
-    merge, renoise = known_region(source, inpaint_mask, schedule, generator)
-    return walk(model_fn, x_T, moves, update, merge=merge, renoise=renoise)
+    merge = known_region(source, inpaint_mask, schedule, generator)
+    return walk(model_fn, x_T, moves, update, merge=merge, renoise=jump_back(schedule, generator))

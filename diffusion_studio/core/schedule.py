@@ -262,6 +262,18 @@ class NoiseSchedule:
                 eps = (x_t - sqrt_ab * x_0) / sqrt_one_minus_ab
         return x_0, eps
 
+    def output_for(self, x_0: torch.Tensor, x_t: torch.Tensor, t: int) -> torch.Tensor:
+        """The network output, of this schedule's prediction_type, whose predicted x_0 at
+        (x_t, t) is `x_0`: predict's inverse (the noise implied by x_0, or v from it)."""
+        ab = self.alpha_bar(t)
+        sqrt_ab, sqrt_one_minus_ab = ab**0.5, (1 - ab) ** 0.5
+        if self.prediction_type == "sample":
+            return x_0
+        eps = (x_t - sqrt_ab * x_0) / sqrt_one_minus_ab
+        if self.prediction_type == "v_prediction":
+            return sqrt_ab * eps - sqrt_one_minus_ab * x_0
+        return eps
+
     def timesteps(
         self,
         num_inference_steps: int,

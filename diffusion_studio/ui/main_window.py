@@ -268,7 +268,7 @@ class MainWindow(ModelsMixin, FilesMixin, WorkflowsMixin, QMainWindow):
             return
         try:
             job = self.current_job(self.panel.request_for_run())
-            validate(job.request, self.model, job.inpaint, self.state.classifier)
+            validate(job.request, self.model, job.jumps, self.state.classifier)
         except InputError as exc:
             self.show_error(str(exc))
             return

@@ -83,7 +83,7 @@ class WorkflowsMixin:
         except InputError as exc:
             self.compare_view.set_cost(str(exc))
             return
-        calls = sum(network_calls(job.request, job.inpaint) for job in comparison.jobs)
+        calls = sum(network_calls(job.request, job.jumps) for job in comparison.jobs)
         extra = " (and the reference)" if comparison.extra else ""
         self.compare_view.set_cost(
             f"{comparison.cells} cells{extra}: {calls:,} network calls, all from one x_T"
@@ -95,7 +95,7 @@ class WorkflowsMixin:
         try:
             comparison = self.planned_comparison()
             for job in comparison.jobs:
-                validate(job.request, self.model, job.inpaint, self.state.classifier)
+                validate(job.request, self.model, job.jumps, self.state.classifier)
         except InputError as exc:
             self.show_error(str(exc))
             return
@@ -197,7 +197,7 @@ class WorkflowsMixin:
         classifier = self.state.classifier.info if self.state.classifier else None
         try:
             job = parent.forked(request, frame.index + 1, classifier)
-            validate(job.request, self.model, job.inpaint, self.state.classifier)
+            validate(job.request, self.model, job.jumps, self.state.classifier)
             moves_of(job, self.model.schedule)  # a count of steps beyond what is left: said now
         except InputError as exc:
             self.show_error(str(exc))

@@ -27,7 +27,7 @@ def final(model, request, *inputs) -> torch.Tensor:
     job = Job.prepare(request, model.info, image=image, mask=mask)
     steps = list(run(model, job))
     plan = call_plan(job.request, model.schedule, job.inpaint)
-    assert len(steps) == network_calls(request, inpaint=bool(inputs)) == len(plan.calls)
+    assert len(steps) == network_calls(request, jumps=bool(inputs)) == len(plan.calls)
     assert [s.timestep for s in steps] == plan.calls  # the plan is what the run does
     return steps[-1].x_t
 
