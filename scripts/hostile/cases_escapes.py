@@ -35,7 +35,70 @@ def escape_cases(p: dict[str, Path], root: Path) -> list[Case]:
         *_weights_cases(p, base),
         *_flag_cases(p),
         *_workflow_cases(p, base),
+        *_restore_cases(p, base),
     ]
+
+
+def _restore_cases(p: dict[str, Path], base: Path) -> list[Case]:
+    """upscale's and colorize's pictures and flags, inpaint's consistency, and records of a
+    restoration that are hostile."""
+    from diffusion_studio.core.export import save_png
+    from diffusion_studio.core.request import SampleRequest
+
+    m, grey_model = q(str(p["model"])), q(str(p["grey"]))
+    image = q(str(p["image"]))
+    bomb = base / "bomb.png"
+    Image.new("1", (30_000, 30_000)).save(bomb)
+    eps = q(str(base.parent / "bad-images" / "picture.png"))
+    up = f"upscale --model {m} --steps 2 --quiet --out u.png"
+    refused = {
+        "upscale --factor 3": f"{up} --image {image} --factor 3",
+        "upscale --method bicubic": f"{up} --image {image} --method bicubic",
+        "upscale a bomb": f"{up} --image {q(str(bomb))}",
+        "upscale an EPS named .png": f"{up} --image {eps}",
+        "upscale a missing picture": f"{up} --image nowhere.png",
+        "upscale --class auto of an unknown model": f"{up} --image {image} --class auto",
+        "colorize with a grey model": f"colorize --model {grey_model} --image {image} --steps 2 "
+        "--quiet --out c.png",
+        "inpaint --consistency x": f"inpaint --model {m} --image {image} --mask-preset half "
+        "--consistency x --out i.png",
+    }
+    cases = [Case("restore", k, v) for k, v in refused.items()]
+    good = SampleRequest(num_inference_steps=3, class_label=0).to_dict()
+    image_array = np.zeros((16, 16, 3), np.uint8)
+    small = io.BytesIO()
+    Image.new("RGB", (8, 8)).save(small, format="PNG")
+    huge = io.BytesIO()
+    Image.new("RGB", (3000, 3000)).save(huge, format="PNG")
+    records = {
+        "an operator of its own": ({"operator": "blur"}, {}),
+        "a factor of 3": ({"operator": "average", "factor": 3}, {"observation": small.getvalue()}),
+        "an average without its picture": ({"operator": "average", "factor": 2}, {}),
+        "an observation of another size": (
+            {"operator": "average", "factor": 4},
+            {"observation": small.getvalue()},
+        ),
+        "an observation of 3000x3000": (
+            {"operator": "average", "factor": 2},
+            {"observation": huge.getvalue()},
+        ),
+        "a DDNM inpainting without its image": ({"operator": "mask"}, {}),
+    }
+    for i, (name, (restore, files)) in enumerate(records.items()):
+        path = base / f"restore-{i}.png"
+        metadata = {"request": good, "model": "tiny", "version": "0.1.0", "restore": restore}
+        save_png(path, image_array, metadata=metadata, attachments=files)
+        command = f"fork --model {m} {q(str(path))} --at-step 1 --out {q(str(base / 'rf.png'))}"
+        cases.append(Case("restore", f"a record: {name}", command))
+    cases += [
+        Case("restore", "upscale 2x by DDNM (good)", f"{up} --image {image}", WRITTEN,
+             wants=("u.png",)),
+        Case("restore", "upscale 2x on the grid (good)", f"{up} --image {image} --method grid",
+             WRITTEN, wants=("u.png",)),
+        Case("restore", "colorize (good)", f"colorize --model {m} --image {image} --steps 2 "
+             "--quiet --out c.png", WRITTEN, wants=("c.png",)),
+    ]  # fmt: skip
+    return cases
 
 
 def _workflow_cases(p: dict[str, Path], base: Path) -> list[Case]:
