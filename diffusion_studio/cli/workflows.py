@@ -11,16 +11,6 @@ from pathlib import Path
 from diffusion_studio.cli.common import PROG, number, whole
 from diffusion_studio.core.errors import InputError
 
-AXIS_FLAGS = {  # the swept settings: flag dest -> (axis name, kind)
-    "sampler": ("sampler", str),
-    "steps": ("steps", int),
-    "eta": ("eta", float),
-    "spacing": ("spacing", str),
-    "variance": ("variance", str),
-    "guidance": ("guidance", float),
-    "classifier_scale": ("classifier_scale", float),
-}
-
 
 def add_parsers(commands: argparse._SubParsersAction) -> None:
     compare = commands.add_parser(
@@ -41,7 +31,11 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     compare.add_argument("--guidance", metavar="G[,G...]", help="classifier-free guidance")
     compare.add_argument("--classifier-scale", default="0", metavar="S[,S...]")
     compare.add_argument("--seed", type=whole, default=0, metavar="N", help="the one x_T's seed")
-    compare.add_argument("--columns", choices=tuple(AXIS_FLAGS), help="the axis of the columns")
+    compare.add_argument(
+        "--columns",
+        choices=("sampler", "steps", "eta", "spacing", "variance", "guidance", "classifier_scale"),
+        help="the setting of the columns",
+    )
     compare.add_argument(
         "--reference", metavar="ROW,COLUMN", help="the cell the others are measured against"
     )
@@ -94,6 +88,7 @@ def run_compare(args: argparse.Namespace) -> int:
     from diffusion_studio.core.request import default_request
     from diffusion_studio.core.run import execute
     from diffusion_studio.core.workflows import (
+        AXES,
         axes_from,
         compare,
         comparison_outputs,
@@ -112,14 +107,9 @@ def run_compare(args: argparse.Namespace) -> int:
     base = replace(base, class_label=_class_of(args, model, base.class_label, classifier))
     if len(values["guidance"]) == 1:
         base = replace(base, guidance_scale=values["guidance"][0])
-    one = {AXIS_FLAGS[k][0]: v[0] for k, v in values.items() if len(v) == 1}
-    fields = {"sampler": "sampler", "steps": "num_inference_steps", "eta": "eta",
-              "spacing": "timestep_spacing", "variance": "variance_type",
-              "guidance": "guidance_scale", "classifier_scale": "classifier_scale"}  # fmt: skip
-    base = replace(base, **{fields[k]: v for k, v in one.items()})
+    base = replace(base, **{AXES[k][0]: v[0] for k, v in values.items() if len(v) == 1})
     _refuse_unread(values)
-    rows, columns = split_axes(axes_from({AXIS_FLAGS[k][0]: v for k, v in values.items()}),
-                               args.columns)  # fmt: skip
+    rows, columns = split_axes(axes_from(values), args.columns)
     table = sweep("compare", base, product(rows), product(columns))
     reference = _reference(args.reference)
     comparison = compare(table, info, model.schedule.num_train_timesteps,
@@ -148,16 +138,16 @@ def run_compare(args: argparse.Namespace) -> int:
 
 
 def _swept(args: argparse.Namespace) -> dict[str, list]:
-    from diffusion_studio.core.workflows import parse_axis
+    from diffusion_studio.core.workflows import AXES, parse_axis
 
     values: dict[str, list] = {}
-    for dest, (axis, _) in AXIS_FLAGS.items():
-        text = getattr(args, dest)
+    for name in AXES:  # each a flag of its name, --classifier-scale for classifier_scale
+        text = getattr(args, name)
         if text is not None:
             try:
-                values[dest] = list(parse_axis(axis, text))
+                values[name] = list(parse_axis(name, text))
             except InputError as exc:
-                raise InputError(f"--{dest.replace('_', '-')}: {exc}") from None
+                raise InputError(f"--{name.replace('_', '-')}: {exc}") from None
     values.setdefault("guidance", [])
     return values
 

@@ -33,15 +33,15 @@ Settings = Mapping[str, Any]
 Entry = tuple[str, Settings]
 """A row or a column of a table: its label, and the request fields it sets."""
 
-# the axes a compare sweeps: name -> (request field, label of a value)
-AXES: dict[str, tuple[str, str]] = {
-    "sampler": ("sampler", "{}"),
-    "steps": ("num_inference_steps", "S={}"),
-    "eta": ("eta", "eta={:g}"),
-    "spacing": ("timestep_spacing", "{}"),
-    "guidance": ("guidance_scale", "cfg={:g}"),
-    "classifier_scale": ("classifier_scale", "cg={:g}"),
-    "variance": ("variance_type", "{}"),
+# the axes a compare sweeps: name -> (request field, label of a value, name for a person)
+AXES: dict[str, tuple[str, str, str]] = {
+    "sampler": ("sampler", "{}", "Sampler"),
+    "steps": ("num_inference_steps", "S={}", "Steps"),
+    "eta": ("eta", "eta={:g}", "Eta"),
+    "spacing": ("timestep_spacing", "{}", "Spacing"),
+    "guidance": ("guidance_scale", "cfg={:g}", "Guidance"),
+    "classifier_scale": ("classifier_scale", "cg={:g}", "Classifier scale"),
+    "variance": ("variance_type", "{}", "Variance"),
 }
 _DEFAULTS = SampleRequest()
 
@@ -54,7 +54,7 @@ class Axis:
     values: tuple[Any, ...]
 
     def entries(self) -> list[Entry]:
-        field, label = AXES[self.name]
+        field, label, _ = AXES[self.name]
         shown = [SAMPLERS[v].label if self.name == "sampler" else v for v in self.values]
         return [(label.format(s), {field: v}) for s, v in zip(shown, self.values)]
 
@@ -135,7 +135,7 @@ def _label_of(label: str, settings: Settings, request: SampleRequest) -> str:
         return label
     kept = {k: v for k, v in settings.items() if k not in unread}
     parts = []
-    for name, (field, form) in AXES.items():
+    for name, (field, form, _) in AXES.items():
         if field in kept:
             value = kept[field]
             parts.append(form.format(SAMPLERS[value].label if name == "sampler" else value))
@@ -300,21 +300,3 @@ def split_axes(axes: Sequence[Axis], columns: str | None) -> tuple[list[Axis], l
         raise InputError(f"--columns {columns}: that setting is not swept (give it several values)")
     chosen = columns or ("steps" if "steps" in names else (names[-1] if names else None))
     return [a for a in axes if a.name != chosen], [a for a in axes if a.name == chosen]
-
-
-__all__ = [
-    "AXES",
-    "Axis",
-    "Comparison",
-    "Entry",
-    "Table",
-    "applied",
-    "axes_from",
-    "compare",
-    "parse_axis",
-    "product",
-    "reference_request",
-    "rms",
-    "split_axes",
-    "sweep",
-]

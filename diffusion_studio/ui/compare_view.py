@@ -26,15 +26,6 @@ from diffusion_studio.ui.gallery import to_qimage
 from diffusion_studio.ui.worker import Shown
 
 CELL = 72  # pixels of each image of a cell
-AXIS_LABELS = {
-    "sampler": "Sampler",
-    "steps": "Steps",
-    "eta": "Eta",
-    "spacing": "Spacing",
-    "guidance": "Guidance",
-    "classifier_scale": "Classifier scale",
-    "variance": "Variance",
-}
 DEFAULTS = {"rows": ("eta", "0, 0.5, 1"), "columns": ("steps", "10, 20, 50, 100")}
 
 
@@ -95,7 +86,7 @@ class CompareView(QWidget):
         form = QGridLayout()
         for row, (which, (name, text)) in enumerate(DEFAULTS.items()):
             box = QComboBox()
-            for key, label in AXIS_LABELS.items():
+            for key, (_, _, label) in AXES.items():
                 box.addItem(label, key)
             box.setCurrentIndex(box.findData(name))
             edit = QLineEdit(text, placeholderText="values, separated by commas")
@@ -172,6 +163,3 @@ class CompareView(QWidget):
         for cell, note in zip(self.cells, notes):
             cell.note.setText(note)
         self.export_button.setEnabled(True)
-
-
-__all__ = ["AXES", "CompareView"]

@@ -16,6 +16,7 @@ from diffusion_studio.core.moves import moves_of, network_calls, steps_left
 from diffusion_studio.core.plan import validate
 from diffusion_studio.core.result import RunResult
 from diffusion_studio.core.workflows import (
+    AXES,
     Axis,
     Comparison,
     compare,
@@ -25,7 +26,6 @@ from diffusion_studio.core.workflows import (
     sweep,
 )
 from diffusion_studio.core.write import write
-from diffusion_studio.ui.compare_view import AXIS_LABELS
 from diffusion_studio.ui.gallery import GalleryEntry
 from diffusion_studio.ui.worker import Shown
 
@@ -66,7 +66,7 @@ class WorkflowsMixin:
             try:
                 axes.append(Axis(name, parse_axis(name, text)))
             except InputError as exc:
-                raise InputError(f"{which.capitalize()}, {AXIS_LABELS[name]}: {exc}") from None
+                raise InputError(f"{which.capitalize()}, {AXES[name][2]}: {exc}") from None
         if axes[0].name == axes[1].name:
             raise InputError("the rows and the columns sweep the same setting: choose two")
         job = self.current_job()
