@@ -223,6 +223,13 @@ class FilesMixin:
         if found is None:  # its model was found and failed to load: said there
             return False
         note, missing = found
+        if record.restore is not None:  # made on the command line: the window cannot yet
+            kind = {"mask": "a DDNM inpainting", "average": "an enlargement",
+                    "luminance": "a colorization"}[record.restore.operator]  # fmt: skip
+            note += (f", but it is {kind} (DDNM), which the window does not make yet: Run makes "
+                     "the settings' own run; `diffusion-studio fork FILE --at-step 0` makes it "
+                     "again")  # fmt: skip
+            missing = True
         self.state.set_request(record.request)
         missed = self.panel.differences(record.request)
         self.clear_error()

@@ -60,3 +60,15 @@ def test_a_fork_from_a_step_goes_on_beside_its_parent(qtbot, window) -> None:
     assert other.job.request.sampler == "ddim" and not np.array_equal(other.images, parent.images)
     live.scrub.setValue(live.scrub.maximum())
     assert not live.fork_button.isEnabled()  # nothing left after the last step
+
+
+def test_an_enlargement_s_png_says_the_window_does_not_make_it(window, tmp_path) -> None:
+    from diffusion_studio.cli import main
+    from diffusion_studio.core.resources import sample_images
+
+    out = tmp_path / "big.png"
+    argv = ["upscale", "--model", window.model.info.path, "--image", str(sample_images()[0]),
+            "--steps", "2", "--quiet", "--out", str(out)]  # fmt: skip
+    assert main(argv) == 0
+    assert window.open_file(out)
+    assert "an enlargement (DDNM), which the window does not make yet" in window.error.text()
