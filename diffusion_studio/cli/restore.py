@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 
 from diffusion_studio.cli.common import whole
-from diffusion_studio.cli.generate import add_jump_options, add_sampler_options
+from diffusion_studio.cli.options import add_jump_options, add_sampler_options
 
 
 def add_parsers(commands: argparse._SubParsersAction) -> None:

@@ -201,7 +201,8 @@ def _rms_table(table, distances: list[float], comparison) -> str:
 
 
 def run_fork(args: argparse.Namespace) -> int:
-    from diffusion_studio.cli.generate import guiding_classifier, sampler_options
+    from diffusion_studio.cli.generate import guiding_classifier
+    from diffusion_studio.cli.options import sampler_options
     from diffusion_studio.core.model_files import load_model
     from diffusion_studio.core.plan import build_plan
     from diffusion_studio.core.record import read_record
