@@ -4,7 +4,7 @@
     diffusion-studio sample  [options]    generate images
     diffusion-studio inpaint [options]    regenerate the masked part of an image (RePaint)
     diffusion-studio info    [--model]    describe a model
-    diffusion-studio upscale | colorize --image PATH [options]   the course's other tasks
+    diffusion-studio upscale | colorize | outpaint --image PATH [options]   the other tasks
     diffusion-studio compare [options]    a table of settings from one noise
     diffusion-studio fork PARENT.png --at-step K [options]   continue a run from a step
     diffusion-studio train | train-classifier | eval | convert   (see --help)
@@ -34,6 +34,7 @@ COMMANDS: dict[str, Run] = {  # a command: what runs it (with the arguments as g
     "inpaint": lambda args, argv: generate.generate(args),
     "upscale": lambda args, argv: generate.generate(args),
     "colorize": lambda args, argv: generate.generate(args),
+    "outpaint": lambda args, argv: restore.run_outpaint(args),
     "info": lambda args, argv: generate.info(args),
     "compare": lambda args, argv: workflows.run_compare(args),
     "fork": lambda args, argv: workflows.run_fork(args),

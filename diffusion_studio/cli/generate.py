@@ -13,13 +13,14 @@ from typing import TYPE_CHECKING
 from diffusion_studio.cli.common import PROG, numbers, whole
 from diffusion_studio.cli.options import (
     OPTION_FLAGS,
+    add_consistency_option,
     add_jump_options,
     add_sampler_options,
     sampler_options,
 )
 from diffusion_studio.core.errors import InputError
 
-IMAGE_COMMANDS = ("inpaint", "upscale", "colorize")  # the commands of a source image
+IMAGE_COMMANDS = ("inpaint", "upscale", "colorize", "outpaint")  # of a source image
 
 if TYPE_CHECKING:
     from diffusion_studio.core.classifier import Classifier, ClassifierInfo
@@ -54,13 +55,7 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
 
     names = [f"{n}[-{'|-'.join(HALF_SIDES)}]" if s.sided else n for n, s in PRESETS.items()]
     masks.add_argument("--mask-preset", metavar="NAME", help=", ".join(names))
-    inpaint.add_argument(
-        "--consistency",
-        choices=("repaint", "ddnm"),
-        default="repaint",
-        help="how the known pixels are kept: RePaint's merge of x_t after each step (default), "
-        "or DDNM's projection of the predicted x_0 (Wang et al. 2023)",
-    )
+    add_consistency_option(inpaint)
     inpaint.add_argument(
         "--invert-mask",
         action="store_true",
@@ -241,8 +236,8 @@ def _class_from_image(args: argparse.Namespace, info: ModelInfo) -> ClassSuggest
     if args.command not in IMAGE_COMMANDS:
         if auto:
             raise InputError(
-                "--class auto reads the class from the image: it is for inpaint, upscale and "
-                "colorize"
+                "--class auto reads the class from the image: it is for inpaint, upscale, "
+                "colorize and outpaint"
             )
         return None
     if not info.class_names or not (auto or args.class_ is None):

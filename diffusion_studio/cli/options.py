@@ -28,6 +28,16 @@ def add_jump_options(sub: argparse.ArgumentParser, resamples: int) -> None:
     )
 
 
+def add_consistency_option(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument(
+        "--consistency",
+        choices=("repaint", "ddnm"),
+        default="repaint",
+        help="how the known pixels are kept: RePaint's merge of x_t after each step (default), "
+        "or DDNM's projection of the predicted x_0 (Wang et al. 2023)",
+    )
+
+
 def add_sampler_options(sub: argparse.ArgumentParser) -> None:
     from diffusion_studio.core.request import (
         OPTION_TIPS,

@@ -82,7 +82,8 @@ class Job:
     """Everything one run needs but the network: the request (spacing and variance resolved
     to the model's when it left them open), the model's identity, and for inpainting the
     source (H, W, C) uint8 and the inpaint_mask (H, W) bool, True = generate, both at the
-    model's size. `notes` says what was done to fit the inputs, for a person. A fork's
+    model's size (with `windows`, a larger canvas's: MultiDiffusion). `notes` says what was
+    done to fit the inputs, for a person. A fork's
     request is the continuation's (its num_inference_steps: the calls after the fork); a
     cell says where the job stands in a workflow's table."""
 
@@ -95,6 +96,15 @@ class Job:
     fork: Fork | None = None
     cell: Cell | None = None
     restore: Restore | None = None
+    windows: tuple[tuple[int, int], ...] = ()  # MultiDiffusion: (top, left) on the canvas
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """The (height, width) the run makes: the model's, or a MultiDiffusion canvas's (its
+        source's, denoised by windows of the model's size)."""
+        if self.windows and self.source is not None:
+            return self.source.shape[0], self.source.shape[1]
+        return self.model.resolution
 
     @property
     def inpaint(self) -> bool:

@@ -38,6 +38,7 @@ from diffusion_studio.core.sampling import (
     Update,
     make_update,
     randn_like,
+    tiled,
     walk,
 )
 
@@ -288,7 +289,9 @@ def _assemble(
         gradient = _measured(guide.gradient(labels, request.classifier_scale), guidance_norms)
     update = make_update(request.sampler, schedule, generators, request.options(), gradient)
     model_fn = model.model_fn(request.class_label, request.guidance_scale, request.batch_size)
-    (height, width), channels = info.resolution, info.in_channels
+    if job.windows:  # MultiDiffusion: the canvas by windows of the model's size
+        model_fn = tiled(model_fn, job.windows, info.resolution)
+    (height, width), channels = job.shape, info.in_channels
     shape = (request.batch_size, channels, height, width)
     merge = renoise = None
     if job.jumps:

@@ -95,11 +95,11 @@ class RunRecord:
         files = {}
         if self.source is not None and self.mask is not None:
             files = {
-                "source": _png_bytes(self.source),
-                "mask": _png_bytes(self.mask * np.uint8(255)),
+                "source": png_bytes(self.source),
+                "mask": png_bytes(self.mask * np.uint8(255)),
             }
         if self.restore is not None and self.restore.observation is not None:
-            files["observation"] = _png_bytes(self.restore.observation)
+            files["observation"] = png_bytes(self.restore.observation)
         return files
 
     def job(self, model: ModelInfo, classifier: ClassifierInfo | None = None) -> Job:
@@ -202,8 +202,8 @@ def _record_from(
         SampleRequest.from_dict(each)
     source = mask = None
     if inpaint:
-        source = _image_attachment(texts, "source", None)
-        mask = _image_attachment(texts, "mask", "L") >= 128
+        source = image_attachment(texts, "source", None)
+        mask = image_attachment(texts, "mask", "L") >= 128
         if mask.shape != source.shape[:2] or mask.ndim != 2:
             raise InputError("its mask and source are of different sizes")
     parent, at_step = None, 0
@@ -243,7 +243,7 @@ def _restore_from(data: object, texts: Mapping[str, str], inpaint: bool) -> Rest
             raise InputError("it is a DDNM inpainting without its image and mask")
         return Restore("mask")
     mode = "L" if operator == "luminance" else None
-    observation = _image_attachment(texts, "observation", mode)
+    observation = image_attachment(texts, "observation", mode)
     if mode == "L":
         observation = observation[..., None]
     return Restore(operator, factor, observation)
@@ -264,7 +264,7 @@ def _cell_from(data: object) -> Cell | None:
                 str(data.get("column_label", "")))  # fmt: skip
 
 
-def _image_attachment(texts: Mapping[str, str], name: str, mode: str | None) -> np.ndarray:
+def image_attachment(texts: Mapping[str, str], name: str, mode: str | None) -> np.ndarray:
     data = read_attachment(texts, name)
     if data is None:
         raise InputError(f"it is an inpainting without its {name}")
@@ -283,7 +283,7 @@ def _image_attachment(texts: Mapping[str, str], name: str, mode: str | None) -> 
     return array if mode else array.reshape(image.height, image.width, -1)
 
 
-def _png_bytes(array: np.ndarray) -> bytes:
+def png_bytes(array: np.ndarray) -> bytes:
     buffer = io.BytesIO()
     to_pil(array).save(buffer, format="PNG")
     return buffer.getvalue()

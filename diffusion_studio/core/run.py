@@ -9,6 +9,7 @@ inpainting with a source and an inpaint_mask, a fork from a step of another run.
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -63,9 +64,8 @@ def execute(
         return None
     norms: list[float] = []
     plan, start = build_plan(model, job, classifier, norms, at)
-    request, (height, width) = job.request, model.info.resolution
-    one_start = 4 * request.batch_size * model.info.in_channels * height * width + 8192
-    keep = request.batch_size == 1 and one_start * len(plan.calls) <= START_BUDGET_BYTES
+    one_start = 4 * math.prod(plan.shape) + 8192
+    keep = job.request.batch_size == 1 and one_start * len(plan.calls) <= START_BUDGET_BYTES
     steps = plan.steps(start)
     with torch.inference_mode():
         for step in steps:

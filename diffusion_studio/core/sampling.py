@@ -297,6 +297,34 @@ def make_update(
     return factory(schedule, generators, **options, classifier_grad=classifier_grad)
 
 
+Window = tuple[int, int]
+"""A window of the model's size on a larger canvas: its (top, left) in pixels."""
+
+
+def tiled(model_fn: ModelFn, windows: Sequence[Window], size: tuple[int, int]) -> ModelFn:
+    """MultiDiffusion (Bar-Tal et al. 2023, https://arxiv.org/abs/2302.08113): the model
+    callable of a canvas larger than the model, each window of `size` (height, width) denoised
+    by the model and the outputs averaged where windows overlap; the canvas's pixels must all
+    be in some window (those in none get 0). With one window the canvas is the model's."""
+    height, width = size
+
+    def fn(x_t: torch.Tensor, t: int) -> torch.Tensor:
+        total: torch.Tensor | None = None
+        count = torch.zeros((1, 1, *x_t.shape[2:]), device=x_t.device, dtype=x_t.dtype)
+        for top, left in windows:
+            place = (..., slice(top, top + height), slice(left, left + width))
+            out = model_fn(x_t[place], t)
+            if total is None:
+                total = x_t.new_zeros((x_t.shape[0], out.shape[1], *x_t.shape[2:]))
+            total[place] += out
+            count[place] += 1
+        if total is None:
+            raise ValueError("a tiled model needs at least one window")
+        return total / count.clamp(min=1)
+
+    return fn
+
+
 def classifier_free_guidance(
     model_fn: ConditionalModelFn,
     class_labels: torch.Tensor,

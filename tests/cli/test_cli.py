@@ -402,3 +402,45 @@ def test_classifier_guidance_flags_that_cannot_work_are_one_line(
         err = capsys.readouterr().err
         assert code == 2 and err.count("\n") == 1 and message in err, (flags, err)
     assert not (tmp_path / "x.png").exists()
+
+
+def test_outpaint_grows_the_picture_and_records_its_passes(capsys, tmp_path, tiny_model_dir):
+    from diffusion_studio.core.model_files import load_model
+    from diffusion_studio.core.outpaint import read_outpaint
+
+    source = sample_images()[0]
+    out = tmp_path / "wide.png"
+    command = "outpaint --steps 3 --jump-n-sample 1 --quiet --extend right:0.5 --passes 2"
+    code, stdout, err = run(capsys, command, model=tiny_model_dir, image=source, out=out)
+    assert code == 0 and stdout.split() == [str(out)], err
+    assert "16x16 grows to 32x16" in err
+    image = pixels(out)
+    assert image.shape == (16, 32, 3)
+    assert np.array_equal(image[:, :16], fitted(source))
+    record = read_outpaint(out, load_model(tiny_model_dir).info)
+    assert [g.describe() for g in record.growths] == ["right +0.5"] * 2
+    assert "Outpaint: right +0.5, right +0.5" in Image.open(out).text["parameters"]
+    # grown again from the stitched canvas, kept at its size
+    again = tmp_path / "wider.png"
+    code, _, err = run(capsys, "outpaint --steps 3 --jump-n-sample 1 --quiet --extend left:0.25",
+                       model=tiny_model_dir, image=out, out=again)  # fmt: skip
+    assert code == 0 and pixels(again).shape == (16, 36, 3), err
+    assert np.array_equal(pixels(again)[:, 4:], image)
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        ("", "--extend SIDE:FRACTION or --zoom-out F"),
+        ("--extend right", "SIDE:FRACTION"),
+        ("--zoom-out 1", "more than 1"),
+        ("--extend right:0.5 -n 2", "-n is not an option of outpaint"),
+        ("--extend right:0.5 --passes 65", "--passes is from 1 to 64"),
+        ("--extend right:4 --passes 40", "at most 2048 pixels a side"),
+    ],
+)
+def test_outpaint_refuses_in_one_line(capsys, tmp_path, tiny_model_dir, flags, message):
+    code, _, err = run(capsys, f"outpaint --quiet {flags}", model=tiny_model_dir,
+                       image=sample_images()[0], out=tmp_path / "x.png")  # fmt: skip
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "x.png").exists()
