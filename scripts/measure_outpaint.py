@@ -46,12 +46,12 @@ def main() -> None:
 
     from diffusion_studio.core.image_class import suggest_class
     from diffusion_studio.core.model_files import load_model
-    from diffusion_studio.core.outpaint import Growth, Outpaint, fit_picture, outpaint
+    from diffusion_studio.core.outpaint import Growth, Outpaint, fit_picture, joined, outpaint
     from diffusion_studio.core.request import default_request
 
     model = load_model(None)
     info = model.info
-    growths = (Growth("extend", 0.5, "right"),) * args.passes
+    growths = joined((Growth("extend", 0.5, "right"),) * args.passes)  # one MultiDiffusion run
     rows, sums = [], {"passes": [], "multidiffusion": []}
     seconds = dict.fromkeys(sums, 0.0)
     for path in sorted(SAMPLES.glob("*.png")):

@@ -95,6 +95,7 @@ def run_outpaint(args: argparse.Namespace) -> int:
         Growth,
         Outpaint,
         fit_picture,
+        joined,
         parse_extend,
         save_outpainting,
     )
@@ -128,8 +129,8 @@ def run_outpaint(args: argparse.Namespace) -> int:
     suggestion = _class_from_image(args, model.info)
     request = _jobs(args, model, True, suggestion=suggestion)[1][0].request
     picture, note = fit_picture(args.image, model.info)
-    job = Outpaint(request, model.info, picture, tuple(growths) * args.passes, args.method,
-                   args.consistency)  # fmt: skip
+    job = Outpaint(request, model.info, picture, joined(tuple(growths) * args.passes),
+                   args.method, args.consistency)  # fmt: skip
     growing = Growing(job)  # the whole outpainting checked before anything runs
     validate(request, model, True)
     out = Path(args.out) if args.out else None

@@ -20,6 +20,7 @@ starting picture, the growths, the method and the request) makes the same canvas
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import threading
@@ -55,11 +56,13 @@ RECORD_NAME = "outpaint"  # the attachment of a stitched PNG that holds its reco
 class Growth:
     """One growth of the canvas: "extend" a side by `amount` of the model's size along it
     (0 < amount <= MAX_EXTEND), or "zoom_out" by `amount` (1 < amount <= MAX_ZOOM: the
-    picture shrunk by it into the centre of a canvas of the same size)."""
+    picture shrunk by it into the centre of a canvas of the same size). With MultiDiffusion an
+    extension `joined` to the extension before it is denoised in the same run."""
 
     kind: Literal["extend", "zoom_out"]
     amount: float
     side: str = ""
+    joined: bool = False  # MultiDiffusion: filled in one run with the extension before it
 
     def check(self) -> None:
         if self.kind == "extend":
@@ -82,6 +85,15 @@ class Growth:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+def joined(growths: tuple[Growth, ...]) -> tuple[Growth, ...]:
+    """The growths with every extension that follows an extension joined to it (one
+    MultiDiffusion run over the whole strip they add)."""
+    return tuple(
+        dataclasses.replace(g, joined=k > 0 and g.kind == growths[k - 1].kind == "extend")
+        for k, g in enumerate(growths)
+    )
 
 
 def parse_extend(text: str) -> Growth:
@@ -201,13 +213,12 @@ class Outpaint:
         return size
 
     def groups(self) -> list[tuple[Growth, ...]]:
-        """The growths as runs: each its own for passes; for MultiDiffusion consecutive
-        extensions are one (a zoom-out stands alone: it shrinks what the last one made)."""
-        if self.method == "passes":
-            return [(g,) for g in self.growths]
+        """The growths as runs: each its own for passes; for MultiDiffusion an extension
+        joined to the extension before it is in that one's run."""
         groups: list[list[Growth]] = []
         for growth in self.growths:
-            if groups and growth.kind == "extend" and groups[-1][-1].kind == "extend":
+            joins = growth.joined and growth.kind == "extend" and self.method == "multidiffusion"
+            if groups and joins and groups[-1][-1].kind == "extend":
                 groups[-1].append(growth)
             else:
                 groups.append([growth])
@@ -293,16 +304,32 @@ class Growing:
         self.made_by = np.full(self.canvas.size, -1)
         self.jobs: list[Job] = []
         self.results: list[RunResult] = []
-        self._groups = iter(outpaint.groups())
+        self._groups_done = 0
         self._window: tuple[int, int] | None = None
+
+    def add(self, growth: Growth) -> None:
+        """One more growth after those of the outpainting (the window's next press), in a run
+        of its own."""
+        growths = (*self.outpaint.growths, dataclasses.replace(growth, joined=False))
+        grown = dataclasses.replace(self.outpaint, growths=growths)
+        grown.check()
+        self.outpaint = grown
+
+    def copy(self) -> Growing:
+        """This outpainting as it stands, to go back to (a pass cancelled, an undo)."""
+        twin = copy.copy(self)
+        twin.jobs, twin.results = list(self.jobs), list(self.results)
+        return twin
 
     def next_job(self) -> Job | None:
         """The next pass's job; None when every growth is filled."""
         model, size = self.outpaint.model, self.outpaint.model.resolution
         if self.canvas.known.all():
-            group = next(self._groups, None)
-            if group is None:
+            groups = self.outpaint.groups()
+            if self._groups_done >= len(groups):
                 return None
+            group = groups[self._groups_done]
+            self._groups_done += 1
             for growth in group:
                 self._grow(growth, size)
         request = dataclasses.replace(self.outpaint.request, seed=self.outpaint.request.seed
@@ -415,7 +442,9 @@ def _outpaint_from(record: dict[str, Any], texts: dict[str, str], model: ModelIn
         amount = g.get("amount")
         if isinstance(amount, bool) or not isinstance(amount, int | float):
             raise InputError("a growth's amount is not a number")
-        made.append(Growth(g.get("kind"), float(amount), g.get("side", "")))
+        if not isinstance(g.get("joined", False), bool):
+            raise InputError("a growth's joined is not true or false")
+        made.append(Growth(g.get("kind"), float(amount), g.get("side", ""), g.get("joined", False)))
     digest = record.get("model_hash", "")
     if digest and digest != model.short_hash:
         raise InputError(f"it was made with {record.get('model')!s:.80} [{digest!s:.12}], "

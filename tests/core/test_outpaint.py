@@ -18,6 +18,7 @@ from diffusion_studio.core.outpaint import (
     Growth,
     Outpaint,
     fit_picture,
+    joined,
     outpaint,
     parse_extend,
     read_outpaint,
@@ -49,7 +50,7 @@ def right(amount: float = 0.5) -> Growth:
 def test_every_pass_keeps_what_existed_exactly(model, picture, method) -> None:
     size = model.info.resolution
     growths = (right(), right(), Growth("extend", 0.5, "top"), Growth("extend", 0.25, "left"))
-    job = Outpaint(REQUEST, model.info, picture, growths, method)
+    job = Outpaint(REQUEST, model.info, picture, joined(growths), method)
     growing = Growing(job)
     while (pass_job := growing.next_job()) is not None:
         before, made_by = growing.canvas, growing.made_by
@@ -166,3 +167,29 @@ def test_a_pass_pastes_only_the_unknown_pixels() -> None:
     pasted = Canvas(image, known).pasted((0, 4), made)
     assert np.array_equal(pasted.image[known], image[known])
     assert np.array_equal(pasted.image[:, 9:], made[:, 5:]) and pasted.known.all()
+
+
+def test_joined_extensions_are_one_multidiffusion_run(model, picture) -> None:
+    growths = (right(), right(), Growth("zoom_out", 2.0), right())
+    assert [g.joined for g in joined(growths)] == [False, True, False, False]
+    together = Outpaint(REQUEST, model.info, picture, joined(growths), "multidiffusion")
+    assert [len(g) for g in together.groups()] == [2, 1, 1]
+    apart = dataclasses.replace(together, growths=growths)
+    assert [len(g) for g in apart.groups()] == [1, 1, 1, 1]
+    passes = dataclasses.replace(together, method="passes")
+    assert [len(g) for g in passes.groups()] == [1, 1, 1, 1]
+
+
+def test_a_growth_added_as_it_goes_is_the_record_of_one_outpainting(model, picture) -> None:
+    """The window grows a picture press by press; its record, run at once, makes the same."""
+    growing = Growing(Outpaint(REQUEST, model.info, picture, (right(),), "multidiffusion"))
+    for growth in (None, Growth("extend", 0.5, "bottom", joined=True)):
+        if growth is not None:
+            before = growing.copy()
+            growing.add(growth)
+        while (job := growing.next_job()) is not None:
+            growing.take(execute(model, job))
+    assert before.canvas.size != growing.canvas.size and len(before.jobs) == 1
+    done = growing.result()
+    assert not done.outpaint.growths[-1].joined  # a press is a run of its own
+    assert np.array_equal(outpaint(model, done.outpaint).image, done.image)
