@@ -44,9 +44,10 @@ def main() -> None:
     parser.add_argument("--out", type=Path, help="every panorama, the two ways one above the other")
     args = parser.parse_args()
 
+    from diffusion_studio.core.canvas import Growth, fit_picture, joined
     from diffusion_studio.core.image_class import suggest_class
     from diffusion_studio.core.model_files import load_model
-    from diffusion_studio.core.outpaint import Growth, Outpaint, fit_picture, joined, outpaint
+    from diffusion_studio.core.outpaint import Outpaint, outpaint
     from diffusion_studio.core.request import default_request
 
     model = load_model(None)

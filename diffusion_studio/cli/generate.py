@@ -217,7 +217,7 @@ def _prepare(
                            invert_mask_file=args.invert_mask,
                            consistency=args.consistency)  # fmt: skip
     if args.command == "upscale":
-        job = Job.upscale(request, info, args.image, args.factor, args.method)
+        job = Job.upscale(request, info, args.image, args.factor, args.method, args.tiled)
     elif args.command == "colorize":
         job = Job.colorize(request, info, args.image)
     else:

@@ -40,6 +40,12 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
         add_jump_options(sub, 1)
     upscale.add_argument("--factor", type=whole, choices=(2, 4), default=2)
     upscale.add_argument("--method", choices=("ddnm", "grid"), default="ddnm")
+    upscale.add_argument(
+        "--tiled",
+        action="store_true",
+        help="keep the picture's size and enlarge it past the model's: factor x its size, "
+        "denoised by windows of the model's size (MultiDiffusion; ddnm)",
+    )
 
     outpaint = commands.add_parser(
         "outpaint",
@@ -87,18 +93,10 @@ def run_outpaint(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from diffusion_studio.cli.generate import _class_from_image, _jobs
+    from diffusion_studio.core.canvas import Growth, fit_picture, joined, parse_extend
     from diffusion_studio.core.files import check_file_target
     from diffusion_studio.core.model_files import load_model
-    from diffusion_studio.core.outpaint import (
-        MAX_GROWTHS,
-        Growing,
-        Growth,
-        Outpaint,
-        fit_picture,
-        joined,
-        parse_extend,
-        save_outpainting,
-    )
+    from diffusion_studio.core.outpaint import MAX_GROWTHS, Growing, Outpaint, save_outpainting
     from diffusion_studio.core.plan import validate
     from diffusion_studio.core.record import next_run_number
     from diffusion_studio.core.run import execute

@@ -11,10 +11,11 @@ from typing import Literal
 
 import numpy as np
 
+from diffusion_studio.core.canvas import fit_picture, tile_windows
 from diffusion_studio.core.classifier import ClassifierInfo
 from diffusion_studio.core.errors import InputError
 from diffusion_studio.core.images import fit_to_size, load_image, to_channels, to_pil
-from diffusion_studio.core.limits import MAX_NETWORK_CALLS
+from diffusion_studio.core.limits import MAX_NETWORK_CALLS, MAX_RESOLUTION
 from diffusion_studio.core.masks import (
     PRESETS,
     fit_mask,
@@ -61,10 +62,21 @@ class Restore:
     factor: int = 1
     observation: np.ndarray | None = None
 
-    def check(self, model: ModelInfo) -> None:
+    def check(self, model: ModelInfo, tiled: bool = False) -> None:
         """InputError unless the observation is what this operator makes of `model`'s images:
-        1/factor of its size in its channels (average), its size in one channel (luminance)."""
+        1/factor of its size in its channels (average), its size in one channel (luminance);
+        `tiled` (MultiDiffusion's windows), of any image at least the model's size."""
         height, width = model.resolution
+        if tiled and self.observation is not None:
+            h, w, c = self.observation.shape
+            size = (h * self.factor, w * self.factor)
+            if c != (1 if self.operator == "luminance" else model.in_channels) or not (
+                height <= size[0] <= MAX_RESOLUTION and width <= size[1] <= MAX_RESOLUTION
+            ):
+                raise InputError(f"the {self.operator} restoration's observation is "
+                                 f"{self.observation.shape}: {model.name} cannot make "
+                                 f"{size[1]}x{size[0]} of it")  # fmt: skip
+            return
         wanted = {
             "average": (height // self.factor, width // self.factor, model.in_channels),
             "luminance": (height, width, 1),
@@ -104,6 +116,9 @@ class Job:
         source's, denoised by windows of the model's size)."""
         if self.windows and self.source is not None:
             return self.source.shape[0], self.source.shape[1]
+        if self.windows and self.restore is not None and self.restore.observation is not None:
+            height, width = self.restore.observation.shape[:2]
+            return height * self.restore.factor, width * self.restore.factor
         return self.model.resolution
 
     @property
@@ -131,13 +146,18 @@ class Job:
         image: str | Path | np.ndarray,
         factor: int,
         method: Literal["grid", "ddnm"] = "ddnm",
+        tiled: bool = False,
     ) -> Job:
         """Super-resolution of `image` by `factor` (2 or 4), fitted first to 1/factor of the
         model's size: "grid" puts its pixels on the stride-`factor` grid and lets RePaint
         fill the rest (the course's every-second-pixel mask); "ddnm" keeps its block averages
-        exactly (DDNM, A = factor x factor averaging)."""
+        exactly (DDNM, A = factor x factor averaging). `tiled` (ddnm): the picture kept at its
+        size (made at least 1/factor of the model's) and enlarged past the model's size, the
+        canvas denoised by windows of the model's size (MultiDiffusion)."""
         if factor not in (2, 4):
             raise InputError(f"the factor is 2 or 4, got {factor}")
+        if tiled:
+            return cls._tiled_upscale(request, model, image, factor, method)
         height, width = model.resolution
         if height % factor or width % factor:
             raise InputError(f"{model.name} makes {width}x{height}: no whole 1/{factor} of it")
@@ -154,6 +174,25 @@ class Job:
         rows, cols = np.indices((height, width))
         known = (rows % factor == 0) & (cols % factor == 0)
         return cls(request, model, source, ~known, notes)
+
+    @classmethod
+    def _tiled_upscale(
+        cls, request: SampleRequest, model: ModelInfo, image: str | Path | np.ndarray, factor: int,
+        method: str,
+    ) -> Job:  # fmt: skip
+        if method != "ddnm":
+            raise InputError("enlarging past the model's size keeps block averages: ddnm only")
+        height, width = model.resolution
+        small = dataclasses.replace(model, resolution=(-(-height // factor), -(-width // factor)))
+        picture, note = fit_picture(image, small, shrink=False)
+        restore = Restore("average", factor, picture)
+        restore.check(model, tiled=True)
+        request = _resolved(request, model)
+        request.check()
+        size = (picture.shape[0] * factor, picture.shape[1] * factor)
+        windows = tuple(tile_windows(size, model.resolution, 4))
+        return cls(request, model, notes=(note,) if note else (), restore=restore,
+                   windows=windows)  # fmt: skip
 
     @classmethod
     def colorize(

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import torch
 
+from diffusion_studio.core.canvas import check_windows
 from diffusion_studio.core.classifier import Classifier
 from diffusion_studio.core.errors import InputError
 from diffusion_studio.core.images import to_tensor
@@ -262,6 +263,16 @@ def _check_fits(model: DiffusionModel, job: Job, classifier: Classifier | None) 
         raise InputError(
             f"the job was prepared for the classifier {job.classifier.name}, not {classifier.name}"
         )
+    if job.windows:
+        check_windows(job.windows, job.shape, info.resolution)
+        calls = network_calls(job.request, job.jumps) * len(job.windows)
+        if calls > MAX_NETWORK_CALLS:
+            height, width = job.shape
+            raise InputError(
+                f"a {width}x{height} canvas is {len(job.windows):,} windows of the model's size: "
+                f"{calls:,} network calls, over the limit of {MAX_NETWORK_CALLS:,}; take fewer "
+                "steps or a smaller picture"
+            )
     if (job.model.resolution, job.model.in_channels) != (info.resolution, info.in_channels):
         raise InputError(
             f"the job was prepared for {job.model.name} ({job.model.resolution}), "

@@ -54,6 +54,7 @@ class RunRecord:
     at_step: int = 0
     cell: Cell | None = None
     restore: Restore | None = None  # DDNM's restoration: its operator and observation
+    windows: tuple[tuple[int, int], ...] = ()  # MultiDiffusion's, on a canvas past the model
 
     @property
     def inpaint(self) -> bool:
@@ -69,7 +70,8 @@ class RunRecord:
         return cls(one.request, one.model.name, one.model.short_hash, __version__, one.source,
                    one.mask, guide.name if guide else "",
                    guide.weights_hash[:10] if guide else "", parent,
-                   one.fork.at_step if one.fork else 0, one.cell, one.restore)  # fmt: skip
+                   one.fork.at_step if one.fork else 0, one.cell, one.restore,
+                   one.windows)  # fmt: skip
 
     def metadata(self) -> dict[str, Any]:
         """The JSON part of the record (the source and mask travel as attachments)."""
@@ -80,6 +82,8 @@ class RunRecord:
             lineage["cell"] = dataclasses.asdict(self.cell)
         if self.restore is not None:
             lineage["restore"] = {"operator": self.restore.operator, "factor": self.restore.factor}
+        if self.windows:
+            lineage["windows"] = [list(w) for w in self.windows]
         return {
             "request": self.request.to_dict(),
             "model": self.model,
@@ -113,9 +117,9 @@ class RunRecord:
             )
         restore = self.restore
         if restore is not None and restore.operator != "mask":
-            restore.check(model)
+            restore.check(model, tiled=bool(self.windows))
             job = Job.prepare(self.request, model, classifier=classifier)
-            job = dataclasses.replace(job, restore=restore)
+            job = dataclasses.replace(job, restore=restore, windows=self.windows)
         else:
             consistency = "ddnm" if restore is not None else "repaint"
             job = Job.prepare(self.request, model, image=self.source, mask=self.mask,
@@ -219,10 +223,27 @@ def _record_from(
         if fork["parent"].get("inpaint", False) != inpaint:
             raise InputError("its fork and its parent differ in being an inpainting")
         parent = _record_from(fork["parent"], texts, depth + 1)
+    restore = _restore_from(metadata.get("restore"), texts, inpaint)
+    windows = _windows_from(metadata.get("windows", []), restore)
     return RunRecord(SampleRequest.from_dict(request), source=source, mask=mask, parent=parent,
-                     at_step=at_step, cell=_cell_from(metadata.get("cell")),
-                     restore=_restore_from(metadata.get("restore"), texts, inpaint),
-                     **fields)  # fmt: skip
+                     at_step=at_step, cell=_cell_from(metadata.get("cell")), restore=restore,
+                     windows=windows, **fields)  # fmt: skip
+
+
+def _windows_from(data: object, restore: Restore | None) -> tuple[tuple[int, int], ...]:
+    """MultiDiffusion's windows of an enlargement past the model's size: (top, left) pairs
+    on its canvas."""
+    if not isinstance(data, list) or len(data) > 10_000:
+        raise InputError("its windows are not a list of at most 10,000")
+    if data and (restore is None or restore.observation is None):
+        raise InputError("it has windows but no restoration to make with them")
+    for pair in data:
+        if not (isinstance(pair, list) and len(pair) == 2 and all(
+            isinstance(v, int) and not isinstance(v, bool) and 0 <= v < MAX_RESOLUTION
+            for v in pair
+        )):  # fmt: skip
+            raise InputError("a window is not a pair of whole numbers on the canvas")
+    return tuple((top, left) for top, left in data)
 
 
 def _restore_from(data: object, texts: Mapping[str, str], inpaint: bool) -> Restore | None:

@@ -10,17 +10,13 @@ import numpy as np
 import pytest
 import torch
 
+from diffusion_studio.core.canvas import Canvas, Growth, fit_picture, joined, parse_extend
 from diffusion_studio.core.errors import InputError, OutputExistsError
 from diffusion_studio.core.model_files import load_model
 from diffusion_studio.core.outpaint import (
-    Canvas,
     Growing,
-    Growth,
     Outpaint,
-    fit_picture,
-    joined,
     outpaint,
-    parse_extend,
     read_outpaint,
     save_outpainting,
 )

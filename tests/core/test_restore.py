@@ -62,6 +62,27 @@ def test_ddnm_upscaling_keeps_the_block_averages(model, factor) -> None:
     assert image.std() > 0 and not np.array_equal(image, small.repeat(factor, 0).repeat(factor, 1))
 
 
+def test_a_tiled_enlargement_grows_past_the_model_and_keeps_the_averages(model, tmp_path):
+    """Enlarge 2x of a picture of the model's size: a canvas twice the model's, denoised by
+    MultiDiffusion's windows, its block averages the picture's; its record makes it again."""
+    from diffusion_studio.core.record import read_record
+    from diffusion_studio.core.write import plan_outputs, write
+
+    picture = np.random.default_rng(5).integers(0, 256, (16, 24, 3), np.uint8)
+    job = Job.upscale(REQUEST, model.info, picture, 2, "ddnm", tiled=True)
+    assert job.shape == (32, 48) and len(job.windows) > 1
+    result = execute(model, job)
+    image = result.images[0]
+    blocks = image.astype(float).reshape(16, 2, 24, 2, 3).mean(axis=(1, 3))
+    assert image.shape == (32, 48, 3) and np.abs(blocks - picture).max() <= 1.0
+    (path,) = write(plan_outputs(job, tmp_path, "big", inputs=False), [result])
+    again = read_record(path).job(model.info)
+    assert again.windows == job.windows
+    assert np.array_equal(execute(model, again).images[0], image)
+    with pytest.raises(InputError, match="ddnm only"):
+        Job.upscale(REQUEST, model.info, picture, 2, "grid", tiled=True)
+
+
 def test_a_colorized_picture_keeps_its_luminance(model) -> None:
     from PIL import Image
 
