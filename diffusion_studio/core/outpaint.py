@@ -138,6 +138,11 @@ class Growing:
         self._groups_done = 0
         self._window: tuple[int, int] | None = None
 
+    @property
+    def window(self) -> tuple[int, int] | None:
+        """Where the pass `next_job` gave sits on the canvas (top, left); None between passes."""
+        return self._window
+
     def add(self, growth: Growth) -> None:
         """One more growth after those of the outpainting (the window's next press), in a run
         of its own."""

@@ -70,6 +70,9 @@ class Gallery(QListWidget):
     use_as_source = Signal(object)  # GalleryEntry
     export_requested = Signal(list)  # [GalleryEntry]
     said = Signal(str)  # a message for the status bar
+    task_requested = Signal(
+        object, str
+    )  # GalleryEntry, "enlarge2" | "enlarge4" | "colorize" | "grow"
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -176,6 +179,9 @@ class Gallery(QListWidget):
         entry = item.data(Qt.ItemDataRole.UserRole)
         menu = QMenu(self)
         menu.addAction("Use as source", lambda: self.use_as_source.emit(entry))
+        for text, task in (("Enlarge 2x", "enlarge2"), ("Enlarge 4x", "enlarge4"),
+                           ("Colorize", "colorize"), ("Grow (outpaint)...", "grow")):  # fmt: skip
+            menu.addAction(text, lambda t=task: self.task_requested.emit(entry, t))
         menu.addAction("Export selected...", lambda: self.export_requested.emit(self.entries(True)))
         menu.addAction("Remove", lambda: self.takeItem(self.row(item)))
         menu.exec(self.mapToGlobal(position))

@@ -39,7 +39,6 @@ class GrowView(QWidget):
     start_requested = Signal()  # begin again from the canvas's image
     undo_requested = Signal()
     export_requested = Signal()
-    use_requested = Signal()  # the grown picture as the canvas's source
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -76,10 +75,6 @@ class GrowView(QWidget):
         self.start_button.clicked.connect(self.start_requested)
         self.undo_button.clicked.connect(self.undo_requested)
         self.export_button.clicked.connect(self.export_requested)
-        self.use_button = QPushButton("Use as source", enabled=False,
-                                      toolTip="The grown picture, fitted to the model, as the "
-                                      "Studio tab's source")  # fmt: skip
-        self.use_button.clicked.connect(self.use_requested)
 
         sides = QGridLayout()
         sides.addWidget(self.side_buttons["top"], 0, 1)
@@ -109,7 +104,6 @@ class GrowView(QWidget):
         bottom.addWidget(self.status, 1)
         bottom.addWidget(QLabel("Show at"))
         bottom.addWidget(self.magnify)
-        bottom.addWidget(self.use_button)
         bottom.addWidget(self.export_button)
         layout = QVBoxLayout(self)
         layout.addLayout(controls)
@@ -146,4 +140,3 @@ class GrowView(QWidget):
         self.method.setEnabled(not busy)
         self.undo_button.setEnabled(not busy and can_undo)
         self.export_button.setEnabled(not busy and has_picture and finished)
-        self.use_button.setEnabled(not busy and has_picture and finished)

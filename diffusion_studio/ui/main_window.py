@@ -43,6 +43,8 @@ from diffusion_studio.ui.fields import guard_wheel
 from diffusion_studio.ui.files import FilesMixin
 from diffusion_studio.ui.forward_view import ForwardView
 from diffusion_studio.ui.gallery import Gallery, GalleryEntry
+from diffusion_studio.ui.grow import GrowMixin
+from diffusion_studio.ui.grow_view import GrowView
 from diffusion_studio.ui.live_view import LiveView
 from diffusion_studio.ui.menus import build_menus
 from diffusion_studio.ui.models import ModelsMixin
@@ -76,7 +78,7 @@ class FieldsScroll(QScrollArea):
         return super().eventFilter(watched, event)
 
 
-class MainWindow(ModelsMixin, FilesMixin, WorkflowsMixin, QMainWindow):
+class MainWindow(ModelsMixin, FilesMixin, WorkflowsMixin, GrowMixin, QMainWindow):
     """Model panel and sampler panel on the left; the canvas and the live view in the middle;
     the gallery below; the status bar says device, step k/N, steps per second and ETA."""
 
@@ -181,6 +183,8 @@ class MainWindow(ModelsMixin, FilesMixin, WorkflowsMixin, QMainWindow):
         self.tabs.addTab(self.forward, "Forward process")
         self.compare_view = CompareView()
         self.tabs.addTab(self.compare_view, "Compare")
+        self.grow_view = GrowView()
+        self.tabs.addTab(self.grow_view, "Grow")
         central = QWidget()  # the error banner above the tabs: in sight on either of them
         central_layout = QVBoxLayout(central)
         central_layout.setContentsMargins(0, 0, 0, 0)
@@ -226,6 +230,7 @@ class MainWindow(ModelsMixin, FilesMixin, WorkflowsMixin, QMainWindow):
         self.gallery.export_requested.connect(self._export_entries)
         self.gallery.said.connect(lambda text: self.statusBar().showMessage(text, 8000))
         self._connect_workflows()
+        self._connect_grow()
 
     def _on_canvas_changed(self) -> None:
         inpainting = self.canvas.source is not None and self.canvas.has_mask
@@ -306,6 +311,8 @@ class MainWindow(ModelsMixin, FilesMixin, WorkflowsMixin, QMainWindow):
 
     @Slot(object)
     def _on_finished(self, result: RunResult) -> None:
+        if self.owns(result):  # a pass of the Grow tab's: the tab keeps the grown picture
+            return
         self._write(result)
         beside = self._fork_parent if result.job.fork is not None else None
         self._fork_parent = None

@@ -44,6 +44,9 @@ class MenuHost(Protocol):
     def run(self) -> None: ...
     def about(self) -> None: ...
     def show_help(self, page: str) -> None: ...
+    def enlarge(self, factor: int) -> None: ...
+    def colorize(self) -> None: ...
+    def start_growing(self) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -126,6 +129,12 @@ def build_menus(w: MenuHost) -> Actions:
     cancel = add(run_menu, "Cancel", w.sampler.cancel, "Esc")
     add(run_menu, "New random seed", w.panel.roll_seed, "Ctrl+D")
 
+    image = bar.addMenu("&Image")
+    add(image, "Enlarge 2x (super-resolution, past the model's size)", lambda: w.enlarge(2))
+    add(image, "Enlarge 4x", lambda: w.enlarge(4))
+    add(image, "Colorize (the luminance kept)", w.colorize)
+    add(image, "Grow (outpaint past the border)...", w.start_growing)
+
     view = bar.addMenu("&View")
     add(view, "Zoom in", lambda: canvas.set_zoom(canvas.zoom * 1.25), Keys.ZoomIn)
     add(view, "Zoom out", lambda: canvas.set_zoom(canvas.zoom / 1.25), Keys.ZoomOut)
@@ -134,6 +143,7 @@ def build_menus(w: MenuHost) -> Actions:
     add(view, "Studio", lambda: w.tabs.setCurrentIndex(0), "Ctrl+1")
     add(view, "Forward process", lambda: w.tabs.setCurrentIndex(1), "Ctrl+2")
     add(view, "Compare", lambda: w.tabs.setCurrentIndex(2), "Ctrl+3")
+    add(view, "Grow", lambda: w.tabs.setCurrentIndex(3), "Ctrl+4")
 
     help_menu = bar.addMenu("&Help")
     add(help_menu, "What this run does", lambda: w.show_help("run"), Keys.HelpContents)
