@@ -1,7 +1,9 @@
 """Screenshots of the real window for the README: mid-run, classifier guidance mid-run, a
-finished inpainting and the forward process.
+finished inpainting and the forward process; with --tasks the other tasks instead: a 2x
+enlargement, a panorama grown by four presses on the Grow tab, a colorization.
 
     xvfb-run -a -s "-screen 0 1400x900x24" python scripts/screenshots.py --out docs
+    xvfb-run -a -s "-screen 0 1400x900x24" python scripts/screenshots.py --tasks --out docs
 
 Uses the embedded model (or --model FOLDER), a throwaway settings file, and the shipped
 sample images.
@@ -32,6 +34,7 @@ def main() -> None:
     parser.add_argument("--guided-class", default="Flags")
     parser.add_argument("--classifier-scale", type=float, default=5.0)
     parser.add_argument("--image", default="fox-face", help="a sample image's name")
+    parser.add_argument("--tasks", action="store_true", help="the other tasks' screenshots")
     args = parser.parse_args()
     from PySide6.QtCore import QSettings
     from PySide6.QtWidgets import QApplication
@@ -49,6 +52,9 @@ def main() -> None:
     wait_until(app, window.isVisible)
     args.out.mkdir(parents=True, exist_ok=True)
     panel = window.panel
+    if args.tasks:
+        tasks(app, window, args)
+        return
 
     # 1. mid-run: DDIM from noise, a batch of one class, x_t beside the predicted x_0
     panel.buttons["ddim"].setChecked(True)
@@ -103,6 +109,48 @@ def main() -> None:
     window.grab().save(str(args.out / "studio-forward-process.png"))
     window.close()
     print(f"wrote {', '.join(sorted(p.name for p in args.out.glob('studio-*.png')))}")
+
+
+def tasks(app, window, args) -> None:
+    """Enlarge 2x, a panorama grown by four presses, a colorization."""
+    import numpy as np
+    from PIL import Image
+
+    from diffusion_studio.core.resources import sample_images
+
+    panel = window.panel
+    panel.buttons["ddim"].setChecked(True)
+    panel.steps.setValue(25)
+    panel.seed.setText("3")
+    panel.jump_n_sample.setValue(5)
+    source = next(p for p in sample_images() if p.stem == args.image)
+    window.load_source(source)
+    wait_until(app, lambda: not window.sampler.running)
+
+    # 1. Image > Enlarge 2x: the 32x32 source made 64x64, its block averages kept
+    window.enlarge(2)
+    wait_until(app, lambda: not window.sampler.running)
+    app.processEvents()
+    window.grab().save(str(args.out / "studio-enlarge.png"))
+
+    # 2. the Grow tab: four presses of Right, each half the model's width
+    window.start_growing()
+    view = window.grow_view
+    for _ in range(4):
+        view.side_buttons["right"].click()
+        wait_until(app, lambda: window._grow_job is None and not window.sampler.running)
+    app.processEvents()
+    window.grab().save(str(args.out / "studio-grow.png"))
+
+    # 3. Image > Colorize a grey picture: its luminance kept, the colours the model's
+    grey = np.asarray(Image.open(source).convert("L").convert("RGB"))
+    window.set_source_image(grey, caption="grey", suggest=True)
+    window.tabs.setCurrentIndex(0)
+    window.colorize()
+    wait_until(app, lambda: not window.sampler.running)
+    app.processEvents()
+    window.grab().save(str(args.out / "studio-colorize.png"))
+    window.close()
 
 
 if __name__ == "__main__":

@@ -201,15 +201,18 @@ def fit_picture(
 
 
 def check_windows(
-    windows: tuple[tuple[int, int], ...], size: tuple[int, int], model_size: tuple[int, int]
+    windows: tuple[tuple[int, int], ...],
+    size: tuple[int, int],
+    model_size: tuple[int, int],
+    generated: np.ndarray | None = None,
 ) -> None:
     """InputError unless the windows (top, left) of the model's size lie on a canvas of
-    `size` and cover every pixel of it."""
+    `size` and cover every pixel it generates (`generated` (H, W) bool; default all)."""
     covered = np.zeros(size, bool)
     (height, width), (h, w) = size, model_size
     for top, left in windows:
         if not (0 <= top <= height - h and 0 <= left <= width - w):
             raise InputError(f"a window at ({top}, {left}) is off the {width}x{height} canvas")
         covered[top : top + h, left : left + w] = True
-    if not covered.all():
+    if not covered[generated if generated is not None else ...].all():
         raise InputError(f"the windows leave pixels of the {width}x{height} canvas uncovered")

@@ -190,7 +190,7 @@ class Job:
         request = _resolved(request, model)
         request.check()
         size = (picture.shape[0] * factor, picture.shape[1] * factor)
-        windows = tuple(tile_windows(size, model.resolution, 4))
+        windows = tuple(tile_windows(size, model.resolution, 2))
         return cls(request, model, notes=(note,) if note else (), restore=restore,
                    windows=windows)  # fmt: skip
 

@@ -264,7 +264,7 @@ def _check_fits(model: DiffusionModel, job: Job, classifier: Classifier | None) 
             f"the job was prepared for the classifier {job.classifier.name}, not {classifier.name}"
         )
     if job.windows:
-        check_windows(job.windows, job.shape, info.resolution)
+        check_windows(job.windows, job.shape, info.resolution, job.mask)
         calls = network_calls(job.request, job.jumps) * len(job.windows)
         if calls > MAX_NETWORK_CALLS:
             height, width = job.shape

@@ -189,3 +189,17 @@ def test_a_growth_added_as_it_goes_is_the_record_of_one_outpainting(model, pictu
     done = growing.result()
     assert not done.outpaint.growths[-1].joined  # a press is a run of its own
     assert np.array_equal(outpaint(model, done.outpaint).image, done.image)
+
+
+def test_windows_must_lie_on_the_canvas_and_cover_what_it_generates() -> None:
+    from diffusion_studio.core.canvas import check_windows
+
+    generated = np.zeros((8, 12), bool)
+    generated[:, 8:] = True
+    check_windows(((0, 4),), (8, 12), (8, 8), generated)  # the known left part needs none
+    with pytest.raises(InputError, match="uncovered"):
+        check_windows(((0, 0),), (8, 12), (8, 8), generated)
+    with pytest.raises(InputError, match="uncovered"):
+        check_windows(((0, 4),), (8, 12), (8, 8))  # all generated: the left part too
+    with pytest.raises(InputError, match="off the 12x8 canvas"):
+        check_windows(((0, 5),), (8, 12), (8, 8), generated)

@@ -38,12 +38,15 @@ def press(qtbot, window, button) -> None:
                     timeout=RUN_TIMEOUT_MS)  # fmt: skip
 
 
-def test_the_grow_tab_grows_a_picture_press_by_press(qtbot, studio, tmp_path, monkeypatch):
+@pytest.mark.parametrize("method", ["passes", "multidiffusion"])
+def test_the_grow_tab_grows_a_picture_press_by_press(
+    qtbot, studio, tmp_path, monkeypatch, method
+) -> None:
     window, view = studio, studio.grow_view
     source = window.state.source.copy()
     window.start_growing()
     assert window.tabs.currentWidget() is view and view.export_button.isEnabled() is False
-    view.method.setCurrentIndex(view.method.findData("passes"))
+    view.method.setCurrentIndex(view.method.findData(method))
     frames = []
     window.sampler.frame.connect(frames.append)
     press(qtbot, window, view.side_buttons["right"])
