@@ -9,7 +9,8 @@ edge, or where one pass's new pixels meet the next's: the same columns for both 
 visibility is the mean absolute difference of such pairs over that of the neighbours inside
 one pass's pixels. 1 is a seam that cannot be told from the texture; higher is visible.
 
-    python scripts/measure_outpaint.py --seeds 2 --steps 25 --jump-n-sample 5 --out panoramas.png
+    python scripts/measure_outpaint.py --seeds 2 --steps 25 --jump-n-sample 5 \\
+        --out docs/outpaint-seams.png
 """
 
 from __future__ import annotations
@@ -41,10 +42,11 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=25)
     parser.add_argument("--jump-n-sample", type=int, default=5)
     parser.add_argument("--passes", type=int, default=4)
-    parser.add_argument("--out", type=Path, help="every panorama, the two ways one above the other")
+    parser.add_argument("--out", type=Path, help="every panorama, the two ways side by side")
     args = parser.parse_args()
 
     from diffusion_studio.core.canvas import Growth, fit_picture, joined
+    from diffusion_studio.core.export import labelled_grid
     from diffusion_studio.core.image_class import suggest_class
     from diffusion_studio.core.model_files import load_model
     from diffusion_studio.core.outpaint import Outpaint, outpaint
@@ -53,7 +55,7 @@ def main() -> None:
     model = load_model(None)
     info = model.info
     growths = joined((Growth("extend", 0.5, "right"),) * args.passes)  # one MultiDiffusion run
-    rows, sums = [], {"passes": [], "multidiffusion": []}
+    rows, labels, sums = [], [], {"passes": [], "multidiffusion": []}
     seconds = dict.fromkeys(sums, 0.0)
     for path in sorted(SAMPLES.glob("*.png")):
         picture, _ = fit_picture(path, info)
@@ -71,7 +73,8 @@ def main() -> None:
             made_by = done["passes"].made_by  # the boundaries of the passes, for both ways
             for method, result in done.items():
                 sums[method].append(seam_visibility(result.image, made_by))
-            rows.append(np.concatenate([done[m].image for m in sums], axis=0))
+            rows.append([done[m].image for m in sums])
+            labels.append(f"{path.stem} {seed}")
             ratios = ", ".join(f"{m} {sums[m][-1][0] / sums[m][-1][1]:.2f}" for m in sums)
             print(f"{path.stem} seed {seed}: {ratios}", flush=True)
     print(
@@ -84,11 +87,12 @@ def main() -> None:
         print(f"  {method:<15} across {across:6.2f}  inside {inside:6.2f}  ratio "
               f"{np.mean(ratios):.2f} (median {np.median(ratios):.2f})  "
               f"{seconds[method]:.0f} s")  # fmt: skip
-    if args.out:
-        gap = np.full((4, rows[0].shape[1], 3), 255, np.uint8)
-        sheet = np.concatenate([x for row in rows for x in (row, gap)][:-1], axis=0)
-        Image.fromarray(sheet).resize((sheet.shape[1] * 3, sheet.shape[0] * 3),
-                                      Image.Resampling.NEAREST).save(args.out)  # fmt: skip
+    if args.out:  # a row per panorama, the two ways side by side, each seam ratio under it
+        images = np.stack([image for row in rows for image in row])
+        notes = [f"seams {a / b:.2f}" for k in range(len(rows)) for a, b in
+                 (sums["passes"][k], sums["multidiffusion"][k])]  # fmt: skip
+        grid = labelled_grid(images, 2, labels, ["passes", "MultiDiffusion"], notes)
+        Image.fromarray(grid).save(args.out)
 
 
 if __name__ == "__main__":

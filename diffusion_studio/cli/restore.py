@@ -80,9 +80,10 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     )
     outpaint.add_argument(
         "--method",
-        choices=("passes", "multidiffusion"),
-        default="passes",
-        help="how the canvas is filled (default passes)",
+        choices=("multidiffusion", "passes"),
+        default="multidiffusion",
+        help="how the canvas is filled (default multidiffusion: its seams were measured less "
+        "visible; passes takes about half the time)",
     )
     add_consistency_option(outpaint)
     add_jump_options(outpaint, 10)

@@ -41,7 +41,7 @@ from diffusion_studio.core.request import SampleRequest
 from diffusion_studio.core.result import Frame, RunResult
 from diffusion_studio.core.run import execute
 
-METHODS = ("passes", "multidiffusion")
+METHODS = ("multidiffusion", "passes")  # the default first: scripts/measure_outpaint.py
 Method = Literal["passes", "multidiffusion"]
 MAX_GROWTHS = 64
 RECORD_NAME = "outpaint"  # the attachment of a stitched PNG that holds its record
@@ -57,7 +57,7 @@ class Outpaint:
     model: ModelInfo
     picture: np.ndarray
     growths: tuple[Growth, ...]
-    method: Method = "passes"
+    method: Method = "multidiffusion"
     consistency: Literal["repaint", "ddnm"] = "repaint"
 
     def check(self) -> None:

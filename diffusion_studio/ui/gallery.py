@@ -194,12 +194,20 @@ def label_of(entry: GalleryEntry) -> str:
         return f"fork @{record.at_step}"
     if record.cell is not None and record.cell.workflow == "compare":
         return f"cell {record.cell.row},{record.cell.column}"
+    restore = record.restore
+    if restore is not None and restore.operator != "mask":
+        task = "colour" if restore.operator == "luminance" else f"{restore.factor}x"
+        return f"{task}, seed {entry.request.seed}"
     return f"seed {entry.request.seed}"
 
 
 def describe(entry: GalleryEntry) -> str:
     request, record = entry.request, entry.record
     what = "RePaint" if record.inpaint else "sample"
+    if record.restore is not None:
+        what = {"mask": "DDNM inpainting", "luminance": "colorization"}.get(
+            record.restore.operator, f"{record.restore.factor}x enlargement (DDNM)"
+        )
     sampler = SAMPLERS[request.sampler].label
     if "eta" in request.spec.options:
         sampler += f", eta {request.eta:g}"

@@ -73,7 +73,7 @@ def test_every_pass_keeps_what_existed_exactly(model, picture, method) -> None:
 
 def test_a_pass_conditions_on_its_overlap_with_the_canvas(model, picture) -> None:
     """The window of a half-size extension holds half the picture, known, and the new half."""
-    growing = Growing(Outpaint(REQUEST, model.info, picture, (right(),)))
+    growing = Growing(Outpaint(REQUEST, model.info, picture, (right(),), "passes"))
     job = growing.next_job()
     width = model.info.resolution[1]
     assert job.source.shape == picture.shape

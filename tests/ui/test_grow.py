@@ -92,6 +92,8 @@ def test_enlarge_and_colorize_make_results_of_the_gallery(qtbot, studio) -> None
     assert bigger.images.shape == (1, 64, 64, 3)
     colour = run_and_wait(qtbot, window, window.colorize)
     assert colour.job.restore.operator == "luminance" and window.gallery.count() == 3
+    labels = [window.gallery.item(i).text() for i in range(3)]
+    assert labels == ["colour, seed 0", "2x, seed 0", "2x, seed 0"]
 
 
 def test_growing_without_a_picture_says_what_to_do(qtbot, studio) -> None:
