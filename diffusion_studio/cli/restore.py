@@ -60,7 +60,14 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     outpaint.add_argument("--model", metavar="FOLDER", help="default: the embedded model")
     outpaint.add_argument("--device", default="auto", help="auto (CUDA, MPS, CPU), cpu, cuda, mps")
     add_sampler_options(outpaint)
-    outpaint.add_argument("--image", required=True, metavar="PATH", help="the picture")
+    sources = outpaint.add_mutually_exclusive_group(required=True)
+    sources.add_argument("--image", metavar="PATH", help="the picture")
+    sources.add_argument(
+        "--again",
+        metavar="GROWN.png",
+        help="make the outpainting a stitched PNG records again (its picture, growths, method "
+        "and settings), bit for bit on the same device",
+    )
     outpaint.add_argument(
         "--extend",
         action="append",
@@ -91,16 +98,10 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
 
 def run_outpaint(args: argparse.Namespace) -> int:
     """`outpaint`: the growths of the flags, pass by pass, to one stitched PNG."""
-    from tqdm import tqdm
-
     from diffusion_studio.cli.generate import _class_from_image, _jobs
     from diffusion_studio.core.canvas import Growth, fit_picture, joined, parse_extend
-    from diffusion_studio.core.files import check_file_target
     from diffusion_studio.core.model_files import load_model
-    from diffusion_studio.core.outpaint import MAX_GROWTHS, Growing, Outpaint, save_outpainting
-    from diffusion_studio.core.plan import validate
-    from diffusion_studio.core.record import next_run_number
-    from diffusion_studio.core.run import execute
+    from diffusion_studio.core.outpaint import MAX_GROWTHS, Outpaint, read_outpaint
 
     refused = {
         "-n": args.batch != 1,
@@ -114,6 +115,13 @@ def run_outpaint(args: argparse.Namespace) -> int:
             raise InputError(f"{flag} is not an option of outpaint: it grows one picture")
     if args.out and args.outdir:
         raise InputError("give --out (a file name) or --outdir (a folder), not both")
+    if args.again is not None:
+        _refuse_beside_again(args)
+        model = load_model(args.model, device=args.device, bf16=args.bf16)
+        job = read_outpaint(args.again, model.info)
+        if job is None:
+            raise InputError(f"{args.again} holds no record of an outpainting")
+        return _grow(args, model, job, None, None)
     growths = [parse_extend(text) for text in args.extend]
     if args.zoom_out is not None:
         growths.insert(0, Growth("zoom_out", args.zoom_out))
@@ -130,6 +138,19 @@ def run_outpaint(args: argparse.Namespace) -> int:
     picture, note = fit_picture(args.image, model.info)
     job = Outpaint(request, model.info, picture, joined(tuple(growths) * args.passes),
                    args.method, args.consistency)  # fmt: skip
+    return _grow(args, model, job, suggestion, note)
+
+
+def _grow(args: argparse.Namespace, model, job, suggestion, note: str | None) -> int:
+    from tqdm import tqdm
+
+    from diffusion_studio.core.files import check_file_target
+    from diffusion_studio.core.outpaint import Growing, save_outpainting
+    from diffusion_studio.core.plan import validate
+    from diffusion_studio.core.record import next_run_number
+    from diffusion_studio.core.run import execute
+
+    request, picture = job.request, job.picture
     growing = Growing(job)  # the whole outpainting checked before anything runs
     validate(request, model, True)
     out = Path(args.out) if args.out else None
@@ -150,3 +171,17 @@ def run_outpaint(args: argparse.Namespace) -> int:
             growing.take(execute(model, pass_job, on_frame=lambda f: bar.update()))
     print(save_outpainting(growing.result(), out, overwrite=args.force))
     return 0
+
+
+AGAIN_READS = {"command", "again", "model", "device", "bf16", "out", "outdir", "force", "quiet"}
+OUTPAINT_DEFAULTS = {"sampler": "ddim", "steps": 50, "seed": 0, "batch": 1, "extend": [],
+                     "passes": 1, "method": "multidiffusion", "consistency": "repaint",
+                     "jump_length": 10, "jump_n_sample": 10, "classifier_scale": "0"}  # fmt: skip
+
+
+def _refuse_beside_again(args: argparse.Namespace) -> None:
+    """--again makes what the record says: a setting given beside it would do nothing."""
+    for name, value in vars(args).items():
+        if name not in AGAIN_READS and value != OUTPAINT_DEFAULTS.get(name):
+            flag = "--" + name.rstrip("_").replace("_", "-")
+            raise InputError(f"{flag} does nothing with --again: the record's settings make it")

