@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections import Counter
 from pathlib import Path
 
 from diffusion_studio.cli.common import PROG, number, whole
@@ -164,7 +165,9 @@ def _grow(args: argparse.Namespace, model, job, suggestion, note: str | None) ->
     for text in [*notes, *([note] if note else [])]:
         print(f"{PROG}: {text}", file=sys.stderr)
     (height, width), (h, w) = job.size, picture.shape[:2]
-    print(f"{PROG}: {w}x{h} grows to {width}x{height}", file=sys.stderr)
+    counts = Counter(g.describe() for g in job.growths)
+    what = ", ".join(f"{text} x{n}" if n > 1 else text for text, n in counts.items())
+    print(f"{PROG}: {w}x{h} to {width}x{height} ({what})", file=sys.stderr)
     with tqdm(unit="step", desc="outpaint", disable=args.quiet) as bar:
         while (pass_job := growing.next_job()) is not None:
             bar.set_postfix_str(f"pass {len(growing.jobs)}")

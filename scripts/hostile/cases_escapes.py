@@ -36,6 +36,7 @@ def escape_cases(p: dict[str, Path], root: Path) -> list[Case]:
         *_flag_cases(p),
         *_workflow_cases(p, base),
         *_restore_cases(p, base),
+        *_outpaint_cases(p, base),
     ]
 
 
@@ -97,6 +98,104 @@ def _restore_cases(p: dict[str, Path], base: Path) -> list[Case]:
              WRITTEN, wants=("u.png",)),
         Case("restore", "colorize (good)", f"colorize --model {m} --image {image} --steps 2 "
              "--quiet --out c.png", WRITTEN, wants=("c.png",)),
+    ]  # fmt: skip
+    return cases
+
+
+def _outpaint_cases(p: dict[str, Path], base: Path) -> list[Case]:
+    """outpaint's flags and pictures, records of an outpainting (outpaint --again) and of an
+    enlargement's windows (fork) that are hostile."""
+    from diffusion_studio.core.export import save_png
+    from diffusion_studio.core.request import SampleRequest
+
+    m, image = q(str(p["model"])), q(str(p["image"]))
+    op = f"outpaint --model {m} --steps 2 --jump-n-sample 1 --quiet --out o.png"
+    bomb = q(str(base / "bomb.png"))
+    refused = {
+        "outpaint with no growth": f"{op} --image {image}",
+        "outpaint --extend right": f"{op} --image {image} --extend right",
+        "outpaint --extend up:0.5": f"{op} --image {image} --extend up:0.5",
+        "outpaint --extend right:nan": f"{op} --image {image} --extend right:nan",
+        "outpaint --extend right:1e308": f"{op} --image {image} --extend right:1e308",
+        "outpaint --extend right:-0.5": f"{op} --image {image} --extend right:-0.5",
+        "outpaint --extend full-width digits": f"{op} --image {image} --extend right:０.５",
+        "outpaint --zoom-out 1": f"{op} --image {image} --zoom-out 1",
+        "outpaint --zoom-out inf": f"{op} --image {image} --zoom-out inf",
+        "outpaint --passes 0": f"{op} --image {image} --extend right:0.5 --passes 0",
+        "outpaint --passes 2**40": f"{op} --image {image} --extend right:0.5 --passes {2**40}",
+        "outpaint past 2048 pixels": f"{op} --image {image} --extend right:4 --passes 40",
+        "outpaint -n 2": f"{op} --image {image} --extend right:0.5 -n 2",
+        "outpaint --method x": f"{op} --image {image} --extend right:0.5 --method x",
+        "outpaint a bomb": f"{op} --image {bomb} --extend right:0.5",
+        "outpaint a missing picture": f"{op} --image nowhere.png --extend right:0.5",
+        "outpaint --again a plain picture": f"outpaint --model {m} --out o.png --again {image}",
+        "outpaint --again with --steps": f"{op} --again {image} --seed 3",
+        "upscale --tiled --method grid": f"upscale --model {m} --steps 2 --quiet --out u.png "
+        f"--image {image} --tiled --method grid",
+    }
+    cases = [Case("outpaint", k, v) for k, v in refused.items()]
+    good = SampleRequest(num_inference_steps=2, class_label=0, jump_n_sample=1).to_dict()
+    right = {"kind": "extend", "amount": 0.5, "side": "right"}
+    picture = io.BytesIO()
+    Image.new("RGB", (16, 16)).save(picture, format="PNG")
+    huge = io.BytesIO()
+    Image.new("RGB", (3000, 3000)).save(huge, format="PNG")
+    grey = io.BytesIO()
+    Image.new("L", (16, 16)).save(grey, format="PNG")
+    pictures = {"picture": picture.getvalue()}
+    records = {
+        "growths that are not a list": ({"growths": "right"}, pictures),
+        "no growth": ({"growths": []}, pictures),
+        "100,000 growths": ({"growths": [right] * 100_000}, pictures),
+        "a growth of NaN": ({"growths": [{**right, "amount": float("nan")}]}, pictures),
+        "a growth of a text": ({"growths": [{**right, "amount": "0.5"}]}, pictures),
+        "a growth of a kind of its own": ({"growths": [{**right, "kind": "blur"}]}, pictures),
+        "a side of its own": ({"growths": [{**right, "side": "up"}]}, pictures),
+        "joined that is a text": ({"growths": [{**right, "joined": "yes"}]}, pictures),
+        "a method of its own": ({"growths": [right], "method": "x"}, pictures),
+        "no settings": ({"growths": [right], "request": None}, pictures),
+        "no picture": ({"growths": [right]}, {}),
+        "a picture of 3000x3000": ({"growths": [right]}, {"picture": huge.getvalue()}),
+        "a grey picture for an RGB model": ({"growths": [right]}, {"picture": grey.getvalue()}),
+        "another model's hash": ({"growths": [right], "model_hash": "0123456789"}, pictures),
+    }
+    for i, (name, (fields, files)) in enumerate(records.items()):
+        path = base / f"grown-{i}.png"
+        record = {"request": good, "method": "passes", **fields}
+        attachments = {"outpaint": json.dumps(record).encode(), **files}
+        save_png(path, np.zeros((16, 24, 3), np.uint8), attachments=attachments)
+        again = f"outpaint --model {m} --quiet --out o.png --again {q(str(path))}"
+        cases.append(Case("outpaint", f"a record: {name}", again))
+    observation = io.BytesIO()
+    Image.new("RGB", (16, 16)).save(observation, format="PNG")
+    windows = {
+        "windows off the canvas": [[0, 0], [0, 40]],
+        "windows that leave pixels out": [[0, 0]],
+        "a window of three numbers": [[0, 0, 0]],
+        "windows of texts": [["0", "0"]],
+        "100,000 windows": [[0, 0]] * 100_000,
+    }
+    restore = {"operator": "average", "factor": 2}
+    for i, (name, listed) in enumerate(windows.items()):
+        path = base / f"tiled-{i}.png"
+        metadata = {"request": good, "model": "tiny", "version": "0.1.0", "restore": restore,
+                    "windows": listed}  # fmt: skip
+        save_png(path, np.zeros((32, 32, 3), np.uint8), metadata=metadata,
+                 attachments={"observation": observation.getvalue()})  # fmt: skip
+        command = f"fork --model {m} {q(str(path))} --at-step 1 --out {q(str(base / 'tf.png'))}"
+        cases.append(Case("outpaint", f"a record: {name}", command))
+    path = base / "windows-alone.png"
+    metadata = {"request": good, "model": "tiny", "version": "0.1.0", "windows": [[0, 0]]}
+    save_png(path, np.zeros((16, 16, 3), np.uint8), metadata=metadata)
+    cases.append(Case("outpaint", "a record: windows without a restoration",
+                      f"fork --model {m} {q(str(path))} --at-step 1 --out tf.png"))  # fmt: skip
+    cases += [
+        Case("outpaint", "outpaint right, twice (good)",
+             f"{op} --image {image} --extend right:0.5 --passes 2", WRITTEN, wants=("o.png",)),
+        Case("outpaint", "outpaint zoom out by passes (good)",
+             f"{op} --image {image} --zoom-out 2 --method passes", WRITTEN, wants=("o.png",)),
+        Case("outpaint", "upscale --tiled (good)", f"upscale --model {m} --steps 2 --quiet "
+             f"--out u.png --image {image} --tiled", WRITTEN, wants=("u.png",)),
     ]  # fmt: skip
     return cases
 

@@ -413,7 +413,7 @@ def test_outpaint_grows_the_picture_and_records_its_passes(capsys, tmp_path, tin
     command = "outpaint --steps 3 --jump-n-sample 1 --quiet --extend right:0.5 --passes 2"
     code, stdout, err = run(capsys, command, model=tiny_model_dir, image=source, out=out)
     assert code == 0 and stdout.split() == [str(out)], err
-    assert "16x16 grows to 32x16" in err
+    assert "16x16 to 32x16 (right +0.5 x2)" in err
     image = pixels(out)
     assert image.shape == (16, 32, 3)
     assert np.array_equal(image[:, :16], fitted(source))
