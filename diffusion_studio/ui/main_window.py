@@ -321,8 +321,9 @@ class MainWindow(ModelsMixin, FilesMixin, WorkflowsMixin, GrowMixin, QMainWindow
         self.live.start_run(result.calls, guided=result.job.classifier is not None)
         self.live.show_trajectory(result.trajectory)
         seconds = result.seconds
+        count, height, width = result.images.shape[:3]
         self.statusBar().showMessage(
-            f"Finished: {len(result.images)} image(s) in {seconds:.1f} s", 8000
+            f"Finished: {count} image(s) of {width}x{height} in {seconds:.1f} s", 8000
         )
         self.step_label.setText(f"finished in {seconds:.1f} s")
 
