@@ -23,10 +23,10 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--device", default="auto")
     evaluate.add_argument(
         "--sampler",
-        choices=(*SAMPLERS, "both"),
+        choices=(*SAMPLERS, "both", "all"),
         default="both",
         help="ddim rows (one per eta), ddpm rows (beta; beta-tilde too unless DDIM eta=1, the "
-        "same sampler, has a row), or both",
+        "same sampler, has a row), both (the DDIM paper's table), dpmpp_2m, or all",
     )
     evaluate.add_argument(
         "--steps",
@@ -92,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
 
     from diffusion_studio.core.model_files import load_model
     from diffusion_studio.core.plan import validate
-    from diffusion_studio.core.request import SampleRequest
+    from diffusion_studio.core.request import SAMPLERS, SampleRequest
     from diffusion_studio.core.train.evaluate import (
         evaluate_setting,
         evaluation_rows,
@@ -113,8 +113,13 @@ def run(args: argparse.Namespace) -> int:
             f"{model.info.name} has other classes"
         )
     steps = numbers(args.steps, int, "--steps")
-    if args.eta is not None and args.sampler == "ddpm":
-        raise InputError("--eta does nothing with DDPM: it is an option of DDIM")
+    if (
+        args.eta is not None
+        and args.sampler in SAMPLERS
+        and "eta" not in SAMPLERS[args.sampler].options
+    ):
+        label = SAMPLERS[args.sampler].label
+        raise InputError(f"--eta does nothing with {label}: it is an option of DDIM")
     etas = numbers(args.eta or "0,0.5,1", float, "--eta")
     guidances = numbers(args.guidance, float, "--guidance")
     scales = numbers(args.classifier_scale, float, "--classifier-scale")

@@ -23,7 +23,7 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
         "with eta 0 at every training step (at most 1,000), or --reference ROW,COLUMN.",
     )
     _common(compare)
-    compare.add_argument("--sampler", default="ddim", metavar="ddpm,ddim")
+    compare.add_argument("--sampler", default="ddim", metavar="ddpm,ddim,dpmpp_2m")
     compare.add_argument("--steps", default="50", metavar="S[,S...]")
     compare.add_argument("--eta", metavar="E[,E...]", help="DDIM's eta (default 0)")
     compare.add_argument("--spacing", metavar="NAME[,NAME...]", help="timestep spacings")
@@ -54,7 +54,7 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     fork.add_argument("--at-step", type=whole, required=True, metavar="K",
                       help="network calls of the parent done before the fork")  # fmt: skip
     _common(fork)
-    fork.add_argument("--sampler", choices=("ddpm", "ddim"))
+    fork.add_argument("--sampler", choices=("ddpm", "ddim", "dpmpp_2m"))
     fork.add_argument(
         "--steps",
         type=whole,

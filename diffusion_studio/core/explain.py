@@ -69,6 +69,27 @@ def _ddim(request: SampleRequest) -> list[str]:
     ]
 
 
+def _dpmpp_2m() -> list[str]:
+    return [
+        "**DPM-Solver++(2M)** (Lu et al. 2022, Algorithm 2): the diffusion ODE solved in the "
+        "predicted clean image, with λₜ = log(√ᾱₜ / √(1 − ᾱₜ)) and h = λₜ₋₁ − λₜ,",
+        "",
+        "    xₜ₋₁ = √((1 − ᾱₜ₋₁) / (1 − ᾱₜ)) xₜ − √ᾱₜ₋₁ (e^(−h) − 1) D",
+        "    D = (1 + 1/2r) x₀′ − 1/2r x₀′ of the step before,  r = h of the step before / h",
+        f"    {X0_HAT}",
+        "",
+        "second order from the second step on (the first, and the last to the clean image, are "
+        "DDIM's with η = 0); no noise is drawn: the same x_T always gives the same image.",
+    ]
+
+
+UPDATE_RULES = {
+    "ddpm": lambda request, schedule: _ddpm(request, schedule),
+    "ddim": lambda request, schedule: _ddim(request),
+    "dpmpp_2m": lambda request, schedule: _dpmpp_2m(),
+}
+
+
 def explain(
     request: SampleRequest,
     schedule: NoiseSchedule,
@@ -94,7 +115,7 @@ def explain(
         + (", and x₀′ is clipped to [−1, 1]" if schedule.clip_sample else "")
         + "; x₀′ is the predicted clean image, the live view's predicted x_0.",
         "",
-        *(_ddpm(request, schedule) if request.sampler == "ddpm" else _ddim(request)),
+        *UPDATE_RULES[request.sampler](request, schedule),
     ]
     w = request.guidance_scale
     if class_name is not None and guided and w not in (0, 1):

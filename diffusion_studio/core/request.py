@@ -16,7 +16,7 @@ from typing import Any, Literal, get_args
 from diffusion_studio.core.errors import InputError
 from diffusion_studio.core.limits import MAX_BATCH, MAX_NETWORK_CALLS, MAX_TRAIN_TIMESTEPS
 
-Sampler = Literal["ddpm", "ddim"]
+Sampler = Literal["ddpm", "ddim", "dpmpp_2m"]
 TimestepSpacing = Literal["leading", "trailing", "linspace", "quadratic"]
 VarianceType = Literal["fixed_small", "fixed_large", "learned_range", "learned"]
 TIMESTEP_SPACINGS: tuple[str, ...] = get_args(TimestepSpacing)
@@ -63,6 +63,14 @@ SAMPLERS: dict[str, SamplerSpec] = {
         "DDIM (Song et al. 2021): the same model in fewer steps; eta sets how much noise.",
         ("eta", "use_clipped_model_output"),
         "ddim_update",
+    ),
+    "dpmpp_2m": SamplerSpec(
+        "dpmpp_2m",
+        "DPM++ 2M",
+        "DPM-Solver++(2M) (Lu et al. 2022): a second-order ODE solver; as good in 10 to 20 "
+        "steps as DDIM in 50. Deterministic.",
+        (),
+        "dpmpp_2m_update",
     ),
 }
 

@@ -224,6 +224,66 @@ def _ddim_update(
     return x_prev, x0_pred, ()
 
 
+def dpmpp_2m_update(
+    schedule: NoiseSchedule,
+    generator: Generators,
+    classifier_grad: ClassifierGrad | None = None,
+) -> Update:
+    """DPM-Solver++(2M), Lu et al. 2022 (https://arxiv.org/abs/2211.01095), Algorithm 2: a
+    multistep solver of the diffusion ODE in data prediction, second order from the second
+    step on (the x_0 predicted one step before is its state), first order (DDIM with eta 0)
+    on the first step, after a jump back up (RePaint) and on the last step to the clean image.
+
+    With lambda = log(alpha / sigma), alpha^2 = alpha-bar, sigma^2 = 1 - alpha-bar, a step
+    from t to t_next of length h = lambda_next - lambda_t goes to
+    x = (sigma_next / sigma_t) x_t - alpha_next (e^-h - 1) D, D = (1 + 1/2r) x0 - 1/2r x0_before,
+    r = h_before / h (diffusers' DPMSolverMultistepScheduler, "dpmsolver++", order 2,
+    "midpoint"). Deterministic: the generator is not used. With `classifier_grad` the noise is
+    eps - sigma_t s grad log p(y | x_t), as for DDIM, and x_0 follows."""
+    return partial(_dpmpp_2m_update, schedule, classifier_grad)
+
+
+def _dpmpp_2m_update(
+    schedule: NoiseSchedule,
+    classifier_grad: ClassifierGrad | None,
+    model_output: torch.Tensor,
+    x_t: torch.Tensor,
+    t: int,
+    t_prev: int,
+    state: SolverState = (),
+) -> tuple[torch.Tensor, torch.Tensor, SolverState]:
+    alpha_bar_t, alpha_bar_next = schedule.alpha_bar(t), schedule.alpha_bar(t_prev)
+    x0_pred, eps = schedule.predict(model_output, x_t, t)
+    if classifier_grad is not None:  # the conditional score, x_0 from it (as DDIM)
+        eps = eps - (1 - alpha_bar_t) ** 0.5 * classifier_grad(x_t, t)
+        x0_pred = (x_t - (1 - alpha_bar_t) ** 0.5 * eps) / alpha_bar_t**0.5
+    if t_prev < 0:  # to sigma = 0: the first-order step lands on x_0 itself
+        return x0_pred, x0_pred, ()
+    h = _log_snr_half(alpha_bar_next) - _log_snr_half(alpha_bar_t)
+    d = x0_pred
+    if state:  # second order: the x_0 of the step before, and where it was predicted
+        x0_before, t_before = state
+        h_before = _log_snr_half(alpha_bar_t) - _log_snr_half(schedule.alpha_bar(int(t_before)))
+        half_over_r = 0.5 * h / h_before
+        d = (1 + half_over_r) * x0_pred - half_over_r * x0_before
+    sigma_ratio = ((1 - alpha_bar_next) / (1 - alpha_bar_t)) ** 0.5
+    x_next = sigma_ratio * x_t - alpha_bar_next**0.5 * math.expm1(-h) * d
+    return x_next, x0_pred, (x0_pred, torch.tensor(t))
+
+
+def _log_snr_half(alpha_bar: float) -> float:
+    """lambda = log(alpha / sigma) = log(alpha-bar / (1 - alpha-bar)) / 2."""
+    return 0.5 * math.log(alpha_bar / (1 - alpha_bar))
+
+
+UPDATES: dict[str, Callable[..., Update]] = {
+    "ddpm_update": ddpm_update,
+    "ddim_update": ddim_update,
+    "dpmpp_2m_update": dpmpp_2m_update,
+}
+"""The update factories by the name the sampler table (core/request.py) gives them."""
+
+
 def previous_timesteps(timesteps: Sequence[int]) -> list[int]:
     """The timestep each step goes to: the next in the sequence; -1 (clean) after the last."""
     return [*timesteps[1:], -1]
@@ -293,7 +353,7 @@ def make_update(
 ) -> Update:
     """The update of a sampler of the table in core/request.py, with its options by name (and
     classifier guidance's term, which every sampler takes)."""
-    factory = globals()[SAMPLERS[sampler].update]
+    factory = UPDATES[SAMPLERS[sampler].update]
     return factory(schedule, generators, **options, classifier_grad=classifier_grad)
 
 

@@ -354,12 +354,13 @@ def score(
 
 
 def evaluation_rows(sampler: str, etas: Sequence[float]) -> list[tuple[str, dict[str, Any]]]:
-    """The rows of the DDIM paper's Table 1 for `sampler` (a name of the sampler table, or
-    "both" for all of it), as a label and the request fields it sets (core.workflows.sweep's
-    rows): a row per eta for a sampler that takes one, a row per variance for one that takes a
-    variance (DDPM: beta-tilde, and beta, the paper's sigma-hat), else one. DDPM with
-    beta-tilde is DDIM at eta = 1, so it gets no row beside that one."""
-    names = list(SAMPLERS) if sampler == "both" else [sampler]
+    """The rows of the DDIM paper's Table 1 for `sampler` (a name of the sampler table,
+    "both" for DDPM and DDIM, the paper's, or "all" for the whole table), as a label and the
+    request fields it sets (core.workflows.sweep's rows): a row per eta for a sampler that
+    takes one, a row per variance for one that takes a variance (DDPM: beta-tilde, and beta,
+    the paper's sigma-hat), else one. DDPM with beta-tilde is DDIM at eta = 1, so it gets no
+    row beside that one."""
+    names = {"both": ["ddpm", "ddim"], "all": list(SAMPLERS)}.get(sampler, [sampler])
     short = {"fixed_small": "beta~", "fixed_large": "beta"}
     rows: list[tuple[str, dict[str, Any]]] = []
     for name in sorted(names, key=lambda n: "eta" not in SAMPLERS[n].options):
