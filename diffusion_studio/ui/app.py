@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from PySide6.QtCore import QTimer
 from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication
 
@@ -31,5 +30,5 @@ def run(files: Sequence[str] = ()) -> int:
     window = MainWindow(autosave=default_root(), outputs=default_outputs())
     window.show()
     for path in files:  # after the default model has loaded: its size fits the image
-        QTimer.singleShot(0, lambda path=path: window.open_file(path))
+        window.after_model(lambda path=path: window.open_file(path))
     return app.exec()

@@ -99,6 +99,8 @@ class MainWindow(ModelsMixin, FilesMixin, WorkflowsMixin, GrowMixin, QMainWindow
         self.state = StudioState(parent=self)
         self.sampler = Sampler(self)
         self.importer = Background(self)  # a checkpoint converted and loaded, off this thread
+        self.loader = Background(self)  # the embedded model, loaded while the window shows
+        self._model_waiters: list = []  # what waits for it (ModelsMixin.after_model)
         self.outputs = Outputs(self.settings, outputs) if outputs is not None else None
         self._build()
         self.actions = build_menus(self)
@@ -107,7 +109,7 @@ class MainWindow(ModelsMixin, FilesMixin, WorkflowsMixin, GrowMixin, QMainWindow
         if model is not None:
             self.set_model(model)
         elif load_default:
-            QTimer.singleShot(0, self._load_default_model)
+            self._load_default_model()
         self.autosave = None
         if autosave is not None:
             self.autosave = Autosave(
@@ -119,10 +121,10 @@ class MainWindow(ModelsMixin, FilesMixin, WorkflowsMixin, GrowMixin, QMainWindow
                 parent=self,
             )
         if self.autosave is not None:  # after the default model, whose size the work needs
-            QTimer.singleShot(0, self.autosave.offer_restore)
+            QTimer.singleShot(0, lambda: self.after_model(self.autosave.offer_restore))
         if self.outputs is not None:  # the results of earlier sessions, from the folder
             QTimer.singleShot(0, lambda: self.gallery.add_written(self.outputs.recent()))
-        QTimer.singleShot(0, self._say_restored)  # once the model has taken its fields
+        QTimer.singleShot(0, lambda: self.after_model(self._say_restored))  # once it has them
         self._update_actions()
 
     # --- building -----------------------------------------------------------------------
@@ -261,7 +263,10 @@ class MainWindow(ModelsMixin, FilesMixin, WorkflowsMixin, GrowMixin, QMainWindow
         if self.sampler.running:
             return
         if self.model is None:
-            self.show_error("Open a model folder first (File > Open model folder).")
+            loading = self.loader.busy
+            self.show_error("The embedded model is still loading: Run works once it is ready."
+                            if loading else "Open a model folder first (File > Open model "
+                            "folder).")  # fmt: skip
             return
         device = self._device_choice()
         try:
@@ -471,6 +476,7 @@ class MainWindow(ModelsMixin, FilesMixin, WorkflowsMixin, GrowMixin, QMainWindow
         if not self.sampler.shutdown():
             self.statusBar().showMessage("Waiting for the inference thread to stop...")
         self.importer.wait()  # a conversion is not cut off half-written
+        self.loader.wait()
         event.accept()
 
     def show_help(self, page: str) -> None:

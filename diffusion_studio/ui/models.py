@@ -44,11 +44,40 @@ class ModelsMixin:
     device_label, model, show_error, clear_error, suggest_source_class and _update_actions."""
 
     def _load_default_model(self) -> None:
-        try:
-            self.set_model(load_model(None, device=self._device_choice()))
-        except InputError as exc:
+        """The embedded model, loaded off the GUI thread (the window is up meanwhile, Run
+        enabled once it is ready); what waits for it (files given at start, a crash-restore
+        offer) runs after, with after_model."""
+        self.model_name.setText("Loading the embedded model...")
+        self.statusBar().showMessage("Loading the embedded model...")
+        device = self._device_choice()
+        self.loader.done.connect(self._on_default_loaded)
+        self.loader.failed.connect(self._on_default_failed)
+        self.loader.start(lambda: load_model(None, device=device))
+
+    def _on_default_loaded(self, model: DiffusionModel) -> None:
+        if self.model is None:  # a model opened meanwhile stays
+            self.set_model(model)
+        self._model_settled()
+
+    def _on_default_failed(self, message: str) -> None:
+        if self.model is None:
             self.model_name.setText("No model")
-            self.model_details.setText(f"{exc}. Open a model folder to start.")
+            self.model_details.setText(f"{message}. Open a model folder to start.")
+            self.statusBar().clearMessage()
+        self._model_settled()
+
+    def _model_settled(self) -> None:
+        waiters, self._model_waiters = self._model_waiters, []
+        for work in waiters:
+            work()
+
+    def after_model(self, work) -> None:
+        """Run `work` once the embedded model has loaded (or failed to), at once when none
+        is loading."""
+        if self.loader.busy or self._model_waiters:
+            self._model_waiters.append(work)
+        else:
+            work()
 
     def _device_choice(self) -> str:
         return self.panel.device.currentText() or "auto"
