@@ -90,8 +90,8 @@ def run(args: argparse.Namespace) -> int:
 
     from tqdm import tqdm
 
+    from diffusion_studio.core.checks import validate
     from diffusion_studio.core.model_files import load_model
-    from diffusion_studio.core.plan import validate
     from diffusion_studio.core.request import SAMPLERS, SampleRequest
     from diffusion_studio.core.train.evaluate import (
         evaluate_setting,

@@ -81,9 +81,9 @@ def info(args: argparse.Namespace) -> int:
 def generate(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    from diffusion_studio.core.checks import validate
     from diffusion_studio.core.model_files import load_model
     from diffusion_studio.core.moves import network_calls
-    from diffusion_studio.core.plan import validate
     from diffusion_studio.core.run import execute
     from diffusion_studio.core.write import check_outputs, write
 
@@ -150,7 +150,7 @@ def _jobs(
     --class a class-conditional model makes its default class, as the window does, and an
     inpainting the class its image looks like where that is known (`suggestion`); an
     unconditional model guided by a classifier takes the classifier's classes."""
-    from diffusion_studio.core.model import find_class
+    from diffusion_studio.core.info import find_class
     from diffusion_studio.core.request import default_request
     from diffusion_studio.core.workflows import Axis, sweep
 

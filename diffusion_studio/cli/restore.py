@@ -145,9 +145,9 @@ def run_outpaint(args: argparse.Namespace) -> int:
 def _grow(args: argparse.Namespace, model, job, suggestion, note: str | None) -> int:
     from tqdm import tqdm
 
+    from diffusion_studio.core.checks import validate
     from diffusion_studio.core.files import check_file_target
     from diffusion_studio.core.outpaint import Growing, save_outpainting
-    from diffusion_studio.core.plan import validate
     from diffusion_studio.core.record import next_run_number
     from diffusion_studio.core.run import execute
 

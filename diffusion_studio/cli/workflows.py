@@ -82,9 +82,9 @@ def run_compare(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from diffusion_studio.cli.generate import guiding_classifier
+    from diffusion_studio.core.checks import validate
     from diffusion_studio.core.model_files import load_model
     from diffusion_studio.core.moves import network_calls
-    from diffusion_studio.core.plan import validate
     from diffusion_studio.core.request import default_request
     from diffusion_studio.core.run import execute
     from diffusion_studio.core.workflows import (
@@ -165,7 +165,7 @@ def _refuse_unread(values: dict[str, list]) -> None:
 
 
 def _class_of(args, model, default: int | None, classifier) -> int | None:
-    from diffusion_studio.core.model import find_class
+    from diffusion_studio.core.info import find_class
 
     if args.class_ is None:
         return 0 if classifier is not None and not model.info.class_names else default

@@ -15,8 +15,8 @@ from PIL import Image
 
 from diffusion_studio.core.errors import InputError
 from diffusion_studio.core.images import load_image, to_channels, to_pil
+from diffusion_studio.core.info import ModelInfo
 from diffusion_studio.core.limits import MAX_RESOLUTION
-from diffusion_studio.core.model import ModelInfo
 
 SIDES = ("left", "right", "top", "bottom")
 MAX_EXTEND = 4.0  # a side grows by at most 4 model sizes in one growth

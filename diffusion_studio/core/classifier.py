@@ -22,6 +22,7 @@ from diffusers.models.modeling_utils import ModelMixin
 from diffusers.models.unets.unet_2d_blocks import UNetMidBlock2D, get_down_block
 from torch import nn
 
+from diffusion_studio.core.info import ClassifierInfo
 from diffusion_studio.core.sampling import ClassifierGrad, classifier_gradient
 from diffusion_studio.core.schedule import NoiseSchedule
 
@@ -152,18 +153,6 @@ def small_classifier_config(resolution: int, channels: int, classes: int) -> dic
         "pool_head_dim": 32,
         "attn_norm_num_groups": 32,
     }
-
-
-@dataclass(frozen=True)
-class ClassifierInfo:
-    """A classifier's identity, which a Job and a record carry (not the live network)."""
-
-    name: str
-    path: str
-    resolution: int
-    in_channels: int
-    class_names: tuple[str, ...]
-    weights_hash: str = ""
 
 
 @dataclass(eq=False)

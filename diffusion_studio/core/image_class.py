@@ -9,10 +9,9 @@ import functools
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
 from diffusion_studio.core.errors import InputError
-from diffusion_studio.core.model import ModelInfo
+from diffusion_studio.core.info import ModelInfo
 
 
 @dataclass(frozen=True)
@@ -49,16 +48,18 @@ def can_suggest(model: ModelInfo) -> bool:
     )
 
 
-@torch.inference_mode()
 def suggest_class(image: np.ndarray, model: ModelInfo) -> ClassSuggestion | None:
     """The class of `image` ((H, W, 3) uint8, as fitted to the model) among the model's
     classes, or None where the shipped classifier does not know them (can_suggest)."""
     if not can_suggest(model):
         return None
+    import torch
+
     from diffusion_studio.core.train.evaluate import resized, to_tensor_batch
 
     classifier, card = _classifier()
     batch = to_tensor_batch(resized(np.ascontiguousarray(image)[None], card.resolution))
-    probabilities = classifier(batch).softmax(dim=1)[0]
+    with torch.inference_mode():
+        probabilities = classifier(batch).softmax(dim=1)[0]
     label = int(probabilities.argmax())
     return ClassSuggestion(label, model.class_names[label], float(probabilities[label]))

@@ -12,9 +12,9 @@ from typing import Literal
 import numpy as np
 
 from diffusion_studio.core.canvas import fit_picture, tile_windows
-from diffusion_studio.core.classifier import ClassifierInfo
 from diffusion_studio.core.errors import InputError
 from diffusion_studio.core.images import fit_to_size, load_image, to_channels, to_pil
+from diffusion_studio.core.info import ClassifierInfo, ModelInfo
 from diffusion_studio.core.limits import MAX_NETWORK_CALLS, MAX_RESOLUTION
 from diffusion_studio.core.masks import (
     PRESETS,
@@ -24,7 +24,6 @@ from diffusion_studio.core.masks import (
     parse_preset,
     preset_mask,
 )
-from diffusion_studio.core.model import ModelInfo
 from diffusion_studio.core.request import SampleRequest
 
 

@@ -27,19 +27,21 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
 from diffusion_studio.core.canvas import Canvas, Growth, grown_size
 from diffusion_studio.core.errors import InputError
 from diffusion_studio.core.export import parse_metadata, read_attachment, read_png_texts, save_png
+from diffusion_studio.core.info import ModelInfo
 from diffusion_studio.core.job import Job, Restore
-from diffusion_studio.core.model import DiffusionModel, ModelInfo
 from diffusion_studio.core.record import image_attachment, parameters_text, png_bytes
 from diffusion_studio.core.request import SampleRequest
 from diffusion_studio.core.result import Frame, RunResult
-from diffusion_studio.core.run import execute
+
+if TYPE_CHECKING:
+    from diffusion_studio.core.model import DiffusionModel
 
 METHODS = ("multidiffusion", "passes")  # the default first: scripts/measure_outpaint.py
 Method = Literal["passes", "multidiffusion"]
@@ -223,6 +225,8 @@ def outpaint(
     cancel: threading.Event | None = None,
 ) -> Outpainting | None:
     """Run an outpainting pass by pass to its stitched canvas; None if `cancel` was set."""
+    from diffusion_studio.core.run import execute
+
     growing = Growing(job)
     while (pass_job := growing.next_job()) is not None:
         result = execute(model, pass_job, on_frame=on_frame, cancel=cancel)

@@ -17,7 +17,6 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from diffusion_studio.core.classifier import ClassifierInfo
 from diffusion_studio.core.errors import InputError
 from diffusion_studio.core.export import (
     METADATA_KEY,
@@ -26,9 +25,9 @@ from diffusion_studio.core.export import (
     read_png_texts,
 )
 from diffusion_studio.core.images import to_pil
+from diffusion_studio.core.info import ClassifierInfo, ModelInfo
 from diffusion_studio.core.job import Cell, Job, Restore
 from diffusion_studio.core.limits import MAX_RESOLUTION
-from diffusion_studio.core.model import ModelInfo
 from diffusion_studio.core.request import SAMPLERS, SampleRequest
 
 _RUN_NUMBER = re.compile(r"^(\d{5,})-")

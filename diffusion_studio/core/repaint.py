@@ -7,11 +7,9 @@ source). The paper and its code use the opposite (1 = keep).
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from itertools import pairwise
 
 import torch
 
-from diffusion_studio.core.errors import InputError
 from diffusion_studio.core.sampling import (
     Generators,
     Merge,
@@ -24,49 +22,6 @@ from diffusion_studio.core.sampling import (
     walk,
 )
 from diffusion_studio.core.schedule import NoiseSchedule
-
-
-def jump_schedule(num_inference_steps: int, jump_length: int, jump_n_sample: int) -> list[int]:
-    """The resampling path of RePaint's official get_schedule_jump, in inference-step indices.
-
-    Starts at the top index S - 1 (x_T) and ends at -1 (the clean image); every move is +-1. A
-    move down is one network call, a move up re-noises by one step (paper sec. 4.2). At every
-    multiple j of jump_length below S - jump_length the path goes back up jump_length steps,
-    jump_n_sample - 1 times. For S = 250, j = 10, n = 10: 2,410 moves down, 2,160 up.
-    """
-    if jump_length < 1 or jump_n_sample < 1:
-        raise InputError("jump length and resample count must be at least 1")
-    jumps_left = {
-        j: jump_n_sample - 1 for j in range(0, num_inference_steps - jump_length, jump_length)
-    }
-    i = num_inference_steps - 1
-    path = [i]
-    while i >= 0:
-        i -= 1
-        path.append(i)
-        if jumps_left.get(i, 0) > 0:
-            jumps_left[i] -= 1
-            for _ in range(jump_length):
-                i += 1
-                path.append(i)
-    return path
-
-
-def count_network_calls(path: Sequence[int]) -> int:
-    """How many network calls (moves down) a jump schedule makes."""
-    return sum(1 for cur, nxt in pairwise(path) if nxt < cur)
-
-
-def repaint_moves(timesteps: Sequence[int], jump_length: int, jump_n_sample: int) -> list[Move]:
-    """RePaint's path over descending `timesteps` as moves between timesteps (the jump
-    schedule of get_schedule_jump, in inference steps, mapped to the timesteps)."""
-    ascending = list(reversed(timesteps))
-    path = jump_schedule(len(ascending), jump_length, jump_n_sample)
-
-    def level(i: int) -> int:
-        return ascending[i] if i >= 0 else -1
-
-    return [(level(cur), level(nxt)) for cur, nxt in pairwise(path)]
 
 
 def known_region(

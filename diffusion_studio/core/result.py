@@ -6,12 +6,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from diffusion_studio.core.job import Job
 from diffusion_studio.core.limits import TRAJECTORY_BUDGET_BYTES
-from diffusion_studio.core.plan import Start
+
+if TYPE_CHECKING:
+    from diffusion_studio.core.plan import Start
 
 
 @dataclass(frozen=True, eq=False)

@@ -15,6 +15,7 @@ from functools import partial
 
 import torch
 
+from diffusion_studio.core.moves import Move, descent
 from diffusion_studio.core.request import SAMPLERS, VarianceType
 from diffusion_studio.core.schedule import NoiseSchedule
 
@@ -284,15 +285,6 @@ UPDATES: dict[str, Callable[..., Update]] = {
 """The update factories by the name the sampler table (core/request.py) gives them."""
 
 
-def previous_timesteps(timesteps: Sequence[int]) -> list[int]:
-    """The timestep each step goes to: the next in the sequence; -1 (clean) after the last."""
-    return [*timesteps[1:], -1]
-
-
-Move = tuple[int, int]
-"""(t, t_next) in training timesteps, -1 = the clean image: down is one network call (a
-reverse step), up re-noises (RePaint's jumps back)."""
-
 Renoise = Callable[[torch.Tensor, int, int], torch.Tensor]
 """(x_t, t, t_up) -> x_{t_up} ~ q(x_{t_up} | x_t): a move up."""
 
@@ -330,11 +322,6 @@ def walk(
             x, x0_pred = merge(x, x0_pred, t_next)
         yield Step(index, total, t, x, x0_pred, done, state)
         index += 1
-
-
-def descent(timesteps: Sequence[int]) -> list[Move]:
-    """The moves of a plain run over descending `timesteps`: each to the next, the last to -1."""
-    return list(zip(timesteps, previous_timesteps(timesteps)))
 
 
 def sample(

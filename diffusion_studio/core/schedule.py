@@ -10,13 +10,16 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, get_args
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
 import numpy as np
-import torch
 
 from diffusion_studio.core.errors import InputError
 from diffusion_studio.core.limits import MAX_TRAIN_TIMESTEPS
+
+if TYPE_CHECKING:  # the tables are numpy's: the window reads a schedule without torch
+    import torch
+
 from diffusion_studio.core.request import (
     LEARNED_VARIANCES,
     TIMESTEP_SPACINGS,
@@ -207,6 +210,8 @@ class NoiseSchedule:
         if isinstance(t, int):
             a = self.alpha_bar(t)
             return a**0.5 * x_0 + (1 - a) ** 0.5 * noise
+        import torch
+
         ab = torch.as_tensor(self.alphas_cumprod, dtype=x_0.dtype, device=x_0.device)[t]
         ab = ab.view(-1, *([1] * (x_0.ndim - 1)))
         return ab.sqrt() * x_0 + (1 - ab).sqrt() * noise

@@ -20,10 +20,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from diffusion_studio.core.classifier import ClassifierInfo
 from diffusion_studio.core.errors import InputError
+from diffusion_studio.core.info import ClassifierInfo, ModelInfo
 from diffusion_studio.core.job import Cell, Job
-from diffusion_studio.core.model import ModelInfo
 from diffusion_studio.core.request import SAMPLERS, SampleRequest
 
 if TYPE_CHECKING:

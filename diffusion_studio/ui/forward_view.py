@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-import torch
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QComboBox,
@@ -17,7 +16,6 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from diffusion_studio.core.images import to_tensor, to_uint8
 from diffusion_studio.core.schedule import NoiseSchedule
 from diffusion_studio.ui.live_view import ImagePane
 
@@ -62,8 +60,8 @@ class ForwardView(QWidget):
         layout.addWidget(self.plot, 2)
         self._model_schedule: NoiseSchedule | None = None
         self._image: np.ndarray | None = None
-        self._x_0: torch.Tensor | None = None
-        self._noise: torch.Tensor | None = None
+        self._x_0: np.ndarray | None = None
+        self._noise: np.ndarray | None = None
         self._fill_schedules()
         self.schedule_box.currentIndexChanged.connect(self._on_schedule)
         self.t.valueChanged.connect(self._update)
@@ -90,9 +88,8 @@ class ForwardView(QWidget):
         if image is None:
             image = np.full((32, 32, 3), 128, dtype=np.uint8)
         self._image = image
-        self._x_0 = to_tensor(image)
-        generator = torch.Generator().manual_seed(0)
-        self._noise = torch.randn(self._x_0.shape, generator=generator)
+        self._x_0 = image.astype(np.float32) / 127.5 - 1  # as the model sees it, in numpy
+        self._noise = np.random.default_rng(0).standard_normal(image.shape, dtype=np.float32)
         self.clean.show_image(image)
         self._update()
 
@@ -125,4 +122,4 @@ class ForwardView(QWidget):
             self.set_image(None)
             return
         x_t = schedule.q_sample(self._x_0, t, self._noise)
-        self.noised.show_image(to_uint8(x_t)[0])
+        self.noised.show_image(np.clip(np.round((x_t + 1) * 127.5), 0, 255).astype(np.uint8))

@@ -12,10 +12,10 @@ import numpy as np
 from PySide6.QtWidgets import QFileDialog
 
 from diffusion_studio.core.canvas import Growth, fit_picture
+from diffusion_studio.core.checks import validate
 from diffusion_studio.core.errors import InputError
 from diffusion_studio.core.job import Job
 from diffusion_studio.core.outpaint import Growing, Outpaint, save_outpainting
-from diffusion_studio.core.plan import validate
 from diffusion_studio.core.record import next_run_number
 from diffusion_studio.core.result import RunResult
 from diffusion_studio.ui.worker import Shown

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QByteArray, QEvent, QObject, QSettings, QSize, Qt, QTimer, Slot
 from PySide6.QtGui import (
@@ -27,11 +28,10 @@ from PySide6.QtWidgets import (
 )
 
 from diffusion_studio import __version__
+from diffusion_studio.core.checks import validate
 from diffusion_studio.core.errors import InputError
 from diffusion_studio.core.job import Job
-from diffusion_studio.core.model import DiffusionModel, pick_device
 from diffusion_studio.core.moves import moves_of
-from diffusion_studio.core.plan import validate
 from diffusion_studio.core.request import SampleRequest, default_request
 from diffusion_studio.core.result import RunResult
 from diffusion_studio.ui.autosave import Autosave
@@ -53,6 +53,9 @@ from diffusion_studio.ui.sampler_panel import SamplerPanel
 from diffusion_studio.ui.state import StudioState
 from diffusion_studio.ui.worker import Sampler, Shown
 from diffusion_studio.ui.workflows import WorkflowsMixin
+
+if TYPE_CHECKING:  # torch and diffusers load with the model, after the window is up
+    from diffusion_studio.core.model import DiffusionModel
 
 APP_NAME = "Diffusion Studio"
 
@@ -268,6 +271,8 @@ class MainWindow(ModelsMixin, FilesMixin, WorkflowsMixin, GrowMixin, QMainWindow
                             if loading else "Open a model folder first (File > Open model "
                             "folder).")  # fmt: skip
             return
+        from diffusion_studio.core.model import pick_device
+
         device = self._device_choice()
         try:
             target = pick_device(device)

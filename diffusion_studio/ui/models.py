@@ -12,10 +12,10 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QFileDialog, QProgressDialog
 
 from diffusion_studio.core.errors import InputError
-from diffusion_studio.core.model import DiffusionModel, ModelInfo
-from diffusion_studio.core.model_files import load_model
+from diffusion_studio.core.info import ModelInfo
 
 if TYPE_CHECKING:
+    from diffusion_studio.core.model import DiffusionModel
     from diffusion_studio.core.openai_flags import OpenAIFlags
 
 RECENT_MODELS = 10  # the model folders a record's hash is looked for in, beside the default
@@ -26,6 +26,14 @@ PASTE_FLAGS = (
     "True --image_size 256 --learn_sigma True --num_channels 256 --num_head_channels 64 ...\n"
     "The weights are checked against them."
 )
+
+
+def load_model(path: str | Path | None, device: str) -> DiffusionModel:
+    """core.model_files.load_model, imported when first used: torch and diffusers load with the
+    first model (off the GUI thread at start), not with the window."""
+    from diffusion_studio.core.model_files import load_model as load
+
+    return load(path, device=device)
 
 
 def convert_and_load(
@@ -83,7 +91,12 @@ class ModelsMixin:
         return self.panel.device.currentText() or "auto"
 
     def set_model(self, model: DiffusionModel) -> None:
-        """Use a loaded model: the canvas takes its size, the panel its steps and classes."""
+        """Use a loaded model: the canvas takes its size, the panel its steps and classes (and
+        the devices, which torch lists: it is loaded with the first model)."""
+        from diffusion_studio.core.model import available_devices
+
+        if not self.panel.device.count():
+            self.panel.device.addItems(available_devices())
         self.state.set_model(model)
         info = model.info
         self.model_name.setText(info.name)

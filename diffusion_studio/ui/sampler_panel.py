@@ -25,9 +25,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from diffusion_studio.core.classifier import ClassifierInfo
 from diffusion_studio.core.image_class import ClassSuggestion
-from diffusion_studio.core.model import ModelInfo, available_devices
+from diffusion_studio.core.info import ClassifierInfo, ModelInfo
 from diffusion_studio.core.moves import network_calls
 from diffusion_studio.core.request import (
     FIXED_VARIANCES,
@@ -132,8 +131,7 @@ class SamplerPanel(QWidget):
             "use_clipped_model_output": (self.clipped,),
             "variance_type": (self.variance,),
         }
-        self.device = QComboBox(toolTip=TIPS["device"])
-        self.device.addItems(available_devices())
+        self.device = QComboBox(toolTip=TIPS["device"])  # filled with the first model
         self.calls = QLabel(wordWrap=True)  # wraps: a long summary never widens the panel
         self.run_button = QPushButton("Run", toolTip="Run (Ctrl+Enter)")
         self.run_button.setDefault(True)

@@ -4,13 +4,17 @@ and menus change it; Run turns it into a core Job."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 from PySide6.QtCore import QObject, Signal
 
-from diffusion_studio.core.classifier import Classifier
 from diffusion_studio.core.job import Job
-from diffusion_studio.core.model import DiffusionModel
 from diffusion_studio.core.request import SampleRequest
+
+if TYPE_CHECKING:
+    from diffusion_studio.core.classifier import Classifier
+    from diffusion_studio.core.model import DiffusionModel
 
 
 class StudioState(QObject):

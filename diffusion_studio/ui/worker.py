@@ -16,20 +16,29 @@ import time
 import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
-import torch
 from PySide6.QtCore import QObject, QThread, QTimer, Signal, Slot
 
-from diffusion_studio.core.classifier import Classifier
 from diffusion_studio.core.errors import InputError
 from diffusion_studio.core.export import make_grid
 from diffusion_studio.core.job import Job
-from diffusion_studio.core.model import DiffusionModel
-from diffusion_studio.core.plan import Start
 from diffusion_studio.core.result import Frame
-from diffusion_studio.core.run import execute
+
+if TYPE_CHECKING:
+    from diffusion_studio.core.classifier import Classifier
+    from diffusion_studio.core.model import DiffusionModel
+    from diffusion_studio.core.plan import Start
+
+
+def execute(*args, **kwargs):
+    """core.run.execute, imported with the first run: torch comes with the model, not with
+    the window."""
+    from diffusion_studio.core.run import execute as run_job
+
+    return run_job(*args, **kwargs)
+
 
 SCREEN_INTERVAL_S = 1 / 60  # frames reach the widgets at most this often
 
@@ -106,6 +115,8 @@ class SamplingWorker(QObject):
 
     def _run_one(self, order: Order, index: int, at: Start | None) -> bool:
         """Run job `index` of the queue; False when the queue stops (failed or cancelled)."""
+        import torch  # loaded with the model, before any run
+
         done, job = [0], order.jobs[index]
 
         def on_frame(frame: Frame) -> None:

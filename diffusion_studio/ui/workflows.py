@@ -10,10 +10,10 @@ from pathlib import Path
 
 from PySide6.QtWidgets import QFileDialog
 
+from diffusion_studio.core.checks import validate
 from diffusion_studio.core.errors import InputError
 from diffusion_studio.core.job import Job
 from diffusion_studio.core.moves import moves_of, network_calls, steps_left
-from diffusion_studio.core.plan import validate
 from diffusion_studio.core.result import RunResult
 from diffusion_studio.core.workflows import (
     AXES,

@@ -7,12 +7,12 @@ import time
 
 import pytest
 
-from diffusion_studio.core import plan as plan_module
+from diffusion_studio.core import checks
 from diffusion_studio.core.errors import InputError
 from diffusion_studio.core.job import Job
 from diffusion_studio.core.limits import activation_bytes, repaint_calls
 from diffusion_studio.core.model_files import load_model
-from diffusion_studio.core.repaint import count_network_calls, jump_schedule
+from diffusion_studio.core.moves import count_network_calls, jump_schedule
 from diffusion_studio.core.request import SampleRequest
 from diffusion_studio.core.run import run
 
@@ -40,7 +40,7 @@ def test_a_run_over_the_memory_budget_is_refused_before_any_work(tiny_model_dir,
     model = load_model(tiny_model_dir)
     request = SampleRequest(num_inference_steps=3, batch_size=8)
     list(run(model, Job.prepare(request, model.info)))  # fits
-    monkeypatch.setattr(plan_module, "memory_budget", lambda *args: 1_000_000)
+    monkeypatch.setattr(checks, "memory_budget", lambda *args: 1_000_000)
     started = time.monotonic()
     with pytest.raises(InputError, match=r"8 images of 16x16 need about .* and 976\.6 KB is free"):
         run(model, Job.prepare(request, model.info))

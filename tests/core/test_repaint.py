@@ -11,7 +11,8 @@ from diffusers import RePaintScheduler
 
 from diffusion_studio.core.images import to_uint8
 from diffusion_studio.core.masks import MASK_PRESETS, mask_to_tensor, preset_mask
-from diffusion_studio.core.repaint import count_network_calls, jump_schedule, repaint, repaint_moves
+from diffusion_studio.core.moves import count_network_calls, jump_schedule, repaint_moves
+from diffusion_studio.core.repaint import repaint
 from diffusion_studio.core.sampling import ddim_update, ddpm_update, randn_like
 from diffusion_studio.core.schedule import NoiseSchedule
 from tests.helpers import make_unet

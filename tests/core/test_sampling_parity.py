@@ -16,7 +16,8 @@ import pytest
 import torch
 from diffusers import DDIMScheduler, DDPMScheduler
 
-from diffusion_studio.core.sampling import ddim_update, ddpm_update, previous_timesteps, sample
+from diffusion_studio.core.moves import previous_timesteps
+from diffusion_studio.core.sampling import ddim_update, ddpm_update, sample
 from diffusion_studio.core.schedule import NoiseSchedule
 
 SHAPE = (2, 3, 8, 8)
