@@ -1,9 +1,15 @@
-"""DDPM and DDIM sampling and classifier-free guidance, as generators over a model callable.
+"""DDPM, DDIM and DPM-Solver++(2M) sampling and classifier-free guidance, as generators over a
+model callable.
 
 A sampler never sees a UNet: it calls `model_fn(x_t, t)`, which returns the network output of the
 schedule's prediction_type (the adapter lives in core/model.py). Every network call yields one
 `Step`. Tensors are (N, C, H, W) float32 in [-1, 1]; the only randomness is the torch.Generator
 passed in (one per image), on the CPU so that the same seed draws the same noise on every device.
+
+An update is one step for one network call, which the loop (walk) makes and hands it: a solver
+that would call the network more than once a step (Heun, singlestep DPM-Solver) is not one of
+these. What a multistep solver needs of the steps before travels as its state, which a move up
+(RePaint's jumps back) empties and a fork takes along.
 """
 
 from __future__ import annotations
