@@ -499,6 +499,11 @@ def _flag_cases(p: dict[str, Path]) -> list[Case]:
         ),
         "--invert-mask with a preset": f"{inpaint} --mask-preset thin --invert-mask",
         "eval --sampler ddpm --eta 0": "eval --sampler ddpm --eta 0 --quiet",
+        "--sampler dpmpp_2m --eta 0.5": f"{sample} --sampler dpmpp_2m --eta 0.5",
+        "--sampler dpmpp_2m --variance fixed_large": (
+            f"{sample} --sampler dpmpp_2m --variance fixed_large"
+        ),
+        "eval --sampler dpmpp_2m --eta 0": "eval --sampler dpmpp_2m --eta 0 --quiet",
     }
     return [Case("flags that do nothing", k, v) for k, v in refused.items()]
 
