@@ -67,8 +67,8 @@ SAMPLERS: dict[str, SamplerSpec] = {
     "dpmpp_2m": SamplerSpec(
         "dpmpp_2m",
         "DPM++ 2M",
-        "DPM-Solver++(2M) (Lu et al. 2022): a second-order ODE solver; as good in 10 to 20 "
-        "steps as DDIM in 50. Deterministic.",
+        "DPM-Solver++(2M) (Lu et al. 2022): a second-order ODE solver, as good in 10 steps as "
+        "DDIM in 50; best with trailing spacing. Deterministic.",
         (),
         "dpmpp_2m_update",
     ),
