@@ -15,6 +15,7 @@ from diffusion_studio.core.errors import InputError
 from diffusion_studio.core.info import ModelInfo
 
 if TYPE_CHECKING:
+    from diffusion_studio.core.classifier import Classifier
     from diffusion_studio.core.model import DiffusionModel
     from diffusion_studio.core.openai_flags import OpenAIFlags
 
@@ -36,6 +37,20 @@ def load_model(path: str | Path | None, device: str) -> DiffusionModel:
     return load(path, device=device)
 
 
+def _default_model_and_guide(device: str) -> tuple[DiffusionModel, Classifier | None]:
+    """The loader's work at start: the embedded model and the classifier shipped to guide it
+    (None where it does not load), both off the GUI thread."""
+    from diffusion_studio.core.model_files import load_classifier
+    from diffusion_studio.core.resources import guidance_classifier_dir
+
+    model = load_model(None, device)
+    try:
+        guide = load_classifier(guidance_classifier_dir(), device=model.device)
+    except (InputError, OSError):
+        guide = None
+    return model, guide
+
+
 def convert_and_load(
     checkpoint: str | Path, out: Path, flags: OpenAIFlags, device: str
 ) -> tuple[Path, list[str], DiffusionModel]:
@@ -51,6 +66,8 @@ class ModelsMixin:
     connected to _on_imported and _on_import_failed), settings, model_name, model_details,
     device_label, model, show_error, clear_error, suggest_source_class and _update_actions."""
 
+    _shipped_guide: Classifier | None = None  # loaded with the embedded model, at start
+
     def _load_default_model(self) -> None:
         """The embedded model, loaded off the GUI thread (the window is up meanwhile, Run
         enabled once it is ready); what waits for it (files given at start, a crash-restore
@@ -60,10 +77,12 @@ class ModelsMixin:
         device = self._device_choice()
         self.loader.done.connect(self._on_default_loaded)
         self.loader.failed.connect(self._on_default_failed)
-        self.loader.start(lambda: load_model(None, device=device))
+        self.loader.start(lambda: _default_model_and_guide(device))
 
-    def _on_default_loaded(self, model: DiffusionModel) -> None:
+    def _on_default_loaded(self, loaded: tuple[DiffusionModel, Classifier | None]) -> None:
+        model, guide = loaded
         if self.model is None:  # a model opened meanwhile stays
+            self._shipped_guide = guide
             self.set_model(model)
         self._model_settled()
 
@@ -171,7 +190,10 @@ class ModelsMixin:
             classifier = None
         shipped = guidance_classifier_dir()
         embedded = Path(model.info.path).resolve() == default_model_dir().resolve()
-        if classifier is None and embedded and shipped.is_dir():
+        loaded, self._shipped_guide = self._shipped_guide, None
+        if classifier is None and embedded and loaded is not None:
+            classifier = loaded  # loaded with the model, off the GUI thread
+        elif classifier is None and embedded and shipped.is_dir():
             try:
                 classifier = load_classifier(shipped, device=model.device)
             except InputError:
