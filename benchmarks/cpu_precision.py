@@ -87,8 +87,10 @@ def fd(model, count: int) -> None:
     info = model.info
     request = default_request(len(info.class_names), info.default_class, info.null_class,
                               num_inference_steps=50)  # fmt: skip
-    print(f"DDIM 50, {count} images from the same seeds in the data's class shares, guidance 3; "
-          "FD, class accuracy, and the mean pixel difference to float32's images (0 to 255):")  # fmt: skip
+    print(
+        f"DDIM 50, {count} images from the same seeds in the data's class shares, guidance 3; "
+        "FD, class accuracy, and the mean pixel difference to float32's images (0 to 255):"
+    )
     base = None
     for name, (bf16, last) in SETTINGS.items():
         model.bf16 = bf16
