@@ -306,7 +306,15 @@ class MainWindow(ModelsMixin, FilesMixin, WorkflowsMixin, GrowMixin, QMainWindow
         self.progress.setRange(0, len(timesteps))
         self.progress.setValue(0)
         self.progress.setVisible(True)
-        kind = "RePaint" if job.inpaint else "Sampling"
+        kind = (
+            "An outpainting pass"
+            if job is self._grow_job
+            else "DDNM"
+            if job.restore is not None
+            else "RePaint"
+            if job.inpaint
+            else "Sampling"
+        )
         self.statusBar().showMessage(f"{kind} started: {len(timesteps)} network calls")
 
     @Slot(object)
