@@ -214,8 +214,7 @@ def _ddim_update(
     # 1. predicted x_0 and eps, the "predicted x_0" term of eq. 12
     x0_pred, eps = schedule.predict(model_output, x_t, t, use_clipped_model_output)
     if classifier_grad is not None:  # the conditional score (Algorithm 2), x_0 from it
-        eps = eps - (1 - alpha_prod_t) ** 0.5 * classifier_grad(x_t, t)
-        x0_pred = (x_t - (1 - alpha_prod_t) ** 0.5 * eps) / alpha_prod_t**0.5
+        x0_pred, eps = _guided(eps, x_t, t, alpha_prod_t, classifier_grad)
     # 2. sigma_t(eta), eq. 16
     std_dev_t = (
         eta
@@ -229,6 +228,15 @@ def _ddim_update(
     if std_dev_t > 0:
         x_prev = x_prev + std_dev_t * randn_like(x_t, generator)
     return x_prev, x0_pred, ()
+
+
+def _guided(
+    eps: torch.Tensor, x_t: torch.Tensor, t: int, alpha_bar_t: float, gradient: ClassifierGrad
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Classifier guidance on a deterministic sampler's noise (Dhariwal & Nichol, Algorithm 2):
+    eps - sqrt(1 - ab_t) s grad log p(y | x_t), and the x_0 it implies."""
+    eps = eps - (1 - alpha_bar_t) ** 0.5 * gradient(x_t, t)
+    return (x_t - (1 - alpha_bar_t) ** 0.5 * eps) / alpha_bar_t**0.5, eps
 
 
 def dpmpp_2m_update(
@@ -262,8 +270,7 @@ def _dpmpp_2m_update(
     alpha_bar_t, alpha_bar_next = schedule.alpha_bar(t), schedule.alpha_bar(t_prev)
     x0_pred, eps = schedule.predict(model_output, x_t, t)
     if classifier_grad is not None:  # the conditional score, x_0 from it (as DDIM)
-        eps = eps - (1 - alpha_bar_t) ** 0.5 * classifier_grad(x_t, t)
-        x0_pred = (x_t - (1 - alpha_bar_t) ** 0.5 * eps) / alpha_bar_t**0.5
+        x0_pred, eps = _guided(eps, x_t, t, alpha_bar_t, classifier_grad)
     if t_prev < 0:  # to sigma = 0: the first-order step lands on x_0 itself
         return x0_pred, x0_pred, ()
     h = _log_snr_half(alpha_bar_next) - _log_snr_half(alpha_bar_t)
