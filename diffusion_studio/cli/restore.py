@@ -95,6 +95,8 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     )
     add_consistency_option(outpaint)
     add_jump_options(outpaint, 10)
+    # what --again refuses: a flag whose value is not its default
+    outpaint.set_defaults(defaults={a.dest: a.default for a in outpaint._actions})
 
 
 def run_outpaint(args: argparse.Namespace) -> int:
@@ -176,15 +178,13 @@ def _grow(args: argparse.Namespace, model, job, suggestion, note: str | None) ->
     return 0
 
 
-AGAIN_READS = {"command", "again", "model", "device", "bf16", "out", "outdir", "force", "quiet"}
-OUTPAINT_DEFAULTS = {"sampler": "ddim", "steps": 50, "seed": 0, "batch": 1, "extend": [],
-                     "passes": 1, "method": "multidiffusion", "consistency": "repaint",
-                     "jump_length": 10, "jump_n_sample": 10, "classifier_scale": "0"}  # fmt: skip
+AGAIN_READS = {"command", "again", "model", "device", "bf16", "out", "outdir", "force", "quiet",
+               "defaults"}  # fmt: skip
 
 
 def _refuse_beside_again(args: argparse.Namespace) -> None:
     """--again makes what the record says: a setting given beside it would do nothing."""
     for name, value in vars(args).items():
-        if name not in AGAIN_READS and value != OUTPAINT_DEFAULTS.get(name):
+        if name not in AGAIN_READS and value != args.defaults.get(name):
             flag = "--" + name.rstrip("_").replace("_", "-")
             raise InputError(f"{flag} does nothing with --again: the record's settings make it")

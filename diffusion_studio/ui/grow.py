@@ -162,15 +162,8 @@ class GrowMixin:
         growing = self.growing
         if self._grow_job is None or growing is None or growing.window is None:
             return
-        canvas = growing.canvas
-        made = shown.frame.x0_pred[0]
-        top, left = growing.window
-        image, known = canvas.image.copy(), canvas.known.copy()
-        place = (slice(top, top + made.shape[0]), slice(left, left + made.shape[1]))
-        fresh = ~known[place]
-        image[place][fresh] = made[fresh]
-        known[place] = True
-        self.grow_view.show_canvas(image, known)
+        preview = growing.canvas.pasted(growing.window, shown.frame.x0_pred[0])
+        self.grow_view.show_canvas(preview.image, preview.known)
 
     def _grow_took(self, result: RunResult) -> None:
         if self.owns(result):
