@@ -22,8 +22,8 @@ from diffusers.models.modeling_utils import ModelMixin
 from diffusers.models.unets.unet_2d_blocks import UNetMidBlock2D, get_down_block
 from torch import nn
 
+from diffusion_studio.core.guidance import ClassifierGrad, classifier_gradient
 from diffusion_studio.core.info import ClassifierInfo
-from diffusion_studio.core.sampling import ClassifierGrad, classifier_gradient
 from diffusion_studio.core.schedule import NoiseSchedule
 
 CLASSIFIER_CLASS = "NoiseClassifier"

@@ -15,9 +15,9 @@ from diffusers import UNet2DModel
 from diffusers.models.embeddings import TimestepEmbedding, Timesteps
 
 from diffusion_studio.core.errors import InputError
+from diffusion_studio.core.guidance import ModelFn, classifier_free_guidance
 from diffusion_studio.core.info import Layout, ModelInfo, find_class
 from diffusion_studio.core.limits import MAX_CLASSES
-from diffusion_studio.core.sampling import ModelFn, classifier_free_guidance
 from diffusion_studio.core.schedule import NoiseSchedule
 
 STUDIO_FILE = "diffusion_studio.json"

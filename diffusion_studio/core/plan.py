@@ -14,6 +14,7 @@ from diffusion_studio.core.canvas import check_windows
 from diffusion_studio.core.checks import validate
 from diffusion_studio.core.classifier import Classifier
 from diffusion_studio.core.errors import InputError
+from diffusion_studio.core.guidance import ClassifierGrad
 from diffusion_studio.core.images import to_tensor
 from diffusion_studio.core.job import Job
 from diffusion_studio.core.limits import (
@@ -25,7 +26,6 @@ from diffusion_studio.core.moves import call_plan, fork_moves, level_at, network
 from diffusion_studio.core.repaint import jump_back, known_region
 from diffusion_studio.core.restore import projected, restoration
 from diffusion_studio.core.sampling import (
-    ClassifierGrad,
     Merge,
     ModelFn,
     Move,

@@ -1,5 +1,5 @@
-"""DDPM, DDIM and DPM-Solver++(2M) sampling and classifier-free guidance, as generators over a
-model callable.
+"""DDPM, DDIM and DPM-Solver++(2M) sampling, as generators over a model callable (guidance,
+classifier-free and by a classifier, is core/guidance.py's).
 
 A sampler never sees a UNet: it calls `model_fn(x_t, t)`, which returns the network output of the
 schedule's prediction_type (the adapter lives in core/model.py). Every network call yields one
@@ -21,19 +21,15 @@ from functools import partial
 
 import torch
 
+from diffusion_studio.core.guidance import ClassifierGrad, ModelFn
 from diffusion_studio.core.moves import Move, descent
 from diffusion_studio.core.request import SAMPLERS, VarianceType
 from diffusion_studio.core.schedule import NoiseSchedule
 
-ModelFn = Callable[[torch.Tensor, int], torch.Tensor]
-"""(x_t (N, C, H, W), timestep) -> network output (N, C, H, W)."""
-
-ConditionalModelFn = Callable[[torch.Tensor, int, torch.Tensor], torch.Tensor]
-"""(x_t, timestep, class_labels (N,) long) -> network output."""
-
 SolverState = tuple[torch.Tensor, ...]
-"""What a solver carries from one step to the next: a multistep solver's earlier model outputs;
-() for the one-step samplers (DDPM, DDIM), and () again after RePaint jumps back up."""
+"""What a solver carries from one step to the next: DPM-Solver++'s x_0 of the step before and
+its timestep, DDPM's posterior variance (for its last step); () for DDIM, and () again after
+RePaint jumps back up."""
 
 Update = Callable[
     [torch.Tensor, torch.Tensor, int, int, SolverState],
@@ -82,31 +78,6 @@ def randn_like(x: torch.Tensor, generators: Generators) -> torch.Tensor:
     one = (1, *x.shape[1:])
     noise = [torch.randn(one, generator=g, device=g.device, dtype=x.dtype) for g in generators]
     return torch.cat(noise).to(x.device)
-
-
-ClassifierGrad = Callable[[torch.Tensor, int], torch.Tensor]
-"""(x_t, timestep) -> s * grad_x log p(y | x_t, t): classifier guidance's term, already scaled."""
-
-
-def classifier_gradient(
-    classifier: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
-    class_labels: torch.Tensor,
-    scale: float,
-) -> ClassifierGrad:
-    """Classifier guidance, Dhariwal & Nichol 2021: s grad log p_phi(y | x_t, t) of a
-    noise-aware classifier (x_t, t) -> logits. The gradient runs through the classifier alone,
-    outside the samplers' inference mode; the diffusion network is never in its graph."""
-
-    def gradient(x_t: torch.Tensor, t: int) -> torch.Tensor:
-        with torch.inference_mode(False), torch.enable_grad():
-            x = x_t.detach().clone().requires_grad_(True)
-            timesteps = torch.full((x.shape[0],), t, dtype=torch.long, device=x.device)
-            log_probs = torch.log_softmax(classifier(x, timesteps).float(), dim=-1)
-            chosen = log_probs[torch.arange(x.shape[0], device=x.device), class_labels].sum()
-            (grad,) = torch.autograd.grad(chosen, x)
-        return scale * grad.detach()
-
-    return gradient
 
 
 def ddpm_update(
@@ -383,34 +354,3 @@ def tiled(model_fn: ModelFn, windows: Sequence[Window], size: tuple[int, int]) -
         return total / count.clamp(min=1)
 
     return fn
-
-
-def classifier_free_guidance(
-    model_fn: ConditionalModelFn,
-    class_labels: torch.Tensor,
-    null_class: int,
-    guidance_scale: float,
-) -> ModelFn:
-    """Classifier-free guidance, Ho & Salimans 2022: out_uncond + s (out_cond - out_uncond).
-
-    class_labels (N,) long; `null_class` is the label the model was trained with when the label
-    was dropped. s = 1 is the conditional model alone (one forward), s = 0 the unconditional one;
-    otherwise cond and uncond run as one batch of 2N. Of a model that learns its variance only
-    the prediction (the first C channels) is guided; the variance is the conditional one's.
-    """
-    if guidance_scale == 1.0:
-        return lambda x_t, t: model_fn(x_t, t, class_labels)
-    null_labels = torch.full_like(class_labels, null_class)
-    if guidance_scale == 0.0:
-        return lambda x_t, t: model_fn(x_t, t, null_labels)
-    both_labels = torch.cat([class_labels, null_labels])
-
-    def guided(x_t: torch.Tensor, t: int) -> torch.Tensor:
-        out_cond, out_uncond = model_fn(torch.cat([x_t, x_t]), t, both_labels).chunk(2)
-        channels = x_t.shape[1]  # a learned variance (the rest) stays the conditional one's
-        mixed = out_uncond[:, :channels] + guidance_scale * (
-            out_cond[:, :channels] - out_uncond[:, :channels]
-        )
-        return torch.cat([mixed, out_cond[:, channels:]], dim=1)
-
-    return guided

@@ -301,8 +301,8 @@ def test_classifier_guided_runs_match_guided_diffusions_loops(monkeypatch, sampl
     """Dhariwal & Nichol's Algorithms 1 and 2 (condition_mean, condition_score) against
     guided-diffusion's loops with cond_fn, a random EncoderUNetModel as the classifier."""
     from diffusion_studio.core.convert import convert_classifier
+    from diffusion_studio.core.guidance import classifier_gradient
     from diffusion_studio.core.sampling import (
-        classifier_gradient,
         ddim_update,
         ddpm_update,
         sample,

@@ -6,8 +6,8 @@ import pytest
 import torch
 from diffusers import DDIMScheduler
 
+from diffusion_studio.core.guidance import classifier_free_guidance
 from diffusion_studio.core.sampling import (
-    classifier_free_guidance,
     ddim_update,
     ddpm_update,
     randn_like,

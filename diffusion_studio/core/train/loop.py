@@ -23,8 +23,9 @@ from diffusers import UNet2DModel
 from diffusion_studio.core.errors import InputError
 from diffusion_studio.core.export import make_grid, save_png
 from diffusion_studio.core.files import exclusive_lock
+from diffusion_studio.core.guidance import classifier_free_guidance
 from diffusion_studio.core.images import to_uint8
-from diffusion_studio.core.sampling import classifier_free_guidance, ddim_update, randn_like, sample
+from diffusion_studio.core.sampling import ddim_update, randn_like, sample
 from diffusion_studio.core.schedule import NoiseSchedule
 from diffusion_studio.core.train import output  # hardware_description, looked up at call time
 from diffusion_studio.core.train.checkpoints import (
