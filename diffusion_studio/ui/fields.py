@@ -5,13 +5,14 @@ is scrolled past it). A click or Tab gives the field focus; then the wheel chang
 
 from __future__ import annotations
 
-from PySide6.QtCore import QEvent, QObject, Qt
+from PySide6.QtCore import QEvent, QObject, QSize, Qt
 from PySide6.QtWidgets import (
     QAbstractScrollArea,
     QAbstractSlider,
     QAbstractSpinBox,
     QApplication,
     QComboBox,
+    QScrollArea,
     QScrollBar,
     QWidget,
 )
@@ -47,3 +48,24 @@ def guard_wheel(root: QWidget) -> WheelGuard:
             field.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
             field.installEventFilter(guard)
     return guard
+
+
+class FieldsScroll(QScrollArea):
+    """The settings' vertical scroll: as wide as its fields need, now and after any change
+    (a longer name, another model's options), so that none is ever cut off at the side."""
+
+    def __init__(self, fields: QWidget) -> None:
+        super().__init__(widgetResizable=True)
+        self.setWidget(fields)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+
+    def minimumSizeHint(self) -> QSize:
+        hint = super().minimumSizeHint()
+        scrollbar = self.verticalScrollBar().sizeHint().width()
+        needed = self.widget().minimumSizeHint().width() + scrollbar + 2 * self.frameWidth()
+        return QSize(max(hint.width(), needed), hint.height())
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if watched is self.widget() and event.type() == QEvent.Type.LayoutRequest:
+            self.updateGeometry()  # the dock asks again how narrow this may be
+        return super().eventFilter(watched, event)

@@ -11,6 +11,7 @@ from PySide6.QtWidgets import (
     QDialog,
     QDialogButtonBox,
     QMenuBar,
+    QMessageBox,
     QTextBrowser,
     QVBoxLayout,
     QWidget,
@@ -162,3 +163,25 @@ def open_help(window, page: str) -> HelpPage | None:
         guided=model.info.null_class is not None,
     )
     return show_page(window, "What this run does", text)
+
+
+def show_about(window, app_name: str) -> None:
+    """Help > About: the version, what the studio does, the versions of torch and diffusers
+    (loaded with the model by then) and the licences."""
+    import diffusers
+    import torch
+
+    from diffusion_studio import __version__
+
+    device = window.model.device if window.model else "no model"
+    QMessageBox.about(
+        window,
+        f"About {app_name}",
+        f"<h3>{app_name} {__version__}</h3>"
+        "<p>A studio for pixel-space diffusion models: DDPM, DDIM and DPM-Solver++, "
+        "classifier-free and classifier guidance, RePaint and DDNM inpainting, "
+        "super-resolution, colorization and outpainting, live.</p>"
+        f"<p>torch {torch.__version__}, diffusers {diffusers.__version__}; device {device}</p>"
+        "<p>Code: MIT. Emoji data and the embedded model: Noto Emoji (Apache 2.0) and "
+        "Twemoji (CC BY 4.0); see NOTICE.</p>",
+    )

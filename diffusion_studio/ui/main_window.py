@@ -2,25 +2,20 @@
 
 from __future__ import annotations
 
-import contextlib
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QByteArray, QEvent, QObject, QSettings, QSize, Qt, QTimer, Slot
+from PySide6.QtCore import QSettings, Qt, QTimer, Slot
 from PySide6.QtGui import (
     QCloseEvent,
 )
 from PySide6.QtWidgets import (
     QDockWidget,
-    QFileDialog,
     QGroupBox,
     QLabel,
     QMainWindow,
-    QMessageBox,
     QProgressBar,
     QPushButton,
-    QScrollArea,
     QSplitter,
     QTabWidget,
     QVBoxLayout,
@@ -32,14 +27,14 @@ from diffusion_studio.core.checks import validate
 from diffusion_studio.core.errors import InputError
 from diffusion_studio.core.job import Job
 from diffusion_studio.core.moves import moves_of
-from diffusion_studio.core.request import SampleRequest, default_request
+from diffusion_studio.core.request import SampleRequest
 from diffusion_studio.core.result import RunResult
 from diffusion_studio.ui.autosave import Autosave
 from diffusion_studio.ui.background import Background
 from diffusion_studio.ui.banner import ErrorBanner
 from diffusion_studio.ui.canvas_panel import CanvasPanel
 from diffusion_studio.ui.compare_view import CompareView
-from diffusion_studio.ui.fields import guard_wheel
+from diffusion_studio.ui.fields import FieldsScroll, guard_wheel
 from diffusion_studio.ui.files import FilesMixin
 from diffusion_studio.ui.forward_view import ForwardView
 from diffusion_studio.ui.gallery import Gallery, GalleryEntry
@@ -50,6 +45,7 @@ from diffusion_studio.ui.menus import build_menus
 from diffusion_studio.ui.models import ModelsMixin
 from diffusion_studio.ui.outputs import Outputs
 from diffusion_studio.ui.sampler_panel import SamplerPanel
+from diffusion_studio.ui.session import SessionMixin
 from diffusion_studio.ui.state import StudioState
 from diffusion_studio.ui.worker import Sampler, Shown
 from diffusion_studio.ui.workflows import WorkflowsMixin
@@ -60,28 +56,7 @@ if TYPE_CHECKING:  # torch and diffusers load with the model, after the window i
 APP_NAME = "Diffusion Studio"
 
 
-class FieldsScroll(QScrollArea):
-    """The settings' vertical scroll: as wide as its fields need, now and after any change
-    (a longer name, another model's options), so that none is ever cut off at the side."""
-
-    def __init__(self, fields: QWidget) -> None:
-        super().__init__(widgetResizable=True)
-        self.setWidget(fields)
-        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-
-    def minimumSizeHint(self) -> QSize:
-        hint = super().minimumSizeHint()
-        scrollbar = self.verticalScrollBar().sizeHint().width()
-        needed = self.widget().minimumSizeHint().width() + scrollbar + 2 * self.frameWidth()
-        return QSize(max(hint.width(), needed), hint.height())
-
-    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
-        if watched is self.widget() and event.type() == QEvent.Type.LayoutRequest:
-            self.updateGeometry()  # the dock asks again how narrow this may be
-        return super().eventFilter(watched, event)
-
-
-class MainWindow(ModelsMixin, FilesMixin, WorkflowsMixin, GrowMixin, QMainWindow):
+class MainWindow(ModelsMixin, FilesMixin, WorkflowsMixin, GrowMixin, SessionMixin, QMainWindow):
     """Model panel and sampler panel on the left; the canvas and the live view in the middle;
     the gallery below; the status bar says device, step k/N, steps per second and ETA."""
 
@@ -393,90 +368,7 @@ class MainWindow(ModelsMixin, FilesMixin, WorkflowsMixin, GrowMixin, QMainWindow
         self.actions.export_selected.setEnabled(has_results)
         self.actions.use_source.setEnabled(has_results)
 
-    # --- settings and closing -----------------------------------------------------------
-
-    def _restore_settings(self) -> None:
-        geometry = self.settings.value("window/geometry")
-        if isinstance(geometry, QByteArray):
-            self.restoreGeometry(geometry)
-        state = self.settings.value("window/state")
-        if isinstance(state, QByteArray):
-            self.restoreState(state)
-        splitter = self.settings.value("window/splitter")
-        if isinstance(splitter, QByteArray):
-            self.splitter.restoreState(splitter)
-        saved = self.settings.value("sampler/request")
-        self._restored_settings = False
-        if isinstance(saved, str):
-            # settings from another version are dropped: the defaults stand
-            with contextlib.suppress(ValueError, TypeError):
-                self.panel.set_request(SampleRequest.from_dict(json.loads(saved)))
-                self._restored_settings = True
-        opacity = self.settings.value("canvas/opacity")
-        if opacity is not None:
-            self.canvas_panel.opacity.setValue(int(opacity))
-
-    def _say_restored(self) -> None:
-        """Say which settings of the last start are back and differ from the model's opening
-        ones: a field scrolled out of sight (a classifier scale of 5) is not a surprise."""
-        if not self._restored_settings or self.model is None:
-            return
-        self._restored_settings = False
-        info, schedule = self.model.info, self.model.schedule
-        opening = default_request(
-            len(info.class_names),
-            info.default_class,
-            info.null_class,
-            timestep_spacing=schedule.timestep_spacing,
-            variance_type=schedule.variance_type,
-        )
-        changed = self.panel.settings_beside(opening)
-        if changed:
-            self.statusBar().showMessage(f"Settings of the last start: {', '.join(changed)}", 20000)
-
-    def save_settings(self) -> None:
-        self.settings.setValue("window/geometry", self.saveGeometry())
-        self.settings.setValue("window/state", self.saveState())
-        self.settings.setValue("window/splitter", self.splitter.saveState())
-        self.settings.setValue("sampler/request", json.dumps(self.panel.request().to_dict()))
-        self.settings.setValue("canvas/opacity", self.canvas_panel.opacity.value())
-        self.settings.sync()
-
-    def _write(self, result: RunResult) -> None:
-        """Write a finished run to the output folder at once; a failure is said, and the run
-        stays in the gallery (quitting then asks)."""
-        if self.outputs is None or not self.outputs.enabled:
-            return
-        try:
-            result.written = self.outputs.write(result)
-        except (InputError, OSError) as exc:
-            self.show_error(f"Could not write the result to {self.outputs.today()}: {exc}")
-            return
-        if result.written:
-            self.statusBar().showMessage(f"Saved to {result.written[0].parent}", 6000)
-
-    def choose_output_folder(self) -> None:
-        if self.outputs is None:
-            return
-        folder = QFileDialog.getExistingDirectory(self, "Output folder", str(self.outputs.root))
-        if folder:
-            self.outputs.root = Path(folder)
-
-    def set_saving(self, on: bool) -> None:
-        if self.outputs is not None:
-            self.outputs.enabled = on
-
-    def ask_discard(self, count: int) -> bool:
-        """Whether to quit although `count` images are only in memory."""
-        answer = QMessageBox.question(
-            self,
-            "Quit without saving?",
-            f"{count} image(s) of this session are not saved anywhere (the output folder is "
-            "off, or could not be written). Quit anyway and lose them?",
-            QMessageBox.StandardButton.Discard | QMessageBox.StandardButton.Cancel,
-            QMessageBox.StandardButton.Cancel,
-        )
-        return answer == QMessageBox.StandardButton.Discard
+    # --- closing ----------------------------------------------------------------------
 
     def closeEvent(self, event: QCloseEvent) -> None:
         unsaved = self.gallery.unsaved()
@@ -499,17 +391,6 @@ class MainWindow(ModelsMixin, FilesMixin, WorkflowsMixin, GrowMixin, QMainWindow
         open_help(self, page)
 
     def about(self) -> None:
-        import diffusers
-        import torch
+        from diffusion_studio.ui.help import show_about
 
-        device = self.model.device if self.model else "no model"
-        QMessageBox.about(
-            self,
-            "About Diffusion Studio",
-            f"<h3>{APP_NAME} {__version__}</h3>"
-            "<p>A studio for pixel-space diffusion models: DDPM, DDIM, classifier-free "
-            "guidance and RePaint inpainting, live.</p>"
-            f"<p>torch {torch.__version__}, diffusers {diffusers.__version__}; device {device}</p>"
-            "<p>Code: MIT. Emoji data and the embedded model: Noto Emoji (Apache 2.0) and "
-            "Twemoji (CC BY 4.0); see NOTICE.</p>",
-        )
+        show_about(self, APP_NAME)
