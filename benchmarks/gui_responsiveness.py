@@ -36,8 +36,9 @@ def measure(window, app, inpaint: bool) -> dict[str, float]:
     timer.timeout.connect(lambda: ticks.append(clock.nsecsElapsed() / 1e6))
     frames = []
     window.sampler.frame.connect(frames.append)
-    done = []
+    done, failed = [], []
     window.sampler.finished.connect(done.append)
+    window.sampler.failed.connect(failed.append)
     if inpaint:
         from diffusion_studio.core.resources import sample_images
 
@@ -49,12 +50,15 @@ def measure(window, app, inpaint: bool) -> dict[str, float]:
     started = time.perf_counter()
     window.run()
     while not done:
+        if failed:
+            raise SystemExit(f"the run failed: {failed[0]}")
         app.processEvents()
         time.sleep(0.001)
     seconds = time.perf_counter() - started
     timer.stop()
     window.sampler.frame.disconnect(frames.append)
     window.sampler.finished.disconnect(done.append)
+    window.sampler.failed.disconnect(failed.append)
     gaps = np.diff(ticks)
     calls = done[0].trajectory.frames[-1].total
     return {

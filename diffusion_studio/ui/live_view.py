@@ -27,6 +27,10 @@ from diffusion_studio.ui.worker import Shown, compose
 
 pg.setConfigOptions(imageAxisOrder="row-major", antialias=True)
 PLOT_INTERVAL_S = 0.1  # the plots follow a run at 10 Hz: they cost more to draw than images
+RUNNING = (
+    "Running: each step's sample x_t and the network's prediction of the clean image x_0 as "
+    "they come; scrub every step when it ends."
+)
 
 
 class ImagePane(pg.GraphicsLayoutWidget):
@@ -45,6 +49,11 @@ class ImagePane(pg.GraphicsLayoutWidget):
         self.label = pg.LabelItem(title, size="10pt")
         self.addItem(self.label, row=1, col=0)
 
+    def set_title(self, text: str | None = None) -> None:
+        """The line under the image (its own title when None): drawn in the pane's scene, so a
+        new one each frame costs no relayout of the window (a QLabel's would)."""
+        self.label.setText(self.title if text is None else text)
+
     def show_image(self, image: np.ndarray) -> None:
         """(H, W, C) uint8; a grey image is shown as grey, an RGBA one over white."""
         image = image[..., 0] if image.shape[-1] == 1 else to_rgb(image)
@@ -56,6 +65,15 @@ class ImagePane(pg.GraphicsLayoutWidget):
     def clear_image(self) -> None:
         self.image.clear()
         self._shape = None
+
+
+def cache_frame(plot: pg.PlotItem) -> None:
+    """Keep a plot's axes, grid and title as pixmaps: what moves during a run (a marker, a
+    growing curve) is then drawn over them, not the whole plot again (Qt redraws them only
+    when they change: a new range, a resize)."""
+    for axis in plot.axes.values():
+        axis["item"].setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
+    plot.titleLabel.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
 
 
 class SchedulePlot(pg.PlotWidget):
@@ -77,11 +95,13 @@ class SchedulePlot(pg.PlotWidget):
         )
         plot.showGrid(x=True, y=True, alpha=0.2)
         plot.setMouseEnabled(x=False, y=False)
+        cache_frame(plot)
         self.alpha_bar = plot.plot(pen=pg.mkPen("#2a7fd4", width=2))
         self.beta = plot.plot(pen=pg.mkPen("#d4802a", width=2))
         for static in (self.alpha_bar, self.beta):  # only the marker moves during a run
             static.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
         self.marks = pg.ScatterPlotItem(size=5, brush=pg.mkBrush("#444"), pen=None)
+        self.marks.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
         plot.addItem(self.marks)
         self.current = pg.InfiniteLine(angle=90, pen=pg.mkPen("#c0308a", width=2))
         self.current.setVisible(False)
@@ -124,6 +144,7 @@ class PathPlot(pg.PlotWidget):
         )
         plot.showGrid(x=True, y=True, alpha=0.2)
         plot.setMouseEnabled(x=False, y=False)
+        cache_frame(plot)
         self.path = plot.plot(pen=pg.mkPen("#2a7fd4", width=1.5))
         self.path.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
         self.done = plot.plot(pen=pg.mkPen("#c0308a", width=2.5))
@@ -156,6 +177,7 @@ class GuidancePlot(pg.PlotWidget):
         )
         plot.showGrid(x=True, y=True, alpha=0.2)
         plot.setMouseEnabled(x=False, y=False)
+        cache_frame(plot)
         self.norms = plot.plot(pen=pg.mkPen("#2a9d4a", width=2))
         self._calls: list[int] = []
         self._values: list[float] = []
@@ -240,6 +262,7 @@ class LiveView(QWidget):
         self.scrub.blockSignals(False)
         self.schedule.set_run(timesteps)
         self.path.set_path(timesteps)
+        self.caption.setText(RUNNING)
 
     def show_frame(self, shown: Shown) -> None:
         """A frame whose grids the worker composed (the GUI thread only draws)."""
@@ -257,7 +280,7 @@ class LiveView(QWidget):
             self.scrub.blockSignals(True)
             self.scrub.setValue(frame.index)
             self.scrub.blockSignals(False)
-        self.caption.setText(f"step {frame.index + 1} / {frame.total}, t = {frame.timestep}")
+        self.x_t.set_title(f"x_t: step {frame.index + 1} / {frame.total}, t = {frame.timestep}")
 
     def show_image(self, image) -> None:
         """A result without its steps (an image of an earlier session): it alone."""
@@ -265,6 +288,7 @@ class LiveView(QWidget):
         self.fork_bar.setVisible(False)
         self.scrub.setEnabled(False)
         self.x_t.show_image(image)
+        self.x_t.set_title()
         self.x0.clear_image()
         self.caption.setText("An earlier result: its steps are not kept between sessions.")
 

@@ -17,6 +17,7 @@ from diffusion_studio.core.masks import MASK_PRESETS, preset_mask
 from diffusion_studio.core.request import SampleRequest
 from diffusion_studio.core.resources import sample_images
 from diffusion_studio.ui.export_dialog import ExportOptions, export_entries
+from diffusion_studio.ui.live_view import RUNNING
 
 RUN_TIMEOUT_MS = 30_000
 
@@ -89,8 +90,15 @@ def test_a_full_run_finishes_and_the_gallery_grows(qtbot, window) -> None:
     window.sampler.frame.connect(frames.append)
     scrub = window.live.scrub  # idle while the run goes, its handle follows the steps
     window.sampler.frame.connect(lambda _: handles.append((scrub.value(), scrub.isEnabled())))
+    captions, titles = set(), []  # a step's words in the pane's scene: no relayout per frame
+    window.sampler.frame.connect(lambda _: captions.add(window.live.caption.text()))
+    window.sampler.frame.connect(lambda _: titles.append(window.live.x_t.label.text))
     result = run_and_wait(qtbot, window)
     assert handles == [(shown.frame.index, False) for shown in frames]
+    assert captions == {RUNNING}
+    assert len(titles) == len(frames) and all(
+        f"step {shown.frame.index + 1} / 8," in title for shown, title in zip(frames, titles)
+    )
     assert window.gallery.count() == 2
     assert result.images.shape == (2, 16, 16, 3)
     assert frames and frames[-1].frame.index == 7  # the last step was drawn
