@@ -81,7 +81,8 @@ def main() -> None:
 
 def fd(model, count: int) -> None:
     from diffusion_studio.core.request import default_request
-    from diffusion_studio.core.train.evaluate import generate_images, load_eval_classifier, score
+    from diffusion_studio.core.train.evaluate import load_eval_classifier, score
+    from diffusion_studio.core.train.samples import generate_images
 
     classifier, card, real = load_eval_classifier()
     info = model.info

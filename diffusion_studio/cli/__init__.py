@@ -24,6 +24,7 @@ from diffusion_studio import __version__
 from diffusion_studio.cli import convert, evaluate, generate, restore, train, workflows
 from diffusion_studio.cli.common import EXIT_BAD_INPUT, PROG, Parser
 from diffusion_studio.core.errors import InputError, OutputExistsError
+from diffusion_studio.core.shards import launched_processes
 
 MODULES = (generate, restore, workflows, train, evaluate, convert)
 """The command modules, each with add_parsers(commands) for its parsers."""
@@ -43,6 +44,8 @@ COMMANDS: dict[str, Run] = {  # a command: what runs it (with the arguments as g
     "eval": lambda args, argv: evaluate.run(args),
     "convert": lambda args, argv: convert.run(args),
 }
+SPREAD = ("sample", "inpaint", "upscale", "colorize", "eval", "train", "train-classifier")
+"""The commands that share their work among the processes of `accelerate launch`."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -64,6 +67,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command in (None, "gui"):
         return _open_window(getattr(args, "files", []))
     try:
+        spread = launched_processes()
+        if spread > 1 and args.command not in SPREAD:
+            raise InputError(
+                f"{args.command} runs in one process, not {spread}; a launcher spreads "
+                + ", ".join(SPREAD)
+            )
         return COMMANDS[args.command](args, argv)
     except OutputExistsError as exc:
         return _fail(f"{exc.path} already exists (use --force to overwrite)")

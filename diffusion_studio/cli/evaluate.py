@@ -93,17 +93,20 @@ def run(args: argparse.Namespace) -> int:
     from diffusion_studio.core.checks import validate
     from diffusion_studio.core.model_files import load_model
     from diffusion_studio.core.request import SAMPLERS, SampleRequest
+    from diffusion_studio.core.shards import this_shard
     from diffusion_studio.core.train.evaluate import (
-        evaluate_setting,
         evaluation_rows,
         format_table,
         load_eval_classifier,
     )
+    from diffusion_studio.core.train.samples import evaluate_setting
     from diffusion_studio.core.workflows import Axis, sweep
 
     if not 1 <= args.n <= MAX_EVAL_SAMPLES:
         raise InputError(f"-n must be from 1 to {MAX_EVAL_SAMPLES:,} samples, got {args.n}")
-    model = load_model(args.model, device=args.device)
+    shard = this_shard(args.device)  # under accelerate launch: this process's chunks
+    say = print if shard.main else lambda *_, **__: None
+    model = load_model(args.model, device=shard.device or args.device)
     if args.compile:
         model.compile()
     classifier, card, real = load_eval_classifier()
@@ -152,7 +155,7 @@ def run(args: argparse.Namespace) -> int:
         for setting in settings:
             validate(replace(setting, batch_size=batch), model, classifier=guide)
     guided = f", classifier {guide.name}" if guide else ""
-    print(
+    say(
         f"{model.info.name}: {args.n} samples per setting, guidance {args.guidance}{guided}, "
         f"device {model.device}"
     )
@@ -160,9 +163,10 @@ def run(args: argparse.Namespace) -> int:
     if model.info.resolution != (size, size):
         height, width = model.info.resolution
         scored = f"{size}x{size} (Lanczos, as the data was made)"
-        print(f"its {width}x{height} samples are scored at {scored}")
+        say(f"its {width}x{height} samples are scored at {scored}")
     total = len(grid) * len(steps)
-    with tqdm(total=total, unit="setting", desc="eval", disable=args.quiet) as progress:
+    quiet = args.quiet or not shard.main
+    with tqdm(total=total, unit="setting", desc="eval", disable=quiet) as progress:
         table = []
         for name, settings in grid:
             scores = []
@@ -178,10 +182,11 @@ def run(args: argparse.Namespace) -> int:
                         guide,
                         card.class_counts,
                         size,
+                        shard,
                     )
                 )
                 progress.update()
-                if not args.quiet:  # a long table shows each setting as it is done
+                if not quiet:  # a long table shows each setting as it is done
                     progress.write(
                         f"{name} S={setting.num_inference_steps}: FD "
                         f"{scores[-1].frechet_distance:.3f}, accuracy "
@@ -190,12 +195,12 @@ def run(args: argparse.Namespace) -> int:
                     )
             table.append((name, scores))
     floor = card.floor_at(args.n)
-    print(
+    say(
         "\nFrechet distance in the classifier's features (lower is better); real-vs-real floor "
         + (f"{floor:.3f} ({args.n} real images against all), " if floor is not None else "")
         + f"{card.real_floor:.3f} (two halves of the data)"
     )
-    print(format_table(table, steps, "frechet_distance"))
-    print(f"\nClass accuracy (the classifier's held-out accuracy: {card.held_out_accuracy:.3f})")
-    print(format_table(table, steps, "class_accuracy"))
+    say(format_table(table, steps, "frechet_distance"))
+    say(f"\nClass accuracy (the classifier's held-out accuracy: {card.held_out_accuracy:.3f})")
+    say(format_table(table, steps, "class_accuracy"))
     return 0

@@ -19,6 +19,7 @@ from diffusion_studio.cli.options import (
     sampler_options,
 )
 from diffusion_studio.core.errors import InputError
+from diffusion_studio.core.request import MAX_SEED
 
 IMAGE_COMMANDS = ("inpaint", "upscale", "colorize", "outpaint")  # of a source image
 
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
     from diffusion_studio.core.job import Job
     from diffusion_studio.core.model import DiffusionModel, ModelInfo
     from diffusion_studio.core.request import SampleRequest
+    from diffusion_studio.core.shards import Shard
     from diffusion_studio.core.workflows import Table
     from diffusion_studio.core.write import Output
 
@@ -48,6 +50,14 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
         sub.add_argument("--device", default="auto", help="auto (CUDA, MPS, CPU), cpu, cuda, mps")
     for sub in (sample, inpaint):
         add_sampler_options(sub)
+        sub.add_argument(
+            "--batches",
+            type=whole,
+            metavar="K",
+            default=1,
+            help="K batches of -n images, one after the other, the seeds going on (default 1); "
+            "under accelerate launch the processes share them out",
+        )
     inpaint.add_argument("--image", required=True, metavar="PATH", help="the source image")
     masks = inpaint.add_mutually_exclusive_group(required=True)
     masks.add_argument("--mask", metavar="PATH", help="a mask image: white = generate")
@@ -79,36 +89,45 @@ def info(args: argparse.Namespace) -> int:
 
 
 def generate(args: argparse.Namespace) -> int:
+    """The command's jobs, run and written; under `accelerate launch` this process's span of
+    each job's seeds (core.shards), into the one --outdir."""
     from tqdm import tqdm
 
     from diffusion_studio.core.checks import validate
     from diffusion_studio.core.model_files import load_model
     from diffusion_studio.core.moves import network_calls
     from diffusion_studio.core.run import execute
+    from diffusion_studio.core.shards import this_shard
     from diffusion_studio.core.write import check_outputs, write
 
     inpaint = args.command in IMAGE_COMMANDS  # a source image, and RePaint's flags
-    model = load_model(args.model, device=args.device, bf16=args.bf16)
+    shard = this_shard(args.device)
+    device = shard.device or args.device
+    model = load_model(args.model, device=device, bf16=args.bf16)
     scales = numbers(args.classifier_scale, float, "--classifier-scale")
     classifier = guiding_classifier(args, model, scales)
     suggestion = _class_from_image(args, model.info)
     table, jobs = _jobs(args, model, inpaint, scales, classifier, suggestion)
     for job in jobs:  # bad settings are reported before anything about files
         validate(job.request, model, job.jumps, classifier)
-    outputs = _plan(args, table, jobs)
-    check_outputs(outputs, args.force)
     notes = [f"class {suggestion.describe()} (--class NAME to choose)"] if suggestion else []
-    for note in [*notes, *jobs[0].notes]:  # said once the inputs are known to be good
+    notes += jobs[0].notes
+    jobs, outputs = _plan(args, table, jobs, shard)
+    check_outputs(outputs, args.force)
+    shard.wait()  # every process has chosen its files before any is written: one run number
+    for note in notes if shard.main else []:  # said once the inputs are known to be good
         print(f"{PROG}: {note}", file=sys.stderr)
-    calls = network_calls(jobs[0].request, jobs[0].jumps)
+    calls = sum(network_calls(job.request, job.jumps) for job in jobs)
     results = []
-    with tqdm(total=calls * len(jobs), unit="step", desc=args.command, disable=args.quiet) as bar:
+    quiet = args.quiet or not shard.main
+    with tqdm(total=calls, unit="step", desc=args.command, disable=quiet) as bar:
         for job in jobs:
             results.append(
                 execute(model, job, on_frame=lambda f: bar.update(), classifier=classifier)
             )
     for path in write(outputs, results, overwrite=args.force):
         print(path)
+    shard.wait()
     return 0
 
 
@@ -197,10 +216,15 @@ def _jobs(
                   columns if len(columns) > 1 else [("", columns[0][1])])  # fmt: skip
     guide = classifier.info if classifier else None
     one = len(table.cells) == 1  # a plain run is in no table: its record says none
+    batches = getattr(args, "batches", 1)
+    if batches < 1 or args.seed + batches * args.batch > MAX_SEED:
+        raise InputError(f"--batches must be from 1 to the seeds left after --seed, got {batches}")
     jobs = [
-        replace(_prepare(args, request, info, guide), cell=None if one else cell)
+        replace(_prepare(args, replace(request, seed=request.seed + k * args.batch), info, guide),
+                cell=None if one else cell)
         for cell, request in table.cells
-    ]
+        for k in range(batches)
+    ]  # fmt: skip
     return table, jobs
 
 
@@ -253,14 +277,19 @@ def _class_from_image(args: argparse.Namespace, info: ModelInfo) -> ClassSuggest
     return suggest_class(image, info)
 
 
-def _plan(args: argparse.Namespace, table: Table, jobs: list[Job]) -> list[Output]:
-    """The files of every job (plan_outputs) and the grid: decided, and checked, before
-    anything runs. The grid is labelled: a row per class of --class all, a column per
-    classifier scale (each batch's images side by side), each image's seed under it."""
+def _plan(
+    args: argparse.Namespace, table: Table, jobs: list[Job], shard: Shard
+) -> tuple[list[Job], list[Output]]:
+    """The jobs this process runs and the files of each (plan_outputs) and the grid: decided,
+    and checked, before anything runs. The grid is labelled: a row per class of --class all, a
+    column per classifier scale (each batch's images side by side), each image's seed under
+    it. Spread over processes, each runs its span of every job's seeds (_shares)."""
     from diffusion_studio.core.export import ANIMATIONS
     from diffusion_studio.core.record import next_run_number
     from diffusion_studio.core.write import GridFile, GridLabels, plan_outputs
 
+    if shard.count > 1:
+        return _shares(args, jobs, shard, whole=len(jobs) > len(table.cells))
     grid = Path(args.grid) if args.grid else None
     if grid is not None and grid.suffix.lower() != ".png":
         raise InputError(f"--grid {grid} should end in .png")
@@ -269,7 +298,10 @@ def _plan(args: argparse.Namespace, table: Table, jobs: list[Job]) -> list[Outpu
         names = " or ".join(ANIMATIONS)
         raise InputError(f"--save-trajectory {trajectory} should end in {names}")
     if trajectory is not None and len(jobs) > 1:
-        raise InputError("--save-trajectory follows one class at a time, not --class all")
+        several = "--batches" if len(jobs) > len(table.cells) else "--class all"
+        raise InputError(f"--save-trajectory follows one batch at a time, not {several}")
+    if grid is not None and len(table.cells) > 1 and len(jobs) > len(table.cells):
+        raise InputError("--grid lays out a table of settings or --batches, not both at once")
     if args.out and args.outdir:
         raise InputError("give --out (a file name) or --outdir (a folder), not both")
     out = Path(args.out) if args.out else None
@@ -287,7 +319,7 @@ def _plan(args: argparse.Namespace, table: Table, jobs: list[Job]) -> list[Outpu
     else:
         for k, job in enumerate(jobs):
             stem = out.stem
-            if len(jobs) > 1:  # --class all, or several scales: the class and scale in the name
+            if len(table.cells) > 1:  # --class all, several scales: the class and scale in it
                 names = job.model.class_names or (
                     job.classifier.class_names if job.classifier else ()
                 )
@@ -295,7 +327,8 @@ def _plan(args: argparse.Namespace, table: Table, jobs: list[Job]) -> list[Outpu
                     stem += "-" + _slug(names[job.request.class_label or 0])
                 if job.request.classifier_scale:
                     stem += f"-cg{job.request.classifier_scale:g}"
-            single = f"{stem}{out.suffix}"
+            batches = len(jobs) > len(table.cells)  # each image's name with its seed
+            single = None if batches else f"{stem}{out.suffix}"
             outputs += plan_outputs(
                 job, out.parent, stem, run=k, single_name=single, trajectory=trajectory
             )
@@ -309,7 +342,42 @@ def _plan(args: argparse.Namespace, table: Table, jobs: list[Job]) -> list[Outpu
         labelled = len(jobs) > 1  # one request's batch: a plain grid, as its images are
         labels = GridLabels(rows, tuple(heads), tuple(seeds)) if labelled else None
         outputs.append(GridFile(grid, columns, labels))
-    return outputs
+    return jobs, outputs
+
+
+def _shares(
+    args: argparse.Namespace, jobs: list[Job], shard: Shard, whole: bool
+) -> tuple[list[Job], list[Output]]:
+    """This process's share of the jobs, written into --outdir under the names one process
+    gives them (run number and seed): with `whole` (--batches) whole batches, batch k to
+    process k mod P, so the union is one process's run bit for bit; else of each batch its span
+    of the seeds, as a batch of its own (the same images as one process's -n N/P --batches P;
+    as one batch of N up to the float rounding of another batch size). An inpainting's inputs
+    are written with each batch's first image."""
+    from diffusion_studio.core.record import next_run_number
+    from diffusion_studio.core.write import plan_outputs
+
+    given = [flag for flag, value in (("--out", args.out), ("--grid", args.grid),
+             ("--save-trajectory", args.save_trajectory)) if value]  # fmt: skip
+    if given:
+        raise InputError(
+            f"spread over {shard.count} processes, each writes its own images into --outdir: "
+            f"{', '.join(given)} is for one process"
+        )
+    folder = Path(args.outdir or ".")
+    first = next_run_number(folder)  # before any process writes (generate waits for all)
+    mine: list[Job] = []
+    outputs: list[Output] = []
+    for k, job in shard.deal(jobs) if whole else enumerate(jobs):
+        span = range(job.request.batch_size) if whole else shard.span(job.request.batch_size)
+        if not span:
+            continue
+        request = replace(job.request, seed=job.request.seed + span.start, batch_size=len(span))
+        mine.append(replace(job, request=request))
+        outputs += plan_outputs(
+            mine[-1], folder, f"{first + k:05d}", run=len(mine) - 1, inputs=span.start == 0
+        )
+    return mine, outputs
 
 
 def _slug(text: str) -> str:

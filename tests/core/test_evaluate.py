@@ -82,7 +82,7 @@ def test_the_shipped_card_knows_the_data_s_classes_and_its_floor_by_sample_count
 
 
 def test_eval_draws_the_classes_in_the_data_s_shares(capsys, emoji_shaped_model, monkeypatch):
-    import diffusion_studio.core.train.evaluate as evaluate
+    import diffusion_studio.core.train.samples as evaluate
 
     drawn = []
     real_score = evaluate.score
@@ -216,7 +216,7 @@ def test_eval_has_a_row_per_guidance_and_classifier_scale(capsys, emoji_shaped_m
 
 
 def test_a_64x64_model_is_scored_at_the_classifier_s_32x32(capsys, tmp_path, monkeypatch):
-    import diffusion_studio.core.train.evaluate as evaluate
+    import diffusion_studio.core.train.samples as evaluate
 
     classes = load_eval_classifier()[1].class_names
     model = save_model(

@@ -9,9 +9,8 @@ features), beside the real-vs-real floor of two disjoint halves of the data.
 from __future__ import annotations
 
 import json
-from collections import deque
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,15 +19,11 @@ import torch
 from safetensors.torch import load_file, save
 from torch import nn
 
-from diffusion_studio.core.classifier import Classifier
 from diffusion_studio.core.errors import InputError
 from diffusion_studio.core.files import atomic_write, check_file_target
-from diffusion_studio.core.images import fit_to_size, to_pil, to_tensor, to_uint8
-from diffusion_studio.core.job import Job
-from diffusion_studio.core.model import DiffusionModel
-from diffusion_studio.core.request import FIXED_VARIANCES, SAMPLERS, SampleRequest
+from diffusion_studio.core.images import fit_to_size, to_pil, to_tensor
+from diffusion_studio.core.request import FIXED_VARIANCES, SAMPLERS
 from diffusion_studio.core.resources import resources_dir
-from diffusion_studio.core.run import run
 from diffusion_studio.core.train.data import TrainingData
 
 CLASSIFIER_WEIGHTS = "classifier.safetensors"
@@ -293,43 +288,6 @@ class Score:
     frechet_distance: float
 
 
-def generate_images(
-    model: DiffusionModel,
-    request: SampleRequest,
-    count: int,
-    batch_size: int = 128,
-    guide: Classifier | None = None,
-    class_counts: Sequence[int] = (),
-    size: int | None = None,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """`count` class-conditional samples, as a person sees them (quantised to uint8): images
-    (N, C, H, W) in [-1, 1] and their requested labels (N,). The classes get the shares of
-    `class_counts` (the real data's, so that the samples are compared with a like mix), or an
-    even spread without them. With a guidance classifier (and the request's classifier scale)
-    each is guided towards its class. With `size`, samples of another size are resized to
-    size x size (see resized)."""
-    classes = len(model.info.class_names)
-    if not classes:
-        raise InputError(f"{model.info.name} is not class-conditional: class accuracy needs one")
-    images, labels = [], []
-    for label, wanted in enumerate(class_allocation(count, classes, class_counts)):
-        for start in range(0, wanted, batch_size):
-            chunk = replace(
-                request,
-                class_label=label,
-                batch_size=min(batch_size, wanted - start),
-                seed=request.seed + 100_000 * label + start,
-            )
-            job = Job.prepare(chunk, model.info, classifier=guide and guide.info)
-            last = deque(run(model, job, guide), maxlen=1)[0]
-            samples = to_uint8(last.x_t)
-            if size is not None:
-                samples = resized(samples, size)
-            images.append(to_tensor_batch(samples))
-            labels += [label] * chunk.batch_size
-    return torch.cat(images), torch.tensor(labels)
-
-
 def resized(images: np.ndarray, size: int) -> np.ndarray:
     """(N, H, W, C) uint8 at size x size, as a person's image is fitted (shrinking with
     Lanczos, as the emoji data was made from its sources): a model of 64x64 images is scored by
@@ -377,24 +335,6 @@ def evaluation_rows(sampler: str, etas: Sequence[float]) -> list[tuple[str, dict
         else:
             rows.append((spec.label, {"sampler": name}))
     return rows
-
-
-def evaluate_setting(
-    model: DiffusionModel,
-    request: SampleRequest,
-    classifier: EvalClassifier,
-    real: FeatureStats,
-    count: int,
-    batch_size: int = 128,
-    guide: Classifier | None = None,
-    class_counts: Sequence[int] = (),
-    size: int | None = None,
-) -> Score:
-    """Sample `count` images with one setting, in the classes' shares of `class_counts`, and
-    score them, at `size` x `size` (the evaluation's classifier is never the guide: a guide
-    would grade its own push)."""
-    images, labels = generate_images(model, request, count, batch_size, guide, class_counts, size)
-    return score(classifier, images, labels, real)
 
 
 def format_table(
