@@ -19,6 +19,7 @@ from diffusion_studio.cli.options import (
     sampler_options,
 )
 from diffusion_studio.core.errors import InputError
+from diffusion_studio.core.limits import MAX_BATCHES
 from diffusion_studio.core.request import MAX_SEED
 
 IMAGE_COMMANDS = ("inpaint", "upscale", "colorize", "outpaint")  # of a source image
@@ -217,8 +218,10 @@ def _jobs(
     guide = classifier.info if classifier else None
     one = len(table.cells) == 1  # a plain run is in no table: its record says none
     batches = getattr(args, "batches", 1)
-    if batches < 1 or args.seed + batches * args.batch > MAX_SEED:
-        raise InputError(f"--batches must be from 1 to the seeds left after --seed, got {batches}")
+    if not 1 <= batches <= MAX_BATCHES:
+        raise InputError(f"--batches must be from 1 to {MAX_BATCHES:,}, got {batches}")
+    if args.seed + batches * args.batch > MAX_SEED:
+        raise InputError(f"--seed {args.seed} leaves too few seeds for {batches} batches")
     jobs = [
         replace(_prepare(args, replace(request, seed=request.seed + k * args.batch), info, guide),
                 cell=None if one else cell)

@@ -31,6 +31,9 @@ MAX_NETWORK_CALLS = 1_000_000
 MAX_BATCH = 65_536
 """Most images in one request or one training batch."""
 
+MAX_BATCHES = 10_000
+"""Most batches one command makes one after the other (`--batches`)."""
+
 MAX_TRAIN_TIMESTEPS = 100_000
 """Longest noise schedule (IDDPM's CIFAR-10 model uses 4,000)."""
 

@@ -103,3 +103,17 @@ def test_commands_of_one_process_refuse_a_launcher(monkeypatch, capsys, tmp_path
     assert main(["compare", "--eta", "0,1", "--out", str(tmp_path / "table")]) == 2
     assert "compare runs in one process, not 2" in capsys.readouterr().err
     assert not any(tmp_path.iterdir())
+
+
+def test_batches_go_on_from_seed_to_seed(capsys, tmp_path, tiny_model_dir) -> None:
+    flags = ["sample", "--model", str(tiny_model_dir), "--steps", "2", "--seed", "3", "--quiet"]
+    out, grid = tmp_path / "cat.png", tmp_path / "grid.png"
+    assert main([*flags, "-n", "2", "--batches", "2", "--out", str(out), "--grid", str(grid)]) == 0
+    names = [Path(line).name for line in capsys.readouterr().out.split()]
+    assert names == ["cat-3.png", "cat-4.png", "cat-5.png", "cat-6.png", "grid.png"]
+    records = [read_png_metadata(tmp_path / name)["request"] for name in names[:4]]
+    assert [r["seed"] for r in records] == [3, 4, 5, 6]  # each image's request alone
+    assert Image.open(grid).size[0] < 2 * Image.open(grid).size[1]  # two rows of two
+    assert main([*flags, "-n", "2", "--out", str(tmp_path / "one.png")]) == 0
+    first = np.asarray(Image.open(tmp_path / "one-4.png"))
+    assert np.array_equal(first, np.asarray(Image.open(tmp_path / "cat-4.png")))
