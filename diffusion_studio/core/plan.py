@@ -26,6 +26,7 @@ from diffusion_studio.core.moves import call_plan, fork_moves, level_at, network
 from diffusion_studio.core.repaint import jump_back, known_region
 from diffusion_studio.core.restore import projected, restoration
 from diffusion_studio.core.sampling import (
+    NO_STATE,
     Merge,
     ModelFn,
     Move,
@@ -56,8 +57,8 @@ class Start:
 
     @property
     def nbytes(self) -> int:
-        tensors = (self.x, *self.state, *self.generator_states)
-        return sum(t.numel() * t.element_size() for t in tensors)
+        tensors = (self.x, *self.generator_states)
+        return sum(t.numel() * t.element_size() for t in tensors) + self.state.nbytes
 
 
 @dataclass(eq=False)
@@ -95,7 +96,7 @@ class Plan:
         for i, generator in enumerate(self.generators):
             generator.manual_seed(seed + i)
         x_T = randn_like(torch.empty(self.shape, device=self.device), self.generators)
-        return Start(0, 0, x_T, (), tuple(g.get_state() for g in self.generators))
+        return Start(0, 0, x_T, NO_STATE, tuple(g.get_state() for g in self.generators))
 
     def steps(self, start: Start | None = None) -> Iterator[Step]:
         """The Steps from `start` (default the beginning) to the end of the plan."""
@@ -103,16 +104,15 @@ class Plan:
         for generator, state in zip(self.generators, start.generator_states):
             generator.set_state(state)
         x = start.x.to(self.device)
-        state = tuple(s.to(self.device) if isinstance(s, torch.Tensor) else s for s in start.state)
         return walk(self.model_fn, x, self.moves, self.update, position=start.position,
-                    calls_done=start.calls_done, state=state, merge=self.merge,
+                    calls_done=start.calls_done, state=start.state.to(self.device),
+                    merge=self.merge,
                     renoise=self.renoise)  # fmt: skip
 
     def capture(self, step: Step) -> Start:
         """The Start after `step`, to take the run up there later: call it as the step comes
         out of `steps`, before the next (the generators move on with it)."""
-        state = tuple(s.detach().clone() if isinstance(s, torch.Tensor) else s for s in step.state)
-        return Start(step.position, step.index + 1, step.x_t.detach().clone(), state,
+        return Start(step.position, step.index + 1, step.x_t.detach().clone(), step.state.kept(),
                      tuple(g.get_state() for g in self.generators))  # fmt: skip
 
     def replay(self, calls_done: int) -> Start:
@@ -170,7 +170,7 @@ def fork_plan(
                        job.jumps)  # fmt: skip
     plan = _assemble(model, job, moves, classifier, guidance_norms)
     same_solver = request.sampler == parent.job.request.sampler
-    return plan, Start(0, 0, at.x, at.state if same_solver else (), at.generator_states)
+    return plan, Start(0, 0, at.x, at.state if same_solver else NO_STATE, at.generator_states)
 
 
 def _check_fits(model: DiffusionModel, job: Job, classifier: Classifier | None) -> None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 
 import torch
@@ -26,10 +26,32 @@ from diffusion_studio.core.moves import Move, descent
 from diffusion_studio.core.request import SAMPLERS, VarianceType
 from diffusion_studio.core.schedule import NoiseSchedule
 
-SolverState = tuple[torch.Tensor, ...]
-"""What a solver carries from one step to the next: DPM-Solver++'s x_0 of the step before and
-its timestep, DDPM's posterior variance (for its last step); () for DDIM, and () again after
-RePaint jumps back up."""
+
+@dataclass(frozen=True)
+class SolverState:
+    """What a solver carries from one step to the next: DPM-Solver++(2M)'s x_0 of the step
+    before and the timestep it was predicted at, DDPM's posterior variance (its last step takes
+    the step before's, as guided-diffusion clips it). Empty for DDIM, at a run's start and
+    again after RePaint jumps back up: a move up ends every solver's history. An update calls
+    the network once; a solver that needs more of the past keeps it here, never a second call."""
+
+    x0: torch.Tensor | None = None
+    t: int | None = None
+    variance: float | None = None
+
+    def to(self, device: torch.device) -> SolverState:
+        return self if self.x0 is None else replace(self, x0=self.x0.to(device))
+
+    def kept(self) -> SolverState:
+        """A copy that later steps cannot change (a fork's start)."""
+        return self if self.x0 is None else replace(self, x0=self.x0.detach().clone())
+
+    @property
+    def nbytes(self) -> int:
+        return 0 if self.x0 is None else self.x0.numel() * self.x0.element_size()
+
+
+NO_STATE = SolverState()
 
 Update = Callable[
     [torch.Tensor, torch.Tensor, int, int, SolverState],
@@ -58,7 +80,7 @@ class Step:
     x_t: torch.Tensor
     x0_pred: torch.Tensor
     position: int = -1
-    state: SolverState = ()
+    state: SolverState = NO_STATE
 
 
 Generators = torch.Generator | Sequence[torch.Generator]
@@ -112,15 +134,15 @@ def _ddpm_update(
     x_t: torch.Tensor,
     t: int,
     t_prev: int,
-    state: SolverState = (),
+    state: SolverState = NO_STATE,
 ) -> tuple[torch.Tensor, torch.Tensor, SolverState]:
     # 1. x_0 and eps from the network output (eq. 15), clipped if the model asks for it
     x0_pred, _ = schedule.predict(model_output, x_t, t)
     # 2. posterior mean of q(x_{t-1} | x_t, x_0) (eq. 7) and its variance
     mean, beta_tilde = schedule.posterior(x0_pred, x_t, t, t_prev)
     last = t_prev < 0
-    if last and state:  # the clipped posterior variance: the step before's (guided-diffusion)
-        beta_tilde = float(state[0])
+    if last and state.variance is not None:  # the step before's (guided-diffusion's clipping)
+        beta_tilde = state.variance
     beta = 1 - schedule.alpha_bar(t) / schedule.alpha_bar(t_prev)
     if last and variance_type == "fixed_large":
         beta = beta_tilde
@@ -141,7 +163,8 @@ def _ddpm_update(
         variance = torch.exp(torch.as_tensor(log_variance, dtype=x_t.dtype, device=x_t.device))
         if not (last and variance_type == "fixed_small"):  # beta-tilde is 0 there
             mean = mean + variance * classifier_grad(x_t, t)
-    carried = (torch.tensor(beta_tilde),)
+    # in float32, as it has always been carried: a record remakes its image bit for bit
+    carried = SolverState(variance=torch.tensor(beta_tilde).item())
     if last:
         return mean, x0_pred, carried
     # 3. x_{t-1} = mean + sigma z (Algorithm 2, line 4)
@@ -179,7 +202,7 @@ def _ddim_update(
     x_t: torch.Tensor,
     t: int,
     t_prev: int,
-    state: SolverState = (),
+    state: SolverState = NO_STATE,
 ) -> tuple[torch.Tensor, torch.Tensor, SolverState]:
     alpha_prod_t, alpha_prod_t_prev = schedule.alpha_bar(t), schedule.alpha_bar(t_prev)
     # 1. predicted x_0 and eps, the "predicted x_0" term of eq. 12
@@ -198,7 +221,7 @@ def _ddim_update(
     # 4. random noise, eq. 12's last term (zero on the last step, where alpha_prod_t_prev = 1)
     if std_dev_t > 0:
         x_prev = x_prev + std_dev_t * randn_like(x_t, generator)
-    return x_prev, x0_pred, ()
+    return x_prev, x0_pred, NO_STATE
 
 
 def _guided(
@@ -236,24 +259,24 @@ def _dpmpp_2m_update(
     x_t: torch.Tensor,
     t: int,
     t_prev: int,
-    state: SolverState = (),
+    state: SolverState = NO_STATE,
 ) -> tuple[torch.Tensor, torch.Tensor, SolverState]:
     alpha_bar_t, alpha_bar_next = schedule.alpha_bar(t), schedule.alpha_bar(t_prev)
     x0_pred, eps = schedule.predict(model_output, x_t, t)
     if classifier_grad is not None:  # the conditional score, x_0 from it (as DDIM)
         x0_pred, eps = _guided(eps, x_t, t, alpha_bar_t, classifier_grad)
     if t_prev < 0:  # to sigma = 0: the first-order step lands on x_0 itself
-        return x0_pred, x0_pred, ()
+        return x0_pred, x0_pred, NO_STATE
     h = _log_snr_half(alpha_bar_next) - _log_snr_half(alpha_bar_t)
     d = x0_pred
-    if state:  # second order: the x_0 of the step before, and where it was predicted
-        x0_before, t_before = state
-        h_before = _log_snr_half(alpha_bar_t) - _log_snr_half(schedule.alpha_bar(int(t_before)))
+    if state.x0 is not None and state.t is not None:  # second order: the x_0 one step before
+        x0_before, t_before = state.x0, state.t
+        h_before = _log_snr_half(alpha_bar_t) - _log_snr_half(schedule.alpha_bar(t_before))
         half_over_r = 0.5 * h / h_before
         d = (1 + half_over_r) * x0_pred - half_over_r * x0_before
     sigma_ratio = ((1 - alpha_bar_next) / (1 - alpha_bar_t)) ** 0.5
     x_next = sigma_ratio * x_t - alpha_bar_next**0.5 * math.expm1(-h) * d
-    return x_next, x0_pred, (x0_pred, torch.tensor(t))
+    return x_next, x0_pred, SolverState(x0=x0_pred, t=t)
 
 
 def _log_snr_half(alpha_bar: float) -> float:
@@ -285,7 +308,7 @@ def walk(
     *,
     position: int = 0,
     calls_done: int = 0,
-    state: SolverState = (),
+    state: SolverState = NO_STATE,
     renoise: Renoise | None = None,
     merge: Merge | None = None,
 ) -> Iterator[Step]:
@@ -299,7 +322,7 @@ def walk(
         if t_next > t:
             if renoise is None:
                 raise ValueError("a move up needs renoise")
-            x, state = renoise(x, t, t_next), ()
+            x, state = renoise(x, t, t_next), NO_STATE
             continue
         x, x0_pred, state = update(model_fn(x, t), x, t, t_next, state)
         if merge is not None:

@@ -13,7 +13,7 @@ import pytest
 import torch
 from diffusers import DPMSolverMultistepScheduler
 
-from diffusion_studio.core.sampling import ddim_update, dpmpp_2m_update, sample, walk
+from diffusion_studio.core.sampling import NO_STATE, ddim_update, dpmpp_2m_update, sample, walk
 from diffusion_studio.core.schedule import NoiseSchedule
 
 SHAPE = (2, 3, 8, 8)
@@ -75,14 +75,14 @@ def test_a_jump_back_up_starts_the_history_again() -> None:
     seen = []
     update = dpmpp_2m_update(schedule, torch.Generator())
 
-    def watching(model_output, x_t, t, t_prev, state=()):
-        seen.append(len(state))
+    def watching(model_output, x_t, t, t_prev, state=NO_STATE):
+        seen.append(state.x0 is not None)
         return update(model_output, x_t, t, t_prev, state)
 
     moves = [(900, 700), (700, 500), (500, 700), (700, 500), (500, 300), (300, -1)]
     x = torch.randn(SHAPE, generator=torch.Generator().manual_seed(2))
     list(walk(model, x, moves, watching, renoise=lambda x, t, up: x))
-    assert seen == [0, 2, 0, 2, 2]
+    assert seen == [False, True, False, True, True]
 
 
 def test_it_is_deterministic_and_classifier_guidance_moves_it() -> None:
@@ -115,7 +115,11 @@ def test_a_job_of_dpm_solver_runs_plain_inpainting_and_forked(tiny_model_dir) ->
     again = execute(model, Job.prepare(request, model.info))
     assert np.array_equal(parent.images, again.images)
     frame = parent.trajectory.frames[2]
-    assert frame.start is not None and len(frame.start.state) == 2  # the x_0 before, its t
+    assert (
+        frame.start is not None
+        and frame.start.state.x0 is not None
+        and frame.start.state.t is not None
+    )  # x_0 before, its t
     rest = dataclasses.replace(request, num_inference_steps=3)  # the steps left after 3
     fork = execute(model, parent.job.forked(rest, 3), at=frame.start)
     assert np.array_equal(fork.images, parent.images)
