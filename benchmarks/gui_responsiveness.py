@@ -9,7 +9,11 @@ thread and live view on the embedded default model.
     xvfb-run -a python benchmarks/gui_responsiveness.py --steps 100 --batch 8
 
 The studio lets OpenMP's threads sleep at once when out of work (OMP_WAIT_POLICY=PASSIVE);
-GNU OpenMP's own default, a spin before sleeping, is had back with GOMP_SPINCOUNT=300000.
+GNU OpenMP's own default, a spin before sleeping, is had back with GOMP_SPINCOUNT=300000. The
+inference thread and its torch threads run at nice 10 (ui/worker.py, Linux), so the GUI thread
+takes a core when it wakes; the first run after a change of steps redraws the plots' axes for
+the new range, the largest single drawing of a run. benchmarks/live_view_cost.py times the
+drawing of a frame piece by piece.
 """
 
 from __future__ import annotations
@@ -88,15 +92,15 @@ def main() -> None:
     from PySide6.QtCore import QSettings
     from PySide6.QtWidgets import QApplication
 
-    from diffusion_studio.core.model_files import load_model
     from diffusion_studio.ui.main_window import MainWindow
+    from diffusion_studio.ui.models import load_model  # as the window loads one
 
     app = QApplication([])
     if args.switch_interval:
         import sys
 
         sys.setswitchinterval(args.switch_interval)
-    model = load_model(None, device="cpu")  # the embedded default model
+    model = load_model(None, "cpu")  # the embedded default model
     settings_file = Path(tempfile.mkdtemp()) / "settings.ini"
     window = MainWindow(
         model, QSettings(str(settings_file), QSettings.Format.IniFormat), load_default=False

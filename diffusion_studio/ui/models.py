@@ -31,7 +31,10 @@ PASTE_FLAGS = (
 
 def load_model(path: str | Path | None, device: str) -> DiffusionModel:
     """core.model_files.load_model, imported when first used: torch and diffusers load with the
-    first model (off the GUI thread at start), not with the window."""
+    first model (off the GUI thread at start), not with the window; so do the modules a run
+    needs (core.run), which the inference thread would otherwise import at the first Run,
+    holding the interpreter's lock while the window draws."""
+    import diffusion_studio.core.run  # noqa: F401
     from diffusion_studio.core.model_files import load_model as load
 
     return load(path, device=device)

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 
 import numpy as np
@@ -89,6 +90,29 @@ def test_an_inpainting_comes_back_whole_and_is_made_again_bit_for_bit(qtbot, stu
         assert np.array_equal(fresh.canvas.mask, first.job.mask)
         again = run_and_wait(qtbot, fresh)
         assert np.array_equal(again.images, first.images)  # bit for bit
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread nice is Linux's")
+def test_the_network_runs_below_the_window_s_priority(qtbot, studio) -> None:
+    """The inference thread and the torch threads it starts yield to the GUI thread."""
+
+    def nice_of_threads() -> dict[int, tuple[str, int]]:
+        found = {}
+        for task in os.scandir(f"/proc/{os.getpid()}/task"):
+            with open(f"{task.path}/stat") as stat, open(f"{task.path}/comm") as comm:
+                found[int(task.name)] = (
+                    comm.read().strip(),
+                    int(stat.read().rsplit(")", 1)[1].split()[16]),
+                )
+        return found
+
+    window = studio()
+    window.panel.steps.setValue(3)
+    run_and_wait(qtbot, window)
+    threads = nice_of_threads()
+    assert threads[threading.get_native_id()][1] == 0  # the GUI thread as it was
+    niced = {nice for name, nice in threads.values() if name == "inference"}
+    assert niced == {worker_module.INFERENCE_NICE} and worker_module.INFERENCE_NICE > 0
 
 
 def test_cancel_right_after_run_stops_before_a_second_network_call(qtbot, studio) -> None:
