@@ -134,6 +134,13 @@ def main() -> None:
         worst = [r["max_gap_ms"] for r in results]
         print(f"{kind:<28} the largest gap of {args.runs} runs: {max(worst):.1f} ms (median of "
               f"the runs' largest {statistics.median(worst):.1f} ms)")  # fmt: skip
+    import gc
+
+    started = time.perf_counter()
+    gc.collect()
+    collected = (time.perf_counter() - started) * 1000
+    print(f"a full garbage collection on the GUI thread: {collected:.1f} ms "
+          f"({gc.get_freeze_count():,} objects frozen when the model came)")  # fmt: skip
     window.ask_discard = lambda count: True  # its images are throwaway: close without asking
     window.close()
 

@@ -8,7 +8,7 @@ import time
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (
     QGraphicsItem,
     QHBoxLayout,
@@ -21,7 +21,7 @@ from PySide6.QtWidgets import (
 )
 
 from diffusion_studio.core.images import to_rgb
-from diffusion_studio.core.result import Trajectory
+from diffusion_studio.core.result import Frame, Trajectory
 from diffusion_studio.core.schedule import NoiseSchedule
 from diffusion_studio.ui.worker import Shown, compose
 
@@ -247,6 +247,9 @@ class LiveView(QWidget):
         self._trajectory: Trajectory | None = None
         self._image: int | None = None
         self._plotted = 0.0
+        self._plot_frame: Frame | None = None
+        self._plot_later = QTimer(self, singleShot=True, interval=0)
+        self._plot_later.timeout.connect(self._plot)
 
     def start_run(self, timesteps: list[int], guided: bool = False) -> None:
         """A new run: the path of its network calls, no scrubbing until it ends (the slider
@@ -260,6 +263,8 @@ class LiveView(QWidget):
         self.scrub.setRange(0, max(0, len(timesteps) - 1))
         self.scrub.setValue(0)
         self.scrub.blockSignals(False)
+        self._plot_later.stop()
+        self._plot_frame = None
         self.schedule.set_run(timesteps)
         self.path.set_path(timesteps)
         self.caption.setText(RUNNING)
@@ -272,8 +277,11 @@ class LiveView(QWidget):
         now = time.monotonic()
         if now - self._plotted >= PLOT_INTERVAL_S or frame.index == frame.total - 1:
             self._plotted = now
-            self.schedule.set_current(frame.timestep)
-            self.path.set_progress(frame.index + 1)
+            self._plot_frame = frame
+            if self._trajectory is not None:
+                self._plot()
+            elif not self._plot_later.isActive():  # live: drawn in a turn of the event loop
+                self._plot_later.start()  # of their own, so no one turn draws it all
         if self._trajectory is None:  # live, not scrubbing: the idle slider shows how far
             if frame.guidance is not None:
                 self.guidance.add(frame.index, frame.guidance)
@@ -281,6 +289,13 @@ class LiveView(QWidget):
             self.scrub.setValue(frame.index)
             self.scrub.blockSignals(False)
         self.x_t.set_title(f"x_t: step {frame.index + 1} / {frame.total}, t = {frame.timestep}")
+
+    def _plot(self) -> None:
+        """The plots' marks where the latest plotted frame is."""
+        frame = self._plot_frame
+        if frame is not None:
+            self.schedule.set_current(frame.timestep)
+            self.path.set_progress(frame.index + 1)
 
     def show_image(self, image) -> None:
         """A result without its steps (an image of an earlier session): it alone."""

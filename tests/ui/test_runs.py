@@ -270,3 +270,13 @@ def test_the_window_fits_1024x700_and_run_is_always_in_sight(qtbot, studio) -> N
         assert (window.width(), window.height()) == (width, height)
         for button in (window.panel.run_button, window.panel.cancel_button):
             assert not button.visibleRegion().isEmpty()  # not scrolled away
+
+
+def test_the_first_model_freezes_what_came_before_it_for_the_collector(qtbot, studio) -> None:
+    """A full collection must not walk torch's and diffusers' objects on the GUI thread."""
+    import gc
+
+    gc.unfreeze()
+    studio()  # its model set: the panel lists the devices, and the collector's past is frozen
+    assert gc.get_freeze_count() > 10_000
+    gc.unfreeze()
