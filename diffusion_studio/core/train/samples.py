@@ -67,13 +67,13 @@ def generate_images(
     classes = len(model.info.class_names)
     if not classes:
         raise InputError(f"{model.info.name} is not class-conditional: class accuracy needs one")
+    chunks = sample_chunks(request, count, batch_size, classes, class_counts)
     made: list[tuple[int, np.ndarray]] = []
-    for k, chunk in shard.deal(sample_chunks(request, count, batch_size, classes, class_counts)):
+    for k, chunk in shard.deal(chunks):
         job = Job.prepare(chunk, model.info, classifier=guide and guide.info)
         last = deque(run(model, job, guide), maxlen=1)[0]
         samples = to_uint8(last.x_t)
         made.append((k, resized(samples, size) if size is not None else samples))
-    chunks = sample_chunks(request, count, batch_size, classes, class_counts)
     everything = sorted(shard.gather(made), key=lambda pair: pair[0])
     images = torch.cat([to_tensor_batch(samples) for _, samples in everything])
     labels = [chunks[k].class_label for k, samples in everything for _ in samples]
