@@ -1,8 +1,9 @@
 """A faster network call on a CPU? The embedded model's time per network call in float32,
 bfloat16 autocast, channels_last, and both, at batch 1 and 8 (classifier-free guidance makes
 each call a batch of 2N), the settings alternating call by call so that machine noise hits
-them alike; medians, and each one's ratio to float32. With --fd, the Frechet distance of each
-setting's DDIM 50 images from the same seeds (`eval`'s classifier and statistics).
+them alike; medians, and each one's ratio to float32. With --fd, the Frechet distance of DDIM
+50 images from the same seeds in each precision the studio runs, float32 and bfloat16
+(`eval`'s classifier and statistics).
 
     python benchmarks/cpu_precision.py
     python benchmarks/cpu_precision.py --fd -n 256
@@ -65,9 +66,12 @@ def main() -> None:
     parser.add_argument("--fd", action="store_true", help="also the FD of DDIM 50 images")
     parser.add_argument("-n", type=int, default=256, help="images per setting for --fd")
     args = parser.parse_args()
+    from diffusion_studio.core.model import cpu_has_bfloat16
     from diffusion_studio.core.model_files import load_model
 
     model = load_model(None, device="cpu")
+    print(f"bfloat16 in this CPU's hardware: {'yes' if cpu_has_bfloat16() else 'no'}; "
+          f"--precision auto runs in {model.info.precision}")  # fmt: skip
     print(f"{model.info.name} on the CPU, {torch.get_num_threads()} threads; ms per network "
           "call (guided: a batch of 2N), median, and the ratio to float32")  # fmt: skip
     for batch in (1, 8):
@@ -80,7 +84,11 @@ def main() -> None:
 
 
 def fd(model, count: int) -> None:
-    from diffusion_studio.core.request import default_request
+    """The Frechet distance of DDIM 50 images in each precision the studio runs (float32 and
+    bfloat16 autocast, the request's precision), from the same seeds."""
+    import dataclasses
+
+    from diffusion_studio.core.request import PRECISIONS, default_request
     from diffusion_studio.core.train.evaluate import load_eval_classifier, score
     from diffusion_studio.core.train.samples import generate_images
 
@@ -93,18 +101,14 @@ def fd(model, count: int) -> None:
         "FD, class accuracy, and the mean pixel difference to float32's images (0 to 255):"
     )
     base = None
-    for name, (bf16, last) in SETTINGS.items():
-        model.bf16 = bf16
-        model.unet.to(memory_format=torch.channels_last if last else torch.contiguous_format)
-        images, labels = generate_images(model, request, count, 32,
-                                         class_counts=card.class_counts)  # fmt: skip
+    for precision in PRECISIONS:
+        images, labels = generate_images(model, dataclasses.replace(request, precision=precision),
+                                         count, 32, class_counts=card.class_counts)  # fmt: skip
         result = score(classifier, images, labels, real)
         base = images if base is None else base
         levels = float((images - base).abs().mean()) * 127.5
-        print(f"  {name:<22} FD {result.frechet_distance:.3f}  accuracy "
+        print(f"  {precision:<22} FD {result.frechet_distance:.3f}  accuracy "
               f"{result.class_accuracy:.3f}  pixels {levels:.2f}")  # fmt: skip
-    model.bf16 = False
-    model.unet.to(memory_format=torch.contiguous_format)
 
 
 if __name__ == "__main__":

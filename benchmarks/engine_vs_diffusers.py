@@ -6,7 +6,13 @@ hits both alike, and the median of each side is compared. Time inside the networ
 too: what is left is each loop's own cost (scheduler math, noise, bookkeeping), which the network
 time hides from the total. The engine must cost no more than the pipeline: ratio <= 1.0.
 
+With --precision auto or bfloat16 the engine runs its network under bfloat16 autocast (what
+"auto" chooses on a CPU with bfloat16 instructions) and the pipeline as diffusers runs it, in
+float32: the time a person saves by running the studio instead (the images then differ by a few
+levels, as bfloat16's do).
+
     python benchmarks/engine_vs_diffusers.py              # batch 1 and 8, ~4M-parameter UNet
+    python benchmarks/engine_vs_diffusers.py --precision auto --batches 8
     python benchmarks/engine_vs_diffusers.py --quick      # a smoke run with a tiny UNet
 """
 
@@ -27,6 +33,8 @@ from diffusion_studio.core.model import DiffusionModel
 from diffusion_studio.core.request import SampleRequest
 from diffusion_studio.core.run import run
 from diffusion_studio.core.schedule import NoiseSchedule
+
+PRECISION = "float32"  # the engine's network: main() sets it from --precision
 
 
 def make_unet(channels: tuple[int, ...], size: int) -> UNet2DModel:
@@ -65,6 +73,7 @@ def engine_run(model: DiffusionModel, steps: int, batch: int) -> np.ndarray:
         seed=0,
         batch_size=batch,
         timestep_spacing="leading",
+        precision=PRECISION,
     )
     job = Job.prepare(request, model.info)
     last = deque(run(model, job), maxlen=1)[0]  # what a consumer keeps: the last step
@@ -91,6 +100,12 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=8)
     parser.add_argument("--steps", type=int, default=50)
     parser.add_argument("--batches", default="1,8")
+    parser.add_argument(
+        "--precision",
+        choices=("float32", "bfloat16", "auto"),
+        default="float32",
+        help="the engine's (default float32, as the pipeline's)",
+    )
     args = parser.parse_args()
     channels, size, steps, repeats = (64, 128, 128), 32, args.steps, args.repeats
     if args.quick:
@@ -98,11 +113,14 @@ def main() -> None:
     unet = make_unet(channels, size)
     schedule = NoiseSchedule.linear()
     model = DiffusionModel.from_unet(unet, schedule, {"name": "bench"})
+    global PRECISION
+    PRECISION = model.info.precision if args.precision == "auto" else args.precision
     pipe = DDIMPipeline(unet=unet, scheduler=DDIMScheduler.from_config(schedule.to_config()))
     pipe.set_progress_bar_config(disable=True)
     print(
         f"UNet {model.info.parameters / 1e6:.2f} M parameters, {size}x{size}, DDIM {steps} steps, "
-        f"torch {torch.__version__}, {torch.get_num_threads()} threads, device cpu"
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, device cpu; engine in "
+        f"{PRECISION}, pipeline in float32"
     )
     clock = NetworkClock(unet)
     print(

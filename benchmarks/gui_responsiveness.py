@@ -13,7 +13,8 @@ GNU OpenMP's own default, a spin before sleeping, is had back with GOMP_SPINCOUN
 inference thread and its torch threads run at nice 10 (ui/worker.py, Linux), so the GUI thread
 takes a core when it wakes; the first run after a change of steps redraws the plots' axes for
 the new range, the largest single drawing of a run. benchmarks/live_view_cost.py times the
-drawing of a frame piece by piece.
+drawing of a frame piece by piece; --culprits names the events that took longest on the GUI
+thread (their receiver and type: a repaint of the window, a queued frame, a timer).
 """
 
 from __future__ import annotations
@@ -87,15 +88,39 @@ def main() -> None:
         default=None,
         help="sys.setswitchinterval in seconds (default: the app's)",
     )
+    parser.add_argument(
+        "--culprits",
+        action="store_true",
+        help="time every event the GUI thread handles and list the longest (slows it a little)",
+    )
     args = parser.parse_args()
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     from PySide6.QtCore import QSettings
     from PySide6.QtWidgets import QApplication
 
+    culprits: list[tuple[float, str]] = []
+
+    class TimedApplication(QApplication):
+        """Times each event's delivery; nested deliveries are counted in their parent's."""
+
+        depth = 0
+
+        def notify(self, receiver, event) -> bool:
+            TimedApplication.depth += 1
+            started = time.perf_counter()
+            try:
+                return super().notify(receiver, event)
+            finally:
+                TimedApplication.depth -= 1
+                took = (time.perf_counter() - started) * 1000
+                if took > 8 and TimedApplication.depth == 0:
+                    name = type(receiver).__name__
+                    culprits.append((took, f"{name} {event.type().name}"))
+
     from diffusion_studio.ui.main_window import MainWindow
     from diffusion_studio.ui.models import load_model  # as the window loads one
 
-    app = QApplication([])
+    app = (TimedApplication if args.culprits else QApplication)([])
     if args.switch_interval:
         import sys
 
@@ -131,6 +156,10 @@ def main() -> None:
                 f"{result['network_calls']} calls in {result['seconds']:.1f} s, "
                 f"{result['frames_drawn']} frames drawn"
             )
+        if args.culprits:
+            for took, what in sorted(culprits, reverse=True)[:8]:
+                print(f"  {took:6.1f} ms  {what}")
+            culprits.clear()
         worst = [r["max_gap_ms"] for r in results]
         print(f"{kind:<28} the largest gap of {args.runs} runs: {max(worst):.1f} ms (median of "
               f"the runs' largest {statistics.median(worst):.1f} ms)")  # fmt: skip

@@ -24,6 +24,18 @@ from diffusion_studio.core.schedule import NoiseSchedule  # noqa: E402
 from tests.helpers import CLASS_NAMES, make_classifier, make_unet  # noqa: E402
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _float32_by_default():
+    """A run that leaves its precision open gets float32 here, whatever this CPU has: the
+    comparisons with diffusers and guided_diffusion are in float32, and a test means the same
+    on every machine. For the whole session, so that models loaded by fixtures of any scope
+    have it too; the tests of the choice itself (test_precision.py) undo it for themselves.
+    Processes a test starts are not under it: they are given --precision where it matters."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("diffusion_studio.core.model.cpu_has_bfloat16", lambda: False)
+        yield
+
+
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory):
     """A class-conditional tiny model (three classes and a null class) in the flat layout."""

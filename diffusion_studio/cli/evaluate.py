@@ -14,7 +14,7 @@ MAX_EVAL_SAMPLES = 1_000_000
 
 
 def add_parsers(commands: argparse._SubParsersAction) -> None:
-    from diffusion_studio.core.request import SAMPLERS
+    from diffusion_studio.core.request import PRECISIONS, SAMPLERS
 
     evaluate = commands.add_parser(
         "eval", help="class accuracy and Frechet distance of samplers (DDIM paper, Table 1)"
@@ -70,6 +70,13 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
         help="timestep spacing (default: the model's)",
     )
     evaluate.add_argument("--seed", type=whole, default=0, metavar="N")
+    evaluate.add_argument(
+        "--precision",
+        choices=("auto", *PRECISIONS),
+        default="auto",
+        help="the network's arithmetic (default auto: bfloat16 on a CPU with bfloat16 "
+        "instructions, float32 elsewhere)",
+    )
     evaluate.add_argument(
         "--batch",
         type=whole,
@@ -145,7 +152,8 @@ def run(args: argparse.Namespace) -> int:
                     "class_label": 0 if c else None,
                 }
                 rows.append((label, {**settings, **guided}))
-    base = SampleRequest(timestep_spacing=args.spacing, seed=args.seed)
+    precision = model.info.precision if args.precision == "auto" else args.precision
+    base = SampleRequest(timestep_spacing=args.spacing, seed=args.seed, precision=precision)
     table = sweep("eval", base, rows, Axis("steps", tuple(steps)).entries())
     grid = [
         (label, [request for cell, request in table.cells if cell.row == r])
@@ -157,7 +165,7 @@ def run(args: argparse.Namespace) -> int:
     guided = f", classifier {guide.name}" if guide else ""
     say(
         f"{model.info.name}: {args.n} samples per setting, guidance {args.guidance}{guided}, "
-        f"device {model.device}"
+        f"device {model.device}, {precision}"
     )
     size = card.resolution
     if model.info.resolution != (size, size):

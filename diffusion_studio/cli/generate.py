@@ -82,7 +82,8 @@ def info(args: argparse.Namespace) -> int:
     from diffusion_studio.core.model_files import load_model
 
     model = load_model(args.model, device=args.device)
-    rows = [*model.info.summary(), ("Device", str(model.device))]
+    auto = f"{model.info.precision} (what --precision auto runs in here)"
+    rows = [*model.info.summary(), ("Device", str(model.device)), ("Precision", auto)]
     width = max(len(label) for label, _ in rows)
     for label, value in rows:
         print(f"{label:<{width}}  {value}")
@@ -104,7 +105,7 @@ def generate(args: argparse.Namespace) -> int:
     inpaint = args.command in IMAGE_COMMANDS  # a source image, and RePaint's flags
     shard = this_shard(args.device)
     device = shard.device or args.device
-    model = load_model(args.model, device=device, bf16=args.bf16)
+    model = load_model(args.model, device=device)
     scales = numbers(args.classifier_scale, float, "--classifier-scale")
     classifier = guiding_classifier(args, model, scales)
     suggestion = _class_from_image(args, model.info)
@@ -185,6 +186,7 @@ def _jobs(
         "timestep_spacing": args.spacing,
         "seed": args.seed,
         "batch_size": args.batch,
+        "precision": None if args.precision == "auto" else args.precision,
         **(
             {"jump_length": args.jump_length, "jump_n_sample": args.jump_n_sample}
             if inpaint

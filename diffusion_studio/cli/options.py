@@ -41,6 +41,7 @@ def add_consistency_option(sub: argparse.ArgumentParser) -> None:
 def add_sampler_options(sub: argparse.ArgumentParser) -> None:
     from diffusion_studio.core.request import (
         OPTION_TIPS,
+        PRECISIONS,
         SAMPLERS,
         TIMESTEP_SPACINGS,
         VARIANCE_TYPES,
@@ -101,7 +102,12 @@ def add_sampler_options(sub: argparse.ArgumentParser) -> None:
         help="the noise-aware classifier of classifier guidance (default: the one shipped for "
         "the embedded model)",
     )
-    sub.add_argument("--bf16", action="store_true", help="bfloat16 autocast for the network")
+    sub.add_argument(
+        "--precision",
+        choices=("auto", *PRECISIONS),
+        default="auto",
+        help=OPTION_TIPS["precision"] + " (default auto)",
+    )
     sub.add_argument(
         "--out",
         metavar="PATH",

@@ -120,7 +120,7 @@ def run_outpaint(args: argparse.Namespace) -> int:
         raise InputError("give --out (a file name) or --outdir (a folder), not both")
     if args.again is not None:
         _refuse_beside_again(args)
-        model = load_model(args.model, device=args.device, bf16=args.bf16)
+        model = load_model(args.model, device=args.device)
         job = read_outpaint(args.again, model.info)
         if job is None:
             raise InputError(f"{args.again} holds no record of an outpainting")
@@ -135,7 +135,7 @@ def run_outpaint(args: argparse.Namespace) -> int:
     if not 1 <= args.passes <= most:
         raise InputError(f"--passes is from 1 to {most} here ({len(growths)} growths a pass, "
                          f"at most {MAX_GROWTHS} in all)")  # fmt: skip
-    model = load_model(args.model, device=args.device, bf16=args.bf16)
+    model = load_model(args.model, device=args.device)
     suggestion = _class_from_image(args, model.info)
     request = _jobs(args, model, True, suggestion=suggestion)[1][0].request
     picture, note = fit_picture(args.image, model.info)
@@ -178,7 +178,7 @@ def _grow(args: argparse.Namespace, model, job, suggestion, note: str | None) ->
     return 0
 
 
-AGAIN_READS = {"command", "again", "model", "device", "bf16", "out", "outdir", "force", "quiet",
+AGAIN_READS = {"command", "again", "model", "device", "out", "outdir", "force", "quiet",
                "defaults"}  # fmt: skip
 
 

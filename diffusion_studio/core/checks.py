@@ -32,6 +32,7 @@ def validate(
     run: its values, and the network calls and memory it needs (checked before anything is
     made). With classifier guidance the class is the classifier's."""
     request.check()
+    model.check_precision(request.precision)
     r, T, info = request, model.schedule.num_train_timesteps, model.info
     if not 1 <= r.num_inference_steps <= T:
         raise InputError(

@@ -37,6 +37,8 @@ class ModelInfo:
     license: str = ""
     data: str = ""
     weights_hash: str = ""  # SHA-256 of the weights file ("" for a network made in memory)
+    # what a request that leaves its precision open runs in: the loaded network's device's
+    precision: str = "float32"
 
     @property
     def short_hash(self) -> str:

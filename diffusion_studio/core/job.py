@@ -90,13 +90,13 @@ class Restore:
 
 @dataclass(frozen=True, eq=False)
 class Job:
-    """Everything one run needs but the network: the request (spacing and variance resolved
-    to the model's when it left them open), the model's identity, and for inpainting the
-    source (H, W, C) uint8 and the inpaint_mask (H, W) bool, True = generate, both at the
-    model's size (with `windows`, a larger canvas's: MultiDiffusion). `notes` says what was
-    done to fit the inputs, for a person. A fork's
-    request is the continuation's (its num_inference_steps: the calls after the fork); a
-    cell says where the job stands in a workflow's table."""
+    """Everything one run needs but the network: the request (spacing, variance and precision
+    resolved to the model's when it left them open), the model's identity, and for
+    inpainting the source (H, W, C) uint8 and the inpaint_mask (H, W) bool, True = generate,
+    both at the model's size (with `windows`, a larger canvas's: MultiDiffusion). `notes`
+    says what was done to fit the inputs, for a person. A fork's request is the
+    continuation's (its num_inference_steps: the calls after the fork); a cell says where
+    the job stands in a workflow's table."""
 
     request: SampleRequest
     model: ModelInfo
@@ -162,7 +162,7 @@ class Job:
             raise InputError(f"{model.name} makes {width}x{height}: no whole 1/{factor} of it")
         small, _, note = fit_source(image, dataclasses.replace(
             model, resolution=(height // factor, width // factor)))  # fmt: skip
-        request = _resolved(request, model)
+        request = resolved(request, model)
         request.check()
         notes = (note,) if note else ()
         if method == "ddnm":
@@ -186,7 +186,7 @@ class Job:
         picture, note = fit_picture(image, small, shrink=False)
         restore = Restore("average", factor, picture)
         restore.check(model, tiled=True)
-        request = _resolved(request, model)
+        request = resolved(request, model)
         request.check()
         size = (picture.shape[0] * factor, picture.shape[1] * factor)
         windows = tuple(tile_windows(size, model.resolution, 2))
@@ -204,7 +204,7 @@ class Job:
                              f"{model.in_channels} channel(s)")  # fmt: skip
         picture, _, note = fit_source(image, model)
         grey = np.asarray(to_pil(picture).convert("L"))[..., None]
-        request = _resolved(request, model)
+        request = resolved(request, model)
         request.check()
         return cls(request, model, notes=(note,) if note else (),
                    restore=Restore("luminance", 1, grey))  # fmt: skip
@@ -213,9 +213,9 @@ class Job:
         self, request: SampleRequest, at_step: int, classifier: ClassifierInfo | None = None
     ) -> Job:
         """A fork of this job at `at_step` (network calls done) with `request`'s settings
-        (spacing and variance resolved as prepare does), its inputs the same; guided by
-        `classifier` (default this job's) when its classifier scale asks for one."""
-        request = _resolved(request, self.model)
+        (spacing, variance and precision resolved as prepare does), its inputs the same;
+        guided by `classifier` (default this job's) when its classifier scale asks for one."""
+        request = resolved(request, self.model)
         request.check()
         if not 0 <= at_step <= MAX_NETWORK_CALLS:
             raise InputError(f"a fork's step is from 0 on, got {at_step}")
@@ -246,7 +246,7 @@ class Job:
         An image needs a mask and a mask an image; the known region is kept by RePaint's merge,
         or with `consistency` "ddnm" by DDNM's projection of x_0. A classifier is kept only when
         the request's classifier scale uses it. Raises InputError naming the file."""
-        request = _resolved(request, model)
+        request = resolved(request, model)
         request.check()
         if request.classifier_scale and classifier is None:
             raise InputError("a classifier scale needs a classifier (--classifier FOLDER)")
@@ -277,12 +277,14 @@ class Job:
                    restore=restore)  # fmt: skip
 
 
-def _resolved(request: SampleRequest, model: ModelInfo) -> SampleRequest:
-    """The request with the spacing and variance it left open set to the model's."""
+def resolved(request: SampleRequest, model: ModelInfo) -> SampleRequest:
+    """The request with the spacing, variance and precision it left open set to the model's
+    (the precision: its device's)."""
     return dataclasses.replace(
         request,
         timestep_spacing=request.timestep_spacing or model.timestep_spacing,
         variance_type=request.variance_type or model.variance_type,
+        precision=request.precision or model.precision,  # type: ignore[arg-type]
     )
 
 

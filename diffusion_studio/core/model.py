@@ -36,7 +36,6 @@ class DiffusionModel:
     schedule: NoiseSchedule
     info: ModelInfo
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
-    bf16: bool = False
 
     @classmethod
     def from_unet(
@@ -48,7 +47,6 @@ class DiffusionModel:
         path: str = "",
         layout: Layout = "flat",
         device: torch.device | None = None,
-        bf16: bool = False,
         weights_hash: str = "",
     ) -> DiffusionModel:
         """A model from a network in memory; `studio` as the JSON beside the weights."""
@@ -86,7 +84,8 @@ class DiffusionModel:
                 "variance (learned_range)"
             )
         device = device or torch.device("cpu")
-        return cls(unet.eval().requires_grad_(False).to(device), schedule, info, device, bf16)
+        info = dataclasses.replace(info, precision=default_precision(device))
+        return cls(unet.eval().requires_grad_(False).to(device), schedule, info, device)
 
     def to(self, device: torch.device) -> DiffusionModel:
         """This model on another device, as a new object: the weights are copied there, and
@@ -94,7 +93,9 @@ class DiffusionModel:
         unet = build_unet(dict(self.unet.config))
         weights = {k: v.detach().to(device, copy=True) for k, v in self.unet.state_dict().items()}
         unet.load_state_dict(weights, assign=True)
-        return dataclasses.replace(self, unet=unet.eval().requires_grad_(False), device=device)
+        info = dataclasses.replace(self.info, precision=default_precision(device))
+        unet = unet.eval().requires_grad_(False)
+        return dataclasses.replace(self, unet=unet, info=info, device=device)
 
     def class_index(self, name_or_index: str | int) -> int:
         """A class given by name (case-insensitive) or index, checked against the model."""
@@ -102,26 +103,34 @@ class DiffusionModel:
             raise InputError(f"{self.info.name} is not class-conditional; leave the class out")
         return find_class(self.info.class_names, name_or_index)
 
-    def model_fn(self, class_label: int | None, guidance_scale: float, batch_size: int) -> ModelFn:
-        """The sampler's callable: the UNet on this device, with classifier-free guidance.
+    def model_fn(
+        self,
+        class_label: int | None,
+        guidance_scale: float,
+        batch_size: int,
+        precision: str | None = None,
+    ) -> ModelFn:
+        """The sampler's callable: the UNet on this device, with classifier-free guidance, in
+        `precision` (None: the device's, info.precision).
 
         class_label None samples unconditionally (the null class) when the model is conditional.
-        Outputs are float32 even under bf16 autocast: the sampler math stays in fp32.
+        Outputs are float32 under bfloat16 autocast too: the sampler math stays in float32.
         """
         info = self.info
+        forward = self._network(precision or info.precision)
         if not info.conditional:
-            return lambda x_t, t: self._forward(x_t, t, None)
+            return lambda x_t, t: forward(x_t, t, None)
         if class_label is None or guidance_scale == 0.0:
             if info.null_class is None:
                 raise InputError(f"{info.name} has no null class: choose a class")
             labels = torch.full((batch_size,), info.null_class, device=self.device)
-            return lambda x_t, t: self._forward(x_t, t, labels)
+            return lambda x_t, t: forward(x_t, t, labels)
         labels = torch.full((batch_size,), class_label, device=self.device)
         if guidance_scale == 1.0:
-            return lambda x_t, t: self._forward(x_t, t, labels)
+            return lambda x_t, t: forward(x_t, t, labels)
         if info.null_class is None:
             raise InputError(f"{info.name} was trained without a null class, so guidance must be 1")
-        return classifier_free_guidance(self._forward, labels, info.null_class, guidance_scale)
+        return classifier_free_guidance(forward, labels, info.null_class, guidance_scale)
 
     def compile(self) -> None:
         """torch.compile the network, for static shapes: each new batch size costs a compile
@@ -133,16 +142,57 @@ class DiffusionModel:
         torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 64)
         self.unet = torch.compile(self.unet, dynamic=False)
 
+    def check_precision(self, precision: str | None) -> None:
+        """InputError for a precision this model's device cannot run."""
+        if precision == "bfloat16" and not bfloat16_runs_on(self.device):
+            raise InputError(f"bfloat16 does not run on {self.device}: choose float32")
+
+    def _network(self, precision: str):
+        """The network as (x_t, t, class_labels) -> output, in float32 or under bfloat16
+        autocast (its output cast back to float32)."""
+        self.check_precision(precision)
+        if precision != "bfloat16":
+            return self._forward
+        device_type = self.device.type
+
+        def forward(x_t: torch.Tensor, t: int, class_labels: torch.Tensor | None) -> torch.Tensor:
+            with torch.autocast(device_type, dtype=torch.bfloat16):
+                return self._forward(x_t, t, class_labels).float()
+
+        return forward
+
     def _forward(
         self, x_t: torch.Tensor, t: int, class_labels: torch.Tensor | None
     ) -> torch.Tensor:
         # t as a tensor (what diffusers makes of an int anyway), so a compiled network does not
         # specialise on its value and recompile at every step
         timestep = torch.tensor(t, dtype=torch.long, device=x_t.device)
-        if not self.bf16:
-            return self.unet(x_t, timestep, class_labels=class_labels).sample
-        with torch.autocast(self.device.type, dtype=torch.bfloat16):
-            return self.unet(x_t, timestep, class_labels=class_labels).sample.float()
+        return self.unet(x_t, timestep, class_labels=class_labels).sample
+
+
+def cpu_has_bfloat16() -> bool:
+    """Whether this CPU computes in bfloat16 itself (AVX512-BF16 or AMX), where bfloat16
+    autocast is faster; elsewhere it is emulated, and slower than float32."""
+    cpu = torch.cpu
+    try:
+        return bool(cpu._is_avx512_bf16_supported() or cpu._is_amx_tile_supported())
+    except AttributeError:  # a torch without these probes
+        return False
+
+
+def default_precision(device: torch.device) -> str:
+    """What a request that leaves its precision open runs in on `device`: bfloat16 on a CPU
+    that has it in hardware (a network call 0.6x as long at the same FD, README), float32
+    elsewhere (bfloat16 on a GPU is not measured yet)."""
+    return "bfloat16" if device.type == "cpu" and cpu_has_bfloat16() else "float32"
+
+
+def bfloat16_runs_on(device: torch.device) -> bool:
+    """bfloat16 autocast works on any CPU (emulated where it is not in hardware) and on a CUDA
+    GPU that has it (Ampere and later)."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    return device.type == "cpu"
 
 
 def build_unet(config: dict[str, Any]) -> UNet2DModel:

@@ -69,7 +69,7 @@ class _Folder:
 
 
 def load_model(
-    path: str | Path | None = None, *, device: str | torch.device | None = None, bf16: bool = False
+    path: str | Path | None = None, *, device: str | torch.device | None = None
 ) -> DiffusionModel:
     """Load a UNet2DModel and its schedule from a local folder (None: the embedded default).
 
@@ -105,7 +105,6 @@ def load_model(
             path=str(folder.root),
             layout=folder.layout,
             device=target,
-            bf16=bf16,
             weights_hash=file_hash(weights),
         )
     except InputError as exc:

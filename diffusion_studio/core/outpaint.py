@@ -35,7 +35,7 @@ from diffusion_studio.core.canvas import Canvas, Growth, grown_size
 from diffusion_studio.core.errors import InputError
 from diffusion_studio.core.export import parse_metadata, read_attachment, read_png_texts, save_png
 from diffusion_studio.core.info import ModelInfo
-from diffusion_studio.core.job import Job, Restore
+from diffusion_studio.core.job import Job, Restore, resolved
 from diffusion_studio.core.record import image_attachment, parameters_text, png_bytes
 from diffusion_studio.core.request import SampleRequest
 from diffusion_studio.core.result import Frame, RunResult
@@ -132,7 +132,9 @@ class Growing:
 
     def __init__(self, outpaint: Outpaint) -> None:
         outpaint.check()
-        self.outpaint = outpaint
+        self.outpaint = dataclasses.replace(  # its record says what its passes ran in
+            outpaint, request=resolved(outpaint.request, outpaint.model)
+        )
         self.canvas = Canvas(outpaint.picture, np.ones(outpaint.picture.shape[:2], bool))
         self.made_by = np.full(self.canvas.size, -1)
         self.jobs: list[Job] = []
@@ -293,7 +295,7 @@ def _outpaint_from(record: dict[str, Any], texts: dict[str, str], model: ModelIn
     if picture.shape[2] != model.in_channels:
         raise InputError(f"its picture has {picture.shape[2]} channels, the model "
                          f"{model.in_channels}")  # fmt: skip
-    request = SampleRequest.from_dict(record.get("request"))
+    request = SampleRequest.from_record(record.get("request"))
     method, consistency = record.get("method"), record.get("consistency", "repaint")
     job = Outpaint(request, model, picture, tuple(made), method, consistency)
     job.check()

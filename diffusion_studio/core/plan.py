@@ -221,7 +221,8 @@ def _assemble(
         labels = torch.full((request.batch_size,), request.class_label, device=device)
         gradient = _measured(guide.gradient(labels, request.classifier_scale), guidance_norms)
     update = make_update(request.sampler, schedule, generators, request.options(), gradient)
-    model_fn = model.model_fn(request.class_label, request.guidance_scale, request.batch_size)
+    model_fn = model.model_fn(request.class_label, request.guidance_scale, request.batch_size,
+                              request.precision)  # fmt: skip
     if job.windows:  # MultiDiffusion: the canvas by windows of the model's size
         model_fn = tiled(model_fn, job.windows, info.resolution)
     (height, width), channels = job.shape, info.in_channels

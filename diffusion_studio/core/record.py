@@ -154,6 +154,8 @@ def parameters_text(
     if classifier is not None and request.classifier_scale:
         fields["Classifier"] = classifier.name
         fields["Classifier scale"] = request.classifier_scale
+    if (request.precision or info.precision) != "float32":
+        fields["Precision"] = request.precision or info.precision
     if inpaint:
         fields["RePaint jump length"] = request.jump_length
         fields["RePaint resamples"] = request.jump_n_sample
@@ -202,7 +204,7 @@ def _record_from(
     if not isinstance(requests, list) or len(requests) > 100_000:
         raise InputError("its list of requests is not a list")
     for each in requests:  # a grid's rows: checked too, though only the first is applied
-        SampleRequest.from_dict(each)
+        SampleRequest.from_record(each)
     source = mask = None
     if inpaint:
         source = image_attachment(texts, "source", None)
@@ -224,7 +226,7 @@ def _record_from(
         parent = _record_from(fork["parent"], texts, depth + 1)
     restore = _restore_from(metadata.get("restore"), texts, inpaint)
     windows = _windows_from(metadata.get("windows", []), restore)
-    return RunRecord(SampleRequest.from_dict(request), source=source, mask=mask, parent=parent,
+    return RunRecord(SampleRequest.from_record(request), source=source, mask=mask, parent=parent,
                      at_step=at_step, cell=_cell_from(metadata.get("cell")), restore=restore,
                      windows=windows, **fields)  # fmt: skip
 

@@ -16,6 +16,7 @@ from diffusion_studio.core.masks import load_mask, save_mask
 from diffusion_studio.core.record import RunRecord, read_record
 from diffusion_studio.ui.export_dialog import ExportDialog
 from diffusion_studio.ui.gallery import GalleryEntry
+from diffusion_studio.ui.panel_words import differences
 
 IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.webp *.bmp *.gif *.tif *.tiff)"
 
@@ -231,7 +232,7 @@ class FilesMixin:
                      "again")  # fmt: skip
             missing = True
         self.state.set_request(record.request)
-        missed = self.panel.differences(record.request)
+        missed = differences(self.panel, record.request)
         self.clear_error()
         if record.source is not None and record.mask is not None:
             self.set_source_image(record.source, f"Source and mask of {path.name}", suggest=False)

@@ -252,7 +252,7 @@ class MainWindow(ModelsMixin, FilesMixin, WorkflowsMixin, GrowMixin, SessionMixi
         try:
             target = pick_device(device)
             if target != self.model.device:
-                self.set_model(self.model.to(target))
+                self.move_model(target)
         except InputError as exc:
             self.show_error(str(exc))
             return

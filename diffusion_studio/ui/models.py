@@ -120,6 +120,14 @@ class ModelsMixin:
     def _device_choice(self) -> str:
         return self.panel.device.currentText() or "auto"
 
+    def move_model(self, device) -> None:
+        """The model on another device (chosen in the panel before a Run): the fields stay as
+        they are; "auto" precision says the new device's."""
+        model = self.model.to(device)
+        self.state.set_model(model)
+        self.device_label.setText(f"device: {model.device}")
+        self.panel.set_device_precision(model.info.precision)
+
     def set_model(self, model: DiffusionModel) -> None:
         """Use a loaded model: the canvas takes its size, the panel its steps and classes (and
         the devices, which torch lists: it is loaded with the first model)."""

@@ -32,6 +32,7 @@ from diffusion_studio.core.request import (
     FIXED_VARIANCES,
     MAX_SEED,
     OPTION_TIPS,
+    PRECISIONS,
     SAMPLERS,
     TIMESTEP_SPACINGS,
     VARIANCE_LABELS,
@@ -49,21 +50,6 @@ TIPS = {
 
 
 ETA_STEPS = 1000  # the eta slider's resolution: 0.001
-SETTING_LABELS = {  # the request's fields as the panel names them
-    "sampler": "sampler",
-    "num_inference_steps": "steps",
-    "eta": "eta",
-    "use_clipped_model_output": "noise from the clipped x0",
-    "timestep_spacing": "spacing",
-    "variance_type": "variance",
-    "seed": "seed",
-    "batch_size": "batch",
-    "class_label": "class",
-    "guidance_scale": "guidance",
-    "classifier_scale": "classifier scale",
-    "jump_length": "jump length",
-    "jump_n_sample": "resamples",
-}
 
 
 class SamplerPanel(QWidget):
@@ -132,6 +118,10 @@ class SamplerPanel(QWidget):
             "variance_type": (self.variance,),
         }
         self.device = QComboBox(toolTip=TIPS["device"])  # filled with the first model
+        self.precision = QComboBox(toolTip=TIPS["precision"])
+        self.precision.addItem("auto", None)  # the device's: set_model names it
+        for name in PRECISIONS:
+            self.precision.addItem(name, name)
         self.calls = QLabel(wordWrap=True)  # wraps: a long summary never widens the panel
         self.run_button = QPushButton("Run", toolTip="Run (Ctrl+Enter)")
         self.run_button.setDefault(True)
@@ -189,6 +179,7 @@ class SamplerPanel(QWidget):
         layout.addWidget(repaint)
         device_row = QFormLayout()
         device_row.addRow("Device", self.device)
+        device_row.addRow("Precision", self.precision)
         layout.addLayout(device_row)
         layout.addStretch(1)
 
@@ -205,7 +196,7 @@ class SamplerPanel(QWidget):
         self.guidance.valueChanged.connect(self._on_changed)
         self.classifier_scale.valueChanged.connect(self._on_changed)
         self.open_classifier.clicked.connect(self.open_classifier_requested)
-        for combo in (self.spacing, self.variance, self.class_box, self.device):
+        for combo in (self.spacing, self.variance, self.class_box, self.device, self.precision):
             combo.currentIndexChanged.connect(self._on_changed)
         self.dice.clicked.connect(self.roll_seed)
         self.run_button.clicked.connect(self.run_requested)
@@ -231,7 +222,12 @@ class SamplerPanel(QWidget):
             opening = default_request(len(info.class_names), info.default_class, info.null_class)
             self.class_box.setCurrentIndex(max(0, self.class_box.findData(opening.class_label)))
             self.guidance.setValue(opening.guidance_scale)
+        self.set_device_precision(info.precision if info else None)
         self._on_changed()
+
+    def set_device_precision(self, precision: str | None) -> None:
+        """What "auto" runs in on the model's device, said in its item."""
+        self.precision.setItemText(0, f"auto ({precision})" if precision else "auto")
 
     def set_classifier(self, info: ClassifierInfo | None) -> None:
         """The guiding classifier (one that fits the model), or None: its scale comes alive,
@@ -285,6 +281,7 @@ class SamplerPanel(QWidget):
         for group in (self.sampler_form.parentWidget(), self.conditioning, self.repaint):
             group.setEnabled(not running and self._group_enabled(group))
         self.device.setEnabled(not running)
+        self.precision.setEnabled(not running)
 
     def _group_enabled(self, group: QWidget) -> bool:
         if group is self.conditioning:
@@ -351,6 +348,7 @@ class SamplerPanel(QWidget):
             jump_length=self.jump_length.value(),
             jump_n_sample=self.jump_n_sample.value(),
             use_clipped_model_output=self.clipped.isChecked(),
+            precision=self.precision.currentData(),
         )
 
     def _guided(self) -> bool:
@@ -376,39 +374,7 @@ class SamplerPanel(QWidget):
         self.jump_length.setValue(request.jump_length)
         self.jump_n_sample.setValue(request.jump_n_sample)
         self.clipped.setChecked(request.use_clipped_model_output)
-
-    def differences(self, request: SampleRequest) -> list[str]:
-        """The settings of `request` that the fields could not show (a value beyond a field's
-        range, a class this model lacks), as "name value" for a message."""
-        shown = self.request()
-        missed = []
-        for name, wanted in request.to_dict().items():
-            if wanted is None and name in ("timestep_spacing", "variance_type"):
-                continue  # the model's default, which the field shows
-            if getattr(shown, name) != wanted:
-                missed.append(f"{name.replace('_', ' ')} {wanted}")
-        return missed
-
-    def settings_beside(self, baseline: SampleRequest) -> list[str]:
-        """The fields that show another value than `baseline` (the model's opening request),
-        as "name value", in the panel's order, for a person."""
-        shown = self.request()
-        said = []
-        for name, label in SETTING_LABELS.items():
-            value, usual = getattr(shown, name), getattr(baseline, name)
-            if value == usual or (name in ("eta", "use_clipped_model_output", "variance_type")
-                                  and name not in shown.spec.options):  # fmt: skip
-                continue
-            if name == "class_label":
-                value = self.class_box.currentText()
-            elif name == "variance_type":
-                value = self.variance.currentText()
-            elif isinstance(value, bool):
-                value = "on" if value else "off"
-            elif isinstance(value, float):
-                value = f"{value:g}"
-            said.append(f"{label} {value}")
-        return said
+        self.precision.setCurrentIndex(max(0, self.precision.findData(request.precision)))
 
     def set_defaults(self, spacing: str, variance_type: str) -> None:
         """The model's own spacing and DDPM variance, which a request that leaves them open

@@ -15,6 +15,7 @@ from PySide6.QtWidgets import QFileDialog, QMessageBox
 from diffusion_studio.core.errors import InputError
 from diffusion_studio.core.request import SampleRequest, default_request
 from diffusion_studio.core.result import RunResult
+from diffusion_studio.ui.panel_words import settings_beside
 
 
 class SessionMixin:
@@ -56,7 +57,7 @@ class SessionMixin:
             timestep_spacing=schedule.timestep_spacing,
             variance_type=schedule.variance_type,
         )
-        changed = self.panel.settings_beside(opening)
+        changed = settings_beside(self.panel, opening)
         if changed:
             self.statusBar().showMessage(f"Settings of the last start: {', '.join(changed)}", 20000)
 

@@ -308,6 +308,8 @@ def flag_cases(p: dict[str, Path], root: Path) -> list[Case]:
         "device tpu:7": f"{sample} --device tpu:7",
         "device cuda:3 on a CPU machine": f"{sample} --device cuda:3",
         "spacing sideways": f"{sample} --spacing sideways",
+        "precision float16": f"{sample} --precision float16",
+        "precision a number": f"{sample} --precision 16",
         "sampler euler": f"{sample} --sampler euler",
         "variance learned": f"{sample} --variance learned",
         "--out not .png": f"sample --model {m} --quiet --out s.jpg",

@@ -47,7 +47,9 @@ def images(folder: Path) -> dict[str, np.ndarray]:
 
 
 def test_two_processes_make_one_process_images_bit_for_bit(tmp_path, tiny_model_dir) -> None:
-    flags = ["--model", str(tiny_model_dir), "--steps", "3", "--seed", "7", "--quiet"]
+    # the precision named: the launched processes are not under conftest's float32 default
+    flags = ["--model", str(tiny_model_dir), "--steps", "3", "--seed", "7", "--quiet",
+             "--precision", "float32"]  # fmt: skip
     one, two, spans = tmp_path / "one", tmp_path / "two", tmp_path / "spans"
     assert main(["sample", *flags, "-n", "2", "--batches", "3", "--outdir", str(one)]) == 0
     result = launch(["sample", *flags, "-n", "2", "--batches", "3", "--outdir", str(two)], tmp_path)

@@ -12,6 +12,7 @@ import torch
 
 from diffusion_studio.core.canvas import Canvas, Growth, fit_picture, joined, parse_extend
 from diffusion_studio.core.errors import InputError, OutputExistsError
+from diffusion_studio.core.job import resolved
 from diffusion_studio.core.model_files import load_model
 from diffusion_studio.core.outpaint import (
     Growing,
@@ -114,7 +115,8 @@ def test_the_record_makes_the_same_canvas_again(model, picture, tmp_path, tiny_u
     path = save_outpainting(done, tmp_path / "grown.png")
     again = read_outpaint(path, model.info)
     assert again.growths == job.growths and again.method == job.method
-    assert again.request == job.request and np.array_equal(again.picture, picture)
+    ran = resolved(job.request, model.info)  # the spacing, variance and precision it ran in
+    assert again.request == ran and np.array_equal(again.picture, picture)
     assert np.array_equal(outpaint(model, again).image, done.image)
     with pytest.raises(InputError, match="made with"):
         read_outpaint(path, load_model(tiny_uncond_dir).info)
