@@ -4,7 +4,7 @@ pause between them as between a run's frames (so caches are as cold as in a run)
 benchmarks/gui_responsiveness.py, which times the event loop's gaps while the model runs, this
 says which drawing the gaps are made of.
 
-    QT_QPA_PLATFORM=offscreen python benchmarks/live_view_cost.py
+    xvfb-run -a python benchmarks/live_view_cost.py
 """
 
 from __future__ import annotations
@@ -23,7 +23,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=50)
     parser.add_argument("--batch", type=int, default=8)
     args = parser.parse_args()
-    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    if not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
+        os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # no screen: draw off it
     from PySide6.QtCore import QSettings
     from PySide6.QtWidgets import QApplication
 
@@ -55,7 +56,7 @@ def main() -> None:
         "caption (a QLabel)": lambda shown, i: live.caption.setText(f"step {i + 1}, t = 999"),
         "schedule marker": lambda shown, i: live.schedule.set_current(shown.frame.timestep),
         "path's done part": lambda shown, i: live.path.set_progress(i + 1),
-        "progress bar, label": lambda shown, i: window._on_progress(i + 1, len(frames), 8.0),
+        "run status": lambda shown, i: window._on_progress(i + 1, len(frames), 8.0),
         "scrub slider": lambda shown, i: live.scrub.setValue(i),
     }
     costs: dict[str, list[float]] = {name: [] for name in pieces}

@@ -42,6 +42,7 @@ class ImagePane(pg.GraphicsLayoutWidget):
         self.setMinimumSize(140, 140)
         self.view = self.addViewBox(lockAspect=True, invertY=True, enableMouse=True)
         self.view.setMenuEnabled(False)
+        self.view.disableAutoRange()  # fitted when the size changes, not at every frame
         self.title = title
         self.image = pg.ImageItem()
         self.view.addItem(self.image)
@@ -74,6 +75,13 @@ def cache_frame(plot: pg.PlotItem) -> None:
     for axis in plot.axes.values():
         axis["item"].setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
     plot.titleLabel.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
+
+
+def fixed_range(plot: pg.PlotItem, x_end: float, y_end: float) -> None:
+    """The view from 0 to these ends, set once (which turns pyqtgraph's auto-range off: it
+    would measure the data again at every frame and move the view, which throws away the
+    cached drawings)."""
+    plot.setRange(xRange=(0, x_end), yRange=(0, y_end), padding=0.03)
 
 
 class SchedulePlot(pg.PlotWidget):
@@ -111,6 +119,7 @@ class SchedulePlot(pg.PlotWidget):
     def set_schedule(self, schedule: NoiseSchedule) -> None:
         self._schedule = schedule
         t = np.arange(schedule.num_train_timesteps)
+        fixed_range(self.getPlotItem(), t[-1], 1.0)
         self.alpha_bar.setData(t, schedule.alphas_cumprod)
         self.beta.setData(t, schedule.betas / schedule.betas.max())
         self.marks.clear()
@@ -152,6 +161,7 @@ class PathPlot(pg.PlotWidget):
 
     def set_path(self, timesteps: list[int]) -> None:
         self._timesteps = np.asarray(timesteps)
+        fixed_range(self.getPlotItem(), max(1, len(timesteps) - 1), max(timesteps, default=1))
         self.path.setData(np.arange(len(timesteps)), self._timesteps)
         self.done.setData([], [])
 
@@ -210,6 +220,8 @@ class LiveView(QWidget):
         self.scrub.setToolTip("Scrub through every recorded step of the run")
         self.caption = QLabel("No run yet: paint a mask or not, then Run (Ctrl+Enter).")
         self.caption.setWordWrap(True)
+        # two lines from the start: the running caption's two lines then lay nothing out again
+        self.caption.setMinimumHeight(2 * self.caption.fontMetrics().lineSpacing())
         self.fork_steps = QSpinBox(minimum=1, maximum=100_000, suffix=" steps")
         self.fork_steps.setToolTip(
             "The steps after this one, respaced from its timestep (as many as the run had left: "

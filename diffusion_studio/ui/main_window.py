@@ -14,7 +14,6 @@ from PySide6.QtWidgets import (
     QGroupBox,
     QLabel,
     QMainWindow,
-    QProgressBar,
     QPushButton,
     QSplitter,
     QTabWidget,
@@ -44,6 +43,7 @@ from diffusion_studio.ui.live_view import LiveView
 from diffusion_studio.ui.menus import build_menus
 from diffusion_studio.ui.models import ModelsMixin
 from diffusion_studio.ui.outputs import Outputs
+from diffusion_studio.ui.run_status import RunStatus
 from diffusion_studio.ui.sampler_panel import SamplerPanel
 from diffusion_studio.ui.session import SessionMixin
 from diffusion_studio.ui.state import StudioState
@@ -173,11 +173,9 @@ class MainWindow(ModelsMixin, FilesMixin, WorkflowsMixin, GrowMixin, SessionMixi
         self.setCentralWidget(central)
 
         self.device_label = QLabel()
-        self.step_label = QLabel()
-        self.progress = QProgressBar(maximumWidth=220, visible=False)
+        self.run_status = RunStatus()
         status = self.statusBar()
-        status.addPermanentWidget(self.step_label)
-        status.addPermanentWidget(self.progress)
+        status.addPermanentWidget(self.run_status)
         status.addPermanentWidget(self.device_label)
         self.resize(1280, 820)
 
@@ -278,9 +276,7 @@ class MainWindow(ModelsMixin, FilesMixin, WorkflowsMixin, GrowMixin, SessionMixi
     def _on_started(self, job: Job) -> None:
         timesteps = [t for t, t_next in moves_of(job, self.model.schedule) if t_next < t]
         self.live.start_run(timesteps, guided=job.classifier is not None)
-        self.progress.setRange(0, len(timesteps))
-        self.progress.setValue(0)
-        self.progress.setVisible(True)
+        self.run_status.set_progress(0, len(timesteps), 0.0)
         kind = (
             "An outpainting pass"
             if job is self._grow_job
@@ -298,9 +294,7 @@ class MainWindow(ModelsMixin, FilesMixin, WorkflowsMixin, GrowMixin, SessionMixi
 
     @Slot(int, int, float)
     def _on_progress(self, done: int, total: int, rate: float) -> None:
-        self.progress.setValue(done)
-        eta = (total - done) / rate if rate > 0 else 0.0
-        self.step_label.setText(f"step {done}/{total}  {rate:.1f} steps/s  ETA {eta:.0f} s")
+        self.run_status.set_progress(done, total, rate)
 
     @Slot(object)
     def _on_finished(self, result: RunResult) -> None:
@@ -318,22 +312,21 @@ class MainWindow(ModelsMixin, FilesMixin, WorkflowsMixin, GrowMixin, SessionMixi
         self.statusBar().showMessage(
             f"Finished: {count} image(s) of {width}x{height} in {seconds:.1f} s", 8000
         )
-        self.step_label.setText(f"finished in {seconds:.1f} s")
+        self.run_status.set_text(f"finished in {seconds:.1f} s")
 
     @Slot(str)
     def _on_failed(self, message: str) -> None:
         self.show_error(message)
-        self.step_label.setText("failed")
+        self.run_status.set_text("failed")
 
     @Slot(int)
     def _on_cancelled(self, done: int) -> None:
         self.statusBar().showMessage(f"Cancelled after {done} network calls", 6000)
-        self.step_label.setText("cancelled")
+        self.run_status.set_text("cancelled")
 
     @Slot(bool)
     def _on_running(self, running: bool) -> None:
         self.panel.set_running(running)
-        self.progress.setVisible(running)
         self._update_actions()
 
     def inspect(self, entry: GalleryEntry) -> None:

@@ -280,3 +280,24 @@ def test_the_first_model_freezes_what_came_before_it_for_the_collector(qtbot, st
     studio()  # its model set: the panel lists the devices, and the collector's past is frozen
     assert gc.get_freeze_count() > 10_000
     gc.unfreeze()
+
+
+def test_a_step_costs_the_status_bar_no_layout_and_the_plots_no_new_range(qtbot, studio) -> None:
+    """What a frame changes is drawn in the window's paint: the run's status has a fixed size
+    (a QLabel's new text laid the status bar out again, a QProgressBar repainted at once), and
+    the plots' ranges are set once per run (pyqtgraph's auto-range measured them each frame)."""
+    window = studio()
+    status = window.run_status
+    size = status.size()
+    window._on_progress(5, 50, 8.0)
+    assert status.text() == "step 5/50  8.0 steps/s  ETA 6 s" and status.size() == size
+    window._on_progress(9999, 10000, 999.9)
+    assert status.fontMetrics().horizontalAdvance(status.text()) < status.width()
+    live = window.live
+    live.start_run(list(range(99, -1, -10)))
+    for plot in (live.schedule, live.path):
+        assert plot.getViewBox().autoRangeEnabled() == [False, False]
+    ranges = live.path.getViewBox().viewRange()
+    live.path.set_progress(5)
+    assert live.path.getViewBox().viewRange() == ranges
+    assert live.x_t.view.autoRangeEnabled() == [False, False]

@@ -102,7 +102,7 @@ def test_a_full_run_finishes_and_the_gallery_grows(qtbot, window) -> None:
     assert window.gallery.count() == 2
     assert result.images.shape == (2, 16, 16, 3)
     assert frames and frames[-1].frame.index == 7  # the last step was drawn
-    assert "finished" in window.step_label.text()
+    assert "finished" in window.run_status.text()
     assert window.actions.run.isEnabled() and not window.actions.cancel.isEnabled()
     assert len(result.trajectory.frames) == 8 and window.live.scrub.isEnabled()
     window.live.scrub.setValue(0)  # scrubbing shows the first recorded step
@@ -147,7 +147,7 @@ def test_cancel_stops_within_one_step(qtbot, window, slow_model) -> None:
     assert blocker.args[0] <= at_cancel + 1
     assert len(slow_model) <= at_cancel + 1
     assert window.gallery.count() == 0 and window.actions.run.isEnabled()
-    assert "cancelled" in window.step_label.text()
+    assert "cancelled" in window.run_status.text()
 
 
 def test_a_failing_model_shows_the_message_and_run_works_again(qtbot, window) -> None:
