@@ -262,6 +262,9 @@ class LiveView(QWidget):
         self._plot_frame: Frame | None = None
         self._plot_later = QTimer(self, singleShot=True, interval=0)
         self._plot_later.timeout.connect(self._plot)
+        self._run_timesteps: list[int] = []
+        self._new_run_later = QTimer(self, singleShot=True, interval=0)
+        self._new_run_later.timeout.connect(self._plot_new_run)
 
     def start_run(self, timesteps: list[int], guided: bool = False) -> None:
         """A new run: the path of its network calls, no scrubbing until it ends (the slider
@@ -277,9 +280,15 @@ class LiveView(QWidget):
         self.scrub.blockSignals(False)
         self._plot_later.stop()
         self._plot_frame = None
-        self.schedule.set_run(timesteps)
-        self.path.set_path(timesteps)
+        self._run_timesteps = timesteps
+        self._new_run_later.start()  # new ranges redraw the axes: in a turn of their own
         self.caption.setText(RUNNING)
+
+    def _plot_new_run(self) -> None:
+        """The plots of the run start_run began: its timesteps marked, its path."""
+        self._new_run_later.stop()
+        self.schedule.set_run(self._run_timesteps)
+        self.path.set_path(self._run_timesteps)
 
     def show_frame(self, shown: Shown) -> None:
         """A frame whose grids the worker composed (the GUI thread only draws)."""
@@ -304,6 +313,8 @@ class LiveView(QWidget):
 
     def _plot(self) -> None:
         """The plots' marks where the latest plotted frame is."""
+        if self._new_run_later.isActive():  # the run's plots first
+            self._plot_new_run()
         frame = self._plot_frame
         if frame is not None:
             self.schedule.set_current(frame.timestep)

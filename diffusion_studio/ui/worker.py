@@ -44,7 +44,10 @@ def execute(*args, **kwargs):
 
 
 SCREEN_INTERVAL_S = 1 / 60  # frames reach the widgets at most this often
-INFERENCE_NICE = 10  # Linux: the inference thread's nice value, the GUI thread's being 0
+# Linux: the inference thread's nice value, the GUI thread's being 0: the lowest, as background
+# jobs take (10 left gaps over a 60 Hz frame in some runs on 2 cores; benchmarks/
+# gui_responsiveness.py). It yields to any busy program at 0 too, and has every idle core.
+INFERENCE_NICE = 19
 
 
 def yield_to_the_window() -> None:
@@ -52,7 +55,7 @@ def yield_to_the_window() -> None:
     which the threads it starts, torch's OpenMP pool, inherit. On a machine of few cores the
     GUI thread then gets a core as soon as it wakes, and a frame's drawing does not wait
     behind the network (the largest gap of benchmarks/gui_responsiveness.py, 2 cores: about
-    40 ms without it, 17 ms with it); when the window is idle the run has every core."""
+    40 ms without it); when the window is idle the run has every core."""
     if sys.platform.startswith("linux"):
         with contextlib.suppress(OSError):
             os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), INFERENCE_NICE)

@@ -295,6 +295,8 @@ def test_a_step_costs_the_status_bar_no_layout_and_the_plots_no_new_range(qtbot,
     assert status.fontMetrics().horizontalAdvance(status.text()) < status.width()
     live = window.live
     live.start_run(list(range(99, -1, -10)))
+    assert len(live.path._timesteps) == 0  # a new range is drawn in a turn of its own
+    qtbot.waitUntil(lambda: len(live.path._timesteps) == 10, timeout=2000)
     for plot in (live.schedule, live.path):
         assert plot.getViewBox().autoRangeEnabled() == [False, False]
     ranges = live.path.getViewBox().viewRange()
