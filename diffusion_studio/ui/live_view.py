@@ -265,6 +265,9 @@ class LiveView(QWidget):
         self._run_timesteps: list[int] = []
         self._new_run_later = QTimer(self, singleShot=True, interval=0)
         self._new_run_later.timeout.connect(self._plot_new_run)
+        self._x0_image: np.ndarray | None = None
+        self._x0_later = QTimer(self, singleShot=True, interval=0)
+        self._x0_later.timeout.connect(self._show_x0)
 
     def start_run(self, timesteps: list[int], guided: bool = False) -> None:
         """A new run: the path of its network calls, no scrubbing until it ends (the slider
@@ -294,7 +297,11 @@ class LiveView(QWidget):
         """A frame whose grids the worker composed (the GUI thread only draws)."""
         frame = shown.frame
         self.x_t.show_image(shown.x_t)
-        self.x0.show_image(shown.x0_pred)
+        self._x0_image = shown.x0_pred
+        if self._trajectory is not None:
+            self._show_x0()
+        elif not self._x0_later.isActive():  # live: in a turn of the event loop of its own,
+            self._x0_later.start()  # so that x_t's drawing and x_0's are not one long turn
         now = time.monotonic()
         if now - self._plotted >= PLOT_INTERVAL_S or frame.index == frame.total - 1:
             self._plotted = now
@@ -311,6 +318,11 @@ class LiveView(QWidget):
             self.scrub.blockSignals(False)
         self.x_t.set_title(f"x_t: step {frame.index + 1} / {frame.total}, t = {frame.timestep}")
 
+    def _show_x0(self) -> None:
+        self._x0_later.stop()
+        if self._x0_image is not None:
+            self.x0.show_image(self._x0_image)
+
     def _plot(self) -> None:
         """The plots' marks where the latest plotted frame is."""
         if self._new_run_later.isActive():  # the run's plots first
@@ -323,6 +335,8 @@ class LiveView(QWidget):
     def show_image(self, image) -> None:
         """A result without its steps (an image of an earlier session): it alone."""
         self._trajectory = None
+        self._x0_later.stop()
+        self._x0_image = None
         self.fork_bar.setVisible(False)
         self.scrub.setEnabled(False)
         self.x_t.show_image(image)
@@ -333,6 +347,7 @@ class LiveView(QWidget):
     def show_trajectory(self, trajectory: Trajectory, image: int | None = None) -> None:
         """After a run: scrub every recorded step (of one image of the batch, or all)."""
         self._trajectory = trajectory
+        self._x0_later.stop()
         guided = [f for f in trajectory.frames if f.guidance is not None]
         self.guidance.setVisible(bool(guided))
         self.guidance.reset()

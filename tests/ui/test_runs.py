@@ -303,3 +303,24 @@ def test_a_step_costs_the_status_bar_no_layout_and_the_plots_no_new_range(qtbot,
     live.path.set_progress(5)
     assert live.path.getViewBox().viewRange() == ranges
     assert live.x_t.view.autoRangeEnabled() == [False, False]
+
+
+def test_a_live_frame_draws_x0_in_a_turn_of_its_own(qtbot, studio) -> None:
+    """x_t and x_0 of a live frame are drawn in two turns of the event loop (one turn drew
+    both, the longest of a run); a finished run's frame shows both at once."""
+    from diffusion_studio.ui.worker import compose
+
+    window = studio()
+    live = window.live
+    trajectory = Trajectory()
+    pixels = np.zeros((1, 16, 16, 3), np.uint8)
+    for i, t in enumerate((90, 50, 10)):
+        trajectory.add(Frame(i, 3, t, pixels, pixels))
+    frames = trajectory.frames
+    live.start_run([f.timestep for f in frames])
+    live.show_frame(compose(frames[1]))
+    assert live.x_t.image.image is not None and live.x0.image.image is None
+    qtbot.waitUntil(lambda: live.x0.image.image is not None, timeout=2000)
+    live.show_frame(compose(frames[2]))  # the last live frame, its x_0 still pending
+    live.show_trajectory(trajectory)  # scrubbing: both at once, nothing pending
+    assert not live._x0_later.isActive()
