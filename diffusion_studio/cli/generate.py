@@ -293,8 +293,9 @@ def _plan(
     from diffusion_studio.core.record import next_run_number
     from diffusion_studio.core.write import GridFile, GridLabels, plan_outputs
 
+    batches = len(jobs) > len(table.cells)  # --batches: several jobs of each cell
     if shard.count > 1:
-        return _shares(args, jobs, shard, whole=len(jobs) > len(table.cells))
+        return _shares(args, jobs, shard, whole=batches)
     grid = Path(args.grid) if args.grid else None
     if grid is not None and grid.suffix.lower() != ".png":
         raise InputError(f"--grid {grid} should end in .png")
@@ -303,9 +304,9 @@ def _plan(
         names = " or ".join(ANIMATIONS)
         raise InputError(f"--save-trajectory {trajectory} should end in {names}")
     if trajectory is not None and len(jobs) > 1:
-        several = "--batches" if len(jobs) > len(table.cells) else "--class all"
+        several = "--batches" if batches else "--class all"
         raise InputError(f"--save-trajectory follows one batch at a time, not {several}")
-    if grid is not None and len(table.cells) > 1 and len(jobs) > len(table.cells):
+    if grid is not None and len(table.cells) > 1 and batches:
         raise InputError("--grid lays out a table of settings or --batches, not both at once")
     if args.out and args.outdir:
         raise InputError("give --out (a file name) or --outdir (a folder), not both")
@@ -332,8 +333,7 @@ def _plan(
                     stem += "-" + _slug(names[job.request.class_label or 0])
                 if job.request.classifier_scale:
                     stem += f"-cg{job.request.classifier_scale:g}"
-            batches = len(jobs) > len(table.cells)  # each image's name with its seed
-            single = None if batches else f"{stem}{out.suffix}"
+            single = None if batches else f"{stem}{out.suffix}"  # else each image's seed
             outputs += plan_outputs(
                 job, out.parent, stem, run=k, single_name=single, trajectory=trajectory
             )
