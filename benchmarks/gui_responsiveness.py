@@ -3,7 +3,9 @@
 A 5 ms precise timer on the GUI thread records when it fires; the largest gap between two of
 its ticks is the longest the window could not react (a click, a repaint). The bar: no gap over
 16 ms (a 60 Hz frame) in six runs of each kind. It runs the studio's own window, sampler
-thread and live view on the embedded default model.
+thread and live view on the embedded default model, in the event loop the window runs in,
+from Run to half a second after the run's end (whose drawing counts: the gallery's new images,
+the panel's fields back, the scrubber).
 
     xvfb-run -a python benchmarks/gui_responsiveness.py      # on a screen (here a virtual one)
     QT_QPA_PLATFORM=offscreen python benchmarks/gui_responsiveness.py --steps 100
@@ -13,7 +15,7 @@ GNU OpenMP's own default, a spin before sleeping, is had back with GOMP_SPINCOUN
 inference thread and its torch threads run at nice 19 (ui/worker.py, Linux), so the GUI thread
 takes a core when it wakes. benchmarks/live_view_cost.py times the drawing of a frame piece
 by piece; --culprits names the events that took longest on the GUI thread (their receiver and
-type: a scene's repaint, a queued frame, a timer).
+type: a scene's repaint, a queued frame, a timer) and the events that filled the largest gap.
 """
 
 from __future__ import annotations
@@ -27,22 +29,34 @@ from pathlib import Path
 
 import numpy as np
 
+AFTER_S = 0.5  # measured this long after a run's end
 
-def measure(window, app, inpaint: bool) -> dict[str, float]:
-    from PySide6.QtCore import QElapsedTimer, Qt, QTimer
+
+def measure(window, app, inpaint: bool, timeline: list | None = None) -> dict[str, float]:
+    """One run from Run to AFTER_S after its end, in the event loop the window runs in (the
+    end's drawing, the gallery's new thumbnail and the finished run's scrubber, counts)."""
+    from PySide6.QtCore import QEventLoop, Qt, QTimer
 
     ticks: list[float] = []
-    clock = QElapsedTimer()
-    clock.start()
     timer = QTimer()
     timer.setTimerType(Qt.TimerType.PreciseTimer)
     timer.setInterval(5)
-    timer.timeout.connect(lambda: ticks.append(clock.nsecsElapsed() / 1e6))
+    timer.timeout.connect(lambda: ticks.append(time.perf_counter()))
     frames = []
     window.sampler.frame.connect(frames.append)
     done, failed = [], []
-    window.sampler.finished.connect(done.append)
-    window.sampler.failed.connect(failed.append)
+    loop = QEventLoop()
+
+    def ended(result) -> None:
+        done.append(result)
+        QTimer.singleShot(round(AFTER_S * 1000), loop.quit)
+
+    def broke(message: str) -> None:
+        failed.append(message)
+        loop.quit()
+
+    window.sampler.finished.connect(ended)
+    window.sampler.failed.connect(broke)
     if inpaint:
         from diffusion_studio.core.resources import sample_images
 
@@ -54,20 +68,21 @@ def measure(window, app, inpaint: bool) -> dict[str, float]:
     while time.perf_counter() < settled:
         app.processEvents()
         time.sleep(0.005)
+    if timeline is not None:
+        timeline.clear()
     timer.start()
     started = time.perf_counter()
-    window.run()
-    while not done:
-        if failed:
-            raise SystemExit(f"the run failed: {failed[0]}")
-        app.processEvents()
-        time.sleep(0.001)
-    seconds = time.perf_counter() - started
+    window.run()  # as a click on Run would, inside a turn of the loop: its time counts
+    loop.exec()
+    if failed:
+        raise SystemExit(f"the run failed: {failed[0]}")
+    seconds = time.perf_counter() - started - AFTER_S
     timer.stop()
     window.sampler.frame.disconnect(frames.append)
-    window.sampler.finished.disconnect(done.append)
-    window.sampler.failed.disconnect(failed.append)
-    gaps = np.diff(ticks)
+    window.sampler.finished.disconnect(ended)
+    window.sampler.failed.disconnect(broke)
+    gaps = np.diff(ticks) * 1000
+    worst = int(np.argmax(gaps))
     calls = done[0].trajectory.frames[-1].total
     return {
         "max_gap_ms": float(gaps.max()),
@@ -76,6 +91,12 @@ def measure(window, app, inpaint: bool) -> dict[str, float]:
         "frames_drawn": len(frames),
         "network_calls": calls,
         "seconds": seconds,
+        "worst_at_s": ticks[worst] - started,
+        "worst_events": [
+            (at - ticks[worst], took, what)
+            for at, took, what in (timeline or [])
+            if at + took / 1000 > ticks[worst] and at < ticks[worst + 1]
+        ],
     }
 
 
@@ -108,9 +129,10 @@ def main() -> None:
     import threading
 
     from PySide6.QtCore import QSettings
-    from PySide6.QtWidgets import QApplication
+    from PySide6.QtWidgets import QApplication, QGraphicsScene
 
     culprits: list[tuple[float, str]] = []
+    timeline: list[tuple[float, float, str]] = []  # every top-level event: start, ms, what
     gui_thread = threading.get_ident()
 
     class TimedApplication(QApplication):
@@ -129,9 +151,14 @@ def main() -> None:
             finally:
                 TimedApplication.depth -= 1
                 took = (time.perf_counter() - started) * 1000
-                if took > 1 and TimedApplication.depth == 0:
+                if TimedApplication.depth == 0:
                     name = type(receiver).__name__
-                    culprits.append((took, f"{name} {event.type().name}"))
+                    if isinstance(receiver, QGraphicsScene) and receiver.views():
+                        name += f" of {type(receiver.views()[0]).__name__}"
+                    what = f"{name} {event.type().name}"
+                    timeline.append((started, took, what))
+                    if took > 1:
+                        culprits.append((took, what))
 
     from diffusion_studio.ui.main_window import MainWindow
     from diffusion_studio.ui.models import load_model  # as the window loads one
@@ -171,7 +198,10 @@ def main() -> None:
     culprits.clear()  # the window's start is not a run's
     for inpaint in (False, True):
         kind = "RePaint (half, 2 resamples)" if inpaint else "sampling"
-        results = [measure(window, app, inpaint) for _ in range(args.runs)]
+        results = [
+            measure(window, app, inpaint, timeline if args.culprits else None)
+            for _ in range(args.runs)
+        ]
         for result in results:
             print(
                 f"{kind:<28} max gap {result['max_gap_ms']:6.1f} ms  p99 "
@@ -188,6 +218,12 @@ def main() -> None:
                 print(f"  {what:<36} {len(times):5} over 1 ms, {sum(times):7.0f} ms in all, "
                       f"the longest {max(times):5.1f} ms, {over} over 12 ms")  # fmt: skip
             culprits.clear()
+            run = max(results, key=lambda r: r["max_gap_ms"])  # what filled the largest gap
+            print(f"  the largest gap, {run['max_gap_ms']:.1f} ms at {run['worst_at_s']:.2f} s "
+                  f"of the run ({run['seconds']:.2f} s), held these events:")  # fmt: skip
+            for at, took, what in run["worst_events"]:
+                if took > 0.2:
+                    print(f"    at {at * 1000:+6.1f} ms {took:6.2f} ms  {what}")
         worst = [r["max_gap_ms"] for r in results]
         print(f"{kind:<28} the largest gap of {args.runs} runs: {max(worst):.1f} ms (median of "
               f"the runs' largest {statistics.median(worst):.1f} ms)")  # fmt: skip

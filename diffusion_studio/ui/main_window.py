@@ -305,8 +305,7 @@ class MainWindow(ModelsMixin, FilesMixin, WorkflowsMixin, GrowMixin, SessionMixi
         self._fork_parent = None
         self.gallery.add_result(result, beside=beside)
         self._inspected = self.gallery.current_entry()
-        self.live.start_run(result.calls, guided=result.job.classifier is not None)
-        self.live.show_trajectory(result.trajectory)
+        self.live.finish_run(result.calls, result.trajectory, result.job.classifier is not None)
         seconds = result.seconds
         count, height, width = result.images.shape[:3]
         self.statusBar().showMessage(

@@ -211,6 +211,8 @@ class Sampler(QObject):
         self._last_draw = 0.0
         self._draw_later = QTimer(self, singleShot=True)
         self._draw_later.timeout.connect(self._on_frame_ready)
+        self._end_later = QTimer(self, singleShot=True, interval=0)  # see _on_done
+        self._end_later.timeout.connect(self._end_queue)
         Sampler.instances.add(self)
 
     @property
@@ -280,6 +282,12 @@ class Sampler(QObject):
 
     @Slot()
     def _on_done(self) -> None:
+        """The queue's end comes a turn of the event loop after its last result: what the
+        window redraws for each (the gallery's new images; the panel's fields enabled again)
+        is then two short pauses, not one long one."""
+        self._end_later.start()
+
+    def _end_queue(self) -> None:
         self._set_running(False)
         self.queue_done.emit()
 

@@ -14,7 +14,7 @@ import time
 
 import numpy as np
 import pytest
-from PySide6.QtCore import QSettings
+from PySide6.QtCore import QSettings, QTimer
 
 from diffusion_studio.cli import main
 from diffusion_studio.core.job import Job
@@ -198,7 +198,7 @@ def test_export_all_of_four_results_with_seed_0_writes_four_sets(qtbot, studio, 
 CHILD = """
 import sys, time
 from pathlib import Path
-from PySide6.QtCore import QSettings
+from PySide6.QtCore import QSettings, QTimer
 from PySide6.QtWidgets import QApplication
 from diffusion_studio.core.model_files import load_model
 from diffusion_studio.ui.main_window import MainWindow
@@ -323,4 +323,40 @@ def test_a_live_frame_draws_x0_in_a_turn_of_its_own(qtbot, studio) -> None:
     qtbot.waitUntil(lambda: live.x0.image.image is not None, timeout=2000)
     live.show_frame(compose(frames[2]))  # the last live frame, its x_0 still pending
     live.show_trajectory(trajectory)  # scrubbing: both at once, nothing pending
-    assert not live._x0_later.isActive()
+    assert not live._pending and not live._next_turn.isActive()
+
+
+def test_a_run_s_end_draws_no_image_again_and_lays_nothing_out(qtbot, studio) -> None:
+    """The live view's last frame is the result's: the end of a run only turns the slider and
+    the fork bar on (drawing it again, and the fork bar appearing under the slider, made the
+    end of a run its longest pause), and the panel comes back a turn later."""
+    window = studio()
+    window.panel.steps.setValue(4)
+    live = window.live
+    drawn, frames = [], []
+    live.x_t.show_image = lambda image, draw=live.x_t.show_image: drawn.append(1) or draw(image)
+    window.sampler.frame.connect(frames.append)
+    geometry = live.scrub.geometry()
+    probe = QTimer(singleShot=True, interval=0)  # the first turn after the result's
+    probe.timeout.connect(lambda: at_the_end.append(window.sampler.running))
+    at_the_end: list[bool] = []
+    window.sampler.finished.connect(lambda _: probe.start())
+    run_and_wait(qtbot, window)
+    assert len(drawn) == len(frames) and live.trajectory is not None
+    assert live.scrub.isEnabled() and live.fork_bar.isEnabled()
+    assert live.scrub.geometry() == geometry
+    assert at_the_end == [True] and window.panel.run_button.isEnabled()
+    qtbot.waitUntil(lambda: live.x0.image.image is not None, timeout=2000)
+
+
+def test_the_plots_axes_keep_their_width_whatever_a_run_s_timesteps(qtbot, studio) -> None:
+    """A new run's timesteps (9 or 999) change the path plot's labels, not its axis' width:
+    pyqtgraph widened it, which laid the plot and the window out again at a run's start."""
+    live = studio().live
+    axis = live.path.getPlotItem().getAxis("left")
+    live.path.set_path(list(range(9, -1, -1)))
+    qtbot.wait(50)
+    width = axis.width()
+    live.path.set_path(list(range(999, -1, -111)))
+    qtbot.wait(50)
+    assert axis.width() == width

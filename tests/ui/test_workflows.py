@@ -45,7 +45,7 @@ def test_a_fork_from_a_step_goes_on_beside_its_parent(qtbot, window) -> None:
     panel.seed.setText("9")
     parent = run_and_wait(qtbot, window)
     live = window.live
-    assert live.fork_bar.isVisible() and window.gallery.count() == 1
+    assert live.fork_bar.isEnabled() and window.gallery.count() == 1
     live.scrub.setValue(2)  # after step 3 of 6
     assert live.fork_steps.value() == 3 and live.fork_button.isEnabled()
     fork = run_and_wait(qtbot, window, live.fork_button.click)
@@ -60,6 +60,8 @@ def test_a_fork_from_a_step_goes_on_beside_its_parent(qtbot, window) -> None:
     assert other.job.request.sampler == "ddim" and not np.array_equal(other.images, parent.images)
     live.scrub.setValue(live.scrub.maximum())
     assert not live.fork_button.isEnabled()  # nothing left after the last step
+    live.fork_steps.setValue(1)
+    assert live.fork_steps.text() == "1 step"  # not "1 steps"
 
 
 def test_an_enlargement_s_png_says_the_window_does_not_make_it(window, tmp_path) -> None:
