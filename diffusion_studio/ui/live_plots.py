@@ -37,27 +37,42 @@ def fixed_range(plot: pg.PlotItem, x_end: float, y_end: float) -> None:
     plot.setRange(xRange=(0, x_end), yRange=(0, y_end), padding=0.03)
 
 
-class SchedulePlot(pg.PlotWidget):
-    """alpha-bar and beta over t, the run's timesteps marked, the current one moving."""
+class RunPlot(pg.PlotWidget):
+    """A plot that follows a run: titled, gridded, not dragged by the mouse, its frame cached
+    and its left axis of a steady width (`widest`, the widest label it will show)."""
 
-    def __init__(self, parent: QWidget | None = None) -> None:
+    def __init__(
+        self, title: str, bottom: str, tooltip: str, widest: str, parent: QWidget | None = None
+    ) -> None:
         super().__init__(parent, background=None)
         self.setMinimumHeight(140)
         plot = self.getPlotItem()
-        plot.setLabel("bottom", "timestep t")
-        plot.setTitle(
-            "<span style='color:#2a7fd4'>alpha-bar</span>, <span style='color:#d4802a'>beta</span>",
-            size="9pt",
-        )
-        self.setToolTip(
-            "The noise schedule: alpha-bar (the share of the signal left at t) and beta over"
-            " its maximum. The dots are the timesteps this run visits; the line is the current"
-            " one."
-        )
+        plot.setLabel("bottom", bottom)
+        plot.setTitle(title, size="9pt")
+        self.setToolTip(tooltip)
         plot.showGrid(x=True, y=True, alpha=0.2)
         plot.setMouseEnabled(x=False, y=False)
         cache_frame(plot)
-        steady_axis(plot, "0.88")
+        steady_axis(plot, widest)
+
+
+class SchedulePlot(RunPlot):
+    """alpha-bar and beta over t, the run's timesteps marked, the current one moving."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(
+            title="<span style='color:#2a7fd4'>alpha-bar</span>, "
+            "<span style='color:#d4802a'>beta</span>",
+            bottom="timestep t",
+            tooltip=(
+                "The noise schedule: alpha-bar (the share of the signal left at t) and beta over "
+                "its maximum. The dots are the timesteps this run visits; the line is the current "
+                "one."
+            ),
+            widest="0.88",
+            parent=parent,
+        )
+        plot = self.getPlotItem()
         self.alpha_bar = plot.plot(pen=pg.mkPen("#2a7fd4", width=2))
         self.beta = plot.plot(pen=pg.mkPen("#d4802a", width=2))
         for static in (self.alpha_bar, self.beta):  # only the marker moves during a run
@@ -91,24 +106,22 @@ class SchedulePlot(pg.PlotWidget):
             self.current.setValue(timestep)
 
 
-class PathPlot(pg.PlotWidget):
+class PathPlot(RunPlot):
     """The timestep of every network call: a staircase down, with RePaint's jumps back up."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(parent, background=None)
-        self.setMinimumHeight(140)
-        plot = self.getPlotItem()
-        plot.setLabel("bottom", "network call")
-        plot.setLabel("left", "timestep")
-        plot.setTitle("timesteps", size="9pt")
-        self.setToolTip(
-            "The timestep of every network call: a staircase down to 0; RePaint's resampling"
-            " jumps back up and comes down again."
+        super().__init__(
+            title="timesteps",
+            bottom="network call",
+            tooltip=(
+                "The timestep of every network call: a staircase down to 0; RePaint's resampling "
+                "jumps back up and comes down again."
+            ),
+            widest="8888",
+            parent=parent,
         )
-        plot.showGrid(x=True, y=True, alpha=0.2)
-        plot.setMouseEnabled(x=False, y=False)
-        cache_frame(plot)
-        steady_axis(plot, "8888")
+        plot = self.getPlotItem()
+        plot.setLabel("left", "timestep")
         self.path = plot.plot(pen=pg.mkPen("#2a7fd4", width=1.5))
         self.path.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
         self.done = plot.plot(pen=pg.mkPen("#c0308a", width=2.5))
@@ -125,25 +138,23 @@ class PathPlot(pg.PlotWidget):
         self.done.setData(np.arange(calls), self._timesteps[:calls])
 
 
-class GuidancePlot(pg.PlotWidget):
+class GuidancePlot(RunPlot):
     """Classifier guidance's push at every network call: the RMS of s grad log p(y | x_t), so
     a person sees when the classifier steers (shown only for a classifier-guided run)."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(parent, background=None)
-        self.setMinimumHeight(140)
-        plot = self.getPlotItem()
-        plot.setLabel("bottom", "network call")
-        plot.setTitle("classifier guidance", size="9pt")
-        self.setToolTip(
-            "How hard the classifier pushes at each step: the root mean square of its scaled "
-            "gradient, s grad log p(y | x_t). High-noise steps push little when the classifier "
-            "cannot yet see the class."
+        super().__init__(
+            title="classifier guidance",
+            bottom="network call",
+            tooltip=(
+                "How hard the classifier pushes at each step: the root mean square of its scaled "
+                "gradient, s grad log p(y | x_t). High-noise steps push little when the classifier "
+                "cannot yet see the class."
+            ),
+            widest="0.0888",
+            parent=parent,
         )
-        plot.showGrid(x=True, y=True, alpha=0.2)
-        plot.setMouseEnabled(x=False, y=False)
-        cache_frame(plot)
-        steady_axis(plot, "0.0888")
+        plot = self.getPlotItem()
         self.norms = plot.plot(pen=pg.mkPen("#2a9d4a", width=2))
         self._calls: list[int] = []
         self._values: list[float] = []
