@@ -78,6 +78,7 @@ class MainWindow(ModelsMixin, FilesMixin, WorkflowsMixin, GrowMixin, SessionMixi
         self.sampler = Sampler(self)
         self.importer = Background(self)  # a checkpoint converted and loaded, off this thread
         self.loader = Background(self)  # the embedded model, loaded while the window shows
+        self.opener = Background(self)  # a model folder a person opens, loaded off this thread
         self._model_waiters: list = []  # what waits for it (ModelsMixin.after_model)
         self.outputs = Outputs(self.settings, outputs) if outputs is not None else None
         self._build()
@@ -201,6 +202,8 @@ class MainWindow(ModelsMixin, FilesMixin, WorkflowsMixin, GrowMixin, SessionMixi
         self.sampler.running_changed.connect(self._on_running)
         self.importer.done.connect(self._on_imported)
         self.importer.failed.connect(self._on_import_failed)
+        self.opener.done.connect(self._on_opened)
+        self.opener.failed.connect(self._on_open_failed)
         self.gallery.inspected.connect(self.inspect)
         self.gallery.use_as_source.connect(
             lambda entry: self.set_source_image(entry.image, suggest=False)
@@ -237,6 +240,9 @@ class MainWindow(ModelsMixin, FilesMixin, WorkflowsMixin, GrowMixin, SessionMixi
 
     def run(self) -> None:
         if self.sampler.running:
+            return
+        if self.opener.busy:
+            self.show_error("A model folder is loading: Run works once it is ready.")
             return
         if self.model is None:
             loading = self.loader.busy
@@ -374,6 +380,7 @@ class MainWindow(ModelsMixin, FilesMixin, WorkflowsMixin, GrowMixin, SessionMixi
             self.statusBar().showMessage("Waiting for the inference thread to stop...")
         self.importer.wait()  # a conversion is not cut off half-written
         self.loader.wait()
+        self.opener.wait()
         event.accept()
 
     def show_help(self, page: str) -> None:

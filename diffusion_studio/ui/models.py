@@ -73,9 +73,10 @@ full collection then takes about a millisecond (benchmarks/gui_responsiveness.py
 
 
 class ModelsMixin:
-    """Needs the window's state, panel, live, forward, canvas, sampler, importer (a Background
-    connected to _on_imported and _on_import_failed), settings, model_name, model_details,
-    device_label, model, show_error, clear_error, suggest_source_class and _update_actions."""
+    """Needs the window's state, panel, live, forward, canvas, sampler, importer and opener
+    (Backgrounds connected to _on_imported and _on_import_failed, _on_opened and
+    _on_open_failed), settings, model_name, model_details, device_label, model, show_error,
+    clear_error, suggest_source_class and _update_actions."""
 
     _shipped_guide: Classifier | None = None  # loaded with the embedded model, at start
 
@@ -261,7 +262,34 @@ class ModelsMixin:
         )
         if folder:
             self.settings.setValue("folders/model", folder)
-            self.load_model_folder(folder)
+            self.open_model_folder(folder)
+
+    def open_model_folder(self, folder: str | Path) -> None:
+        """File > Open model folder: the model loaded off the GUI thread (a paper's checkpoint
+        is gigabytes), the window usable meanwhile and Run refused until it is in; one that
+        fails to load leaves the current model in place, with one message."""
+        if self.sampler.running:
+            self.show_error("Wait for the run to end (or cancel it) before changing the model.")
+            return
+        if self.opener.busy:
+            self.statusBar().showMessage("A model folder is loading already", 4000)
+            return
+        device = self._device_choice()
+        self.statusBar().showMessage(f"Loading the model in {Path(folder).name}...")
+        self.opener.start(lambda: load_model(folder, device=device))
+
+    def _on_opened(self, model: DiffusionModel) -> None:
+        if self.sampler.running:  # a Compare or Grow run started meanwhile: not under it
+            self.show_error(
+                f"The model {model.info.name} loaded during a run: open it again once it ends."
+            )
+            return
+        self.clear_error()
+        self.set_model(model)
+
+    def _on_open_failed(self, message: str) -> None:
+        self.statusBar().clearMessage()
+        self.show_error(f"Could not open the model: {message}")
 
     def import_checkpoint(self) -> None:
         """File > Import checkpoint: an OpenAI guided-/improved-diffusion .pt, converted into a
@@ -340,7 +368,9 @@ class ModelsMixin:
         self.show_error(f"Could not import the checkpoint: {message}")
 
     def load_model_folder(self, folder: str | Path) -> bool:
-        """Load a model; a folder that fails to load leaves the current model in place."""
+        """Load a model here and now, for what goes on with it at once (a record's settings
+        applied to the model that made them, a crash's work restored); a folder that fails to
+        load leaves the current model in place."""
         if self.sampler.running:
             self.show_error("Wait for the run to end (or cancel it) before changing the model.")
             return False

@@ -75,3 +75,36 @@ def test_a_png_of_the_embedded_model_opens_it(window, tmp_path) -> None:
     assert window.open_file(tmp_path / "d.png")
     assert window.model.info.name == "emoji32"
     assert window.panel.request().seed == 4
+
+
+def test_open_model_folder_loads_off_the_gui_thread(qtbot, window, other_model, monkeypatch):
+    """File > Open model folder: the window goes on while the model loads (a paper's
+    checkpoint is gigabytes), Run waits for it, and the model comes in when it is ready."""
+    import threading
+
+    from diffusion_studio.ui import models
+
+    release, threads = threading.Event(), []
+
+    def slow_load(folder, device):
+        threads.append(threading.current_thread())
+        release.wait(10)
+        return load(folder, device)
+
+    load = models.load_model
+    monkeypatch.setattr(models, "load_model", slow_load)
+    window.open_model_folder(other_model)
+    qtbot.waitUntil(lambda: bool(threads), timeout=5000)
+    assert threads[0] is not threading.main_thread() and window.model.info.name == "tiny"
+    window.run()  # refused while it loads: one message, no run
+    assert not window.sampler.running and "is loading" in window.error.text()
+    release.set()
+    qtbot.waitUntil(lambda: window.model.info.name == "other", timeout=10000)
+    assert not window.error.isVisible()
+
+
+def test_a_model_folder_that_does_not_load_keeps_the_model_and_says_so(qtbot, window, tmp_path):
+    window.open_model_folder(tmp_path)  # no config.json
+    qtbot.waitUntil(lambda: window.error.isVisible(), timeout=10000)
+    assert "Could not open the model" in window.error.text()
+    assert window.model.info.name == "tiny" and not window.opener.busy
