@@ -206,6 +206,7 @@ class Sampler(QObject):
         self._thread.start(QThread.Priority.LowPriority)  # where Qt sets it: Windows, macOS
         self._running = False
         self._jobs: tuple[Job, ...] = ()
+        self._job = 0
         self._cancel = threading.Event()
         self._run_started = 0.0
         self._last_draw = 0.0
@@ -232,6 +233,7 @@ class Sampler(QObject):
         if self._running:
             raise RuntimeError("a run is already going")
         self._jobs = (jobs,) if isinstance(jobs, Job) else tuple(jobs)
+        self._job = 0  # the job of the queue the GUI was told of last
         self._cancel = threading.Event()
         self._set_running(True)
         self._start.emit(Order(model, self._jobs, self._cancel, classifier, at))
@@ -262,7 +264,7 @@ class Sampler(QObject):
     def _draw_latest(self) -> None:
         self._last_draw = time.perf_counter()
         shown = self._worker.take_frame()
-        if shown is None:
+        if shown is None or shown.job != self._job:  # the next job's, before its start is told
             return
         frame = shown.frame
         elapsed = time.perf_counter() - self._run_started
@@ -271,6 +273,7 @@ class Sampler(QObject):
 
     @Slot(int)
     def _on_job_started(self, index: int) -> None:
+        self._job = index
         self._run_started = time.perf_counter()
         self.started.emit(self._jobs[index])
 

@@ -360,3 +360,22 @@ def test_the_plots_axes_keep_their_width_whatever_a_run_s_timesteps(qtbot, studi
     live.path.set_path(list(range(999, -1, -111)))
     qtbot.wait(50)
     assert axis.width() == width
+
+
+def test_a_queue_s_next_frame_waits_for_its_job_s_start(qtbot) -> None:
+    """At a job's end the GUI takes the last frame from the mailbox, which may hold the next
+    job's first one by then: it is not drawn under the job that ended (its start comes
+    after), and the frames after it are."""
+    sampler = worker_module.Sampler()
+    try:
+        shown = []
+        sampler.frame.connect(shown.append)
+        pixels = np.zeros((1, 8, 8, 3), np.uint8)
+        sampler._worker._offer(Frame(0, 3, 90, pixels, pixels), 1)  # job 1's, job 0 on show
+        assert shown == [] and sampler._worker.take_frame() is None
+        sampler._jobs = (None, None)
+        sampler._on_job_started(1)
+        sampler._worker._offer(Frame(1, 3, 50, pixels, pixels), 1)
+        assert [s.frame.index for s in shown] == [1]
+    finally:
+        assert sampler.shutdown()
