@@ -27,6 +27,7 @@ from diffusion_studio.ui.worker import Shown, compose
 
 pg.setConfigOptions(imageAxisOrder="row-major", antialias=True)
 PLOT_INTERVAL_S = 0.1  # the plots follow a run at 10 Hz: they cost more to draw than images
+TURN_MS = 4  # between two drawings of a live frame: a quarter of a 60 Hz frame
 RUNNING = (
     "Running: each step's sample x_t and the network's prediction of the clean image x_0 as "
     "they come; scrub every step when it ends."
@@ -132,9 +133,10 @@ class LiveView(QWidget):
         self._shown: Frame | None = None  # the frame on screen
         # Live, each drawing waits for a turn of the event loop of its own (Qt delivers all
         # the events posted in a turn before a timer or an input gets in, so drawings of one
-        # turn add up to one long pause): by name, the latest state drawn when its turn comes.
+        # turn add up to one long pause), a few ms after the one before, so that what waits
+        # gets in between: by name, the latest state drawn when its turn comes.
         self._pending: dict[str, Callable[[], None]] = {}
-        self._next_turn = QTimer(self, singleShot=True, interval=0)
+        self._next_turn = QTimer(self, singleShot=True, interval=TURN_MS)
         self._next_turn.timeout.connect(self._draw_one)
 
     def _in_a_turn(self, name: str, draw: Callable[[], None]) -> None:
