@@ -49,8 +49,9 @@ def adm256(device: torch.device, quick: bool) -> DiffusionModel:
     """guided-diffusion's 256x256 unconditional network's shape (model_channels 256, channel_mult
     1,1,2,2,4,4, 2 res blocks, attention at 32, 16 and 8, 64-channel heads, resblock up/down,
     scale-shift norm) with fixed variance, random weights; --quick: a 32x32 one of width 32."""
-    from diffusion_studio.core.convert import scheduler_config, unet_config
-    from diffusion_studio.core.openai_flags import Architecture, flags_for
+    from diffusion_studio.core.checkpoint_shapes import Architecture
+    from diffusion_studio.core.openai_configs import scheduler_config, unet_config
+    from diffusion_studio.core.openai_flags import flags_for
     from diffusion_studio.core.schedule import NoiseSchedule
 
     flags = flags_for("adm-imagenet256-uncond")

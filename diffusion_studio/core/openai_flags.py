@@ -1,25 +1,25 @@
 """guided-diffusion's and improved-diffusion's flags, as people paste them from those READMEs
 (MODEL_FLAGS, DIFFUSION_FLAGS, CLASSIFIER_FLAGS, SAMPLE_FLAGS, in either spelling: --num_channels
-or --num-channels): the presets of the published checkpoints, what each flag does in a
-conversion, and the check of the flags the weights can tell against what the weights say.
+or --num-channels): the presets of the published checkpoints and what each flag does in a
+conversion.
 
 A flag is applied (what the weights cannot show: the image size, the heads, T, the schedule,
 what the network predicts and how it sees t), checked (what the weights show: channels, blocks,
 attention, classes, a learned variance...; a mismatch is refused, naming the flag and what the
-weights say), or ignored and said so (fp16, dropout, the losses of training, sampling flags).
-The Architecture a checkpoint's shapes say (core.convert reads it) is here, as what the checked
-flags are held against. No torch here: `--help` and the window's importer read it cheaply.
+weights say; core/openai_configs.py checks them), or ignored and said so (fp16, dropout, the
+losses of training, sampling flags). No torch here: `--help` and the window's importer read it
+cheaply.
 """
 
 from __future__ import annotations
 
 import shlex
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from diffusion_studio.core.errors import InputError
-from diffusion_studio.core.limits import MAX_RESOLUTION, MAX_TRAIN_TIMESTEPS
+from diffusion_studio.core.limits import MAX_TRAIN_TIMESTEPS
 
 Role = Literal["apply", "check", "ignore", "sampling"]
 Kind = Literal["int", "bool", "text", "numbers"]
@@ -269,153 +269,6 @@ def flags_from_text(text: str) -> dict[str, Any]:
         given[spec.name] = parse_value(spec, value)
         i += 1
     return given
-
-
-@dataclass(frozen=True)
-class Architecture:
-    """What a UNetModel state dict's shapes say of its network."""
-
-    in_channels: int
-    out_channels: int
-    model_channels: int
-    channel_mult: tuple[float, ...]
-    num_res_blocks: int
-    attention_levels: frozenset[int]
-    num_classes: int | None
-    resblock_updown: bool
-    use_scale_shift_norm: bool
-
-    @property
-    def learn_sigma(self) -> bool:
-        return self.out_channels == 2 * self.in_channels
-
-    @property
-    def block_channels(self) -> list[int]:
-        return [int(m * self.model_channels) for m in self.channel_mult]
-
-
-# channel_mult "" in create_model: the multipliers of each image size (improved-diffusion's 32)
-_DEFAULT_MULT = {512: (0.5, 1, 1, 2, 2, 4, 4), 256: (1, 1, 2, 2, 4, 4), 128: (1, 1, 2, 3, 4),
-                 64: (1, 2, 3, 4), 32: (1, 2, 2, 2)}  # fmt: skip
-
-
-def check_stated(flags: OpenAIFlags, arch: Architecture, classifier: bool) -> None:
-    """Refuse, in one line, the flags given that the weights contradict, each with what the
-    weights say. The flags of the other kind of network are left to `unchecked`."""
-    wrong = []
-    size = flags.image_size
-    weights = _read_weights(arch, size, classifier)
-    for name, value in flags.stated:
-        if name.startswith("classifier_") != classifier:
-            continue
-        key = name.removeprefix("classifier_")
-        key = {"width": "num_channels", "depth": "num_res_blocks"}.get(key, key)
-        expected = _stated_value(key, value, size, len(arch.channel_mult))
-        if expected is None or key not in weights:
-            continue  # the pool: attention, refused otherwise when the flags were read
-        if expected != weights[key]:
-            cli = BY_NAME[name].cli
-            wrong.append(f"{cli} {_show(value)}: the weights say {_say(key, weights[key])}")
-    if wrong:
-        raise InputError("the flags do not fit the weights: " + "; ".join(wrong))
-
-
-def unchecked(flags: OpenAIFlags, classifier: bool) -> str | None:
-    """A note naming the flags of the other kind of network, which are not checked: a model's
-    flags given with a classifier (classifier_sample.py takes both lines), or the reverse."""
-    other = [BY_NAME[n].cli for n, _ in flags.stated if n.startswith("classifier_") != classifier]
-    if not other:
-        return None
-    kind = "a model's" if classifier else "a classifier's"
-    return f"not checked, as {kind} flags and this checkpoint is not one: {', '.join(other)}"
-
-
-def _read_weights(arch: Architecture, size: int | None, classifier: bool) -> dict[str, Any]:
-    read: dict[str, Any] = {
-        "num_channels": arch.model_channels,
-        "num_res_blocks": arch.num_res_blocks,
-        "channel_mult": tuple(arch.channel_mult),
-        "use_scale_shift_norm": arch.use_scale_shift_norm,
-        "resblock_updown": arch.resblock_updown,
-    }
-    if size is not None:
-        read["attention_resolutions"] = frozenset(
-            size // 2**level for level in arch.attention_levels
-        )
-    if not classifier:
-        read["class_cond"] = arch.num_classes is not None
-        read["learn_sigma"] = arch.learn_sigma
-    return read
-
-
-def _stated_value(key: str, value: Any, size: int | None, levels: int) -> Any:
-    """The stated value in the terms _read_weights uses (None: cannot be checked here)."""
-    if key == "channel_mult":
-        if value == ():
-            return _DEFAULT_MULT.get(size) if size is not None else None
-        return tuple(value)
-    if key == "attention_resolutions":
-        if size is None:
-            return None
-        # their models attend where the downsampling rate size // r is reached by a level
-        rates = {2**level for level in range(levels)}
-        return frozenset(size // (size // int(r)) for r in value if size // int(r) in rates)
-    return value
-
-
-def _show(value: Any) -> str:
-    if isinstance(value, tuple):
-        return ",".join(f"{v:g}" for v in value) or '""'
-    return str(value)
-
-
-def _say(key: str, value: Any) -> str:
-    if isinstance(value, bool):
-        return str(value)
-    if key == "attention_resolutions":
-        return ",".join(str(r) for r in sorted(value, reverse=True)) or "none"
-    if key == "channel_mult":
-        return _show(value)
-    return str(value)
-
-
-def check_image_size(size: int | None, levels: int) -> None:
-    """The image size a network of `levels` levels can take: a multiple of 2^(levels - 1),
-    within the studio's resolution (named by its flag, not by the folder it is written to)."""
-    if size is None:
-        raise InputError("the image size is not in the weights: give --image-size (or --preset)")
-    factor = 2 ** (levels - 1)
-    if not 1 <= size <= MAX_RESOLUTION or size % factor:
-        raise InputError(
-            f"--image-size {size} does not fit the weights: their network halves the image "
-            f"{levels - 1} times, so the size is a multiple of {factor} up to {MAX_RESOLUTION}"
-        )
-
-
-def check_heads(flags: OpenAIFlags, widths: Iterable[int]) -> None:
-    """The heads given divide every attention width of the network (--num-heads 7 into 256
-    channels cannot be split)."""
-    widths = sorted(set(widths))
-    if flags.num_head_channels > 0:
-        if any(w % flags.num_head_channels for w in widths):
-            raise InputError(
-                f"--num-head-channels {flags.num_head_channels} does not divide the attention "
-                f"widths of the weights, {_list(widths)}"
-            )
-        return
-    for flag, heads in (("--num-heads", flags.num_heads),
-                        ("--num-heads-upsample", flags.num_heads_upsample)):  # fmt: skip
-        if heads == -1 and flag == "--num-heads-upsample":
-            continue
-        if heads < 1 or any(w % heads for w in widths):
-            raise InputError(
-                f"{flag} {heads} does not divide the attention widths of the weights, "
-                f"{_list(widths)}"
-            )
-
-
-def _list(numbers: Sequence[int]) -> str:
-    return ", ".join(map(str, numbers))
 
 
 def describe(flags: OpenAIFlags) -> dict[str, Any]:

@@ -11,9 +11,10 @@ import numpy as np
 import pytest
 import torch
 
-from diffusion_studio.core.convert import convert_checkpoint, scheduler_config
+from diffusion_studio.core.convert import convert_checkpoint
 from diffusion_studio.core.job import Job
 from diffusion_studio.core.model import DiffusionModel
+from diffusion_studio.core.openai_configs import scheduler_config
 from diffusion_studio.core.openai_flags import PRESETS, flags_for
 from diffusion_studio.core.request import SampleRequest
 from diffusion_studio.core.run import run
