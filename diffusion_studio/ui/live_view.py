@@ -145,6 +145,7 @@ class LiveView(QWidget):
             self._next_turn.start()
 
     def _draw_one(self) -> None:
+        """The drawing waiting longest; the next one's turn after it."""
         if self._pending:
             self._pending.pop(next(iter(self._pending)))()
         if self._pending:
@@ -152,9 +153,9 @@ class LiveView(QWidget):
 
     def _draw_pending(self) -> None:
         """Everything waiting for a turn, now (the run is over: a scrub draws at once)."""
-        self._next_turn.stop()
         while self._pending:
-            self._pending.pop(next(iter(self._pending)))()
+            self._draw_one()
+        self._next_turn.stop()
 
     def start_run(self, timesteps: list[int], guided: bool = False) -> None:
         """A new run: the path of its network calls, no scrubbing until it ends (the slider
